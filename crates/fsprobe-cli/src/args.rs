@@ -1,0 +1,84 @@
+//! Command-line flags, named as in the seed (FSProbe) so its users feel at home.
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+use fsprobe::{BackendKind, EventKind, ResolutionMode};
+
+/// File-system event notifier based on eBPF: VFS events with paths
+/// resolved from kernel dentries.
+#[derive(Debug, Parser)]
+#[command(name = "fsprobe", version, about, after_help = "Example:\n  sudo fsprobe /tmp")]
+pub struct Args {
+    /// Files and directories to watch.
+    pub paths: Vec<PathBuf>,
+
+    /// User space channel size.
+    #[arg(short = 's', long = "chan-size", default_value_t = 1000)]
+    pub chan_size: usize,
+
+    /// In-kernel dentry resolution mode: fragments, single_fragment or perf_buffer.
+    #[arg(long = "dentry-resolution-mode", default_value = "perf_buffer", value_parser = parse_mode)]
+    pub dentry_resolution_mode: ResolutionMode,
+
+    /// Listen for this event only (repeatable). Default: all but modify.
+    /// One of: open, mkdir, link, rename, setattr, unlink, rmdir, modify.
+    #[arg(short = 'e', long = "event", value_parser = parse_event)]
+    pub events: Vec<EventKind>,
+
+    /// Keep watching files moved out of the watched trees.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub follow: bool,
+
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Write events to this file (created or truncated) instead of stdout.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+
+    /// Report only events on the watched paths; false: the whole system.
+    #[arg(long = "paths-filtering", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub paths_filtering: bool,
+
+    /// Kernel-to-user ring buffer size, in 4 KiB pages (rounded up to a power of two).
+    #[arg(long = "perf-buffer-size", default_value_t = 128)]
+    pub perf_buffer_size: usize,
+
+    /// Watch whole trees, and directories created later; false: direct children only.
+    #[arg(short = 'r', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub recursive: bool,
+
+    /// Where to hook: auto, fentry, kprobe or tracepoint.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    pub backend: BackendKind,
+
+    /// Most files and directories the in-kernel filter can hold.
+    #[arg(long = "max-watches", default_value_t = 1 << 20)]
+    pub max_watches: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// One JSON object per line (NDJSON).
+    Json,
+    /// Nothing (count only).
+    None,
+}
+
+fn parse_event(s: &str) -> Result<EventKind, String> {
+    s.parse()
+}
+
+fn parse_mode(s: &str) -> Result<ResolutionMode, String> {
+    s.parse()
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse()
+}

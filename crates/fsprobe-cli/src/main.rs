@@ -1,0 +1,130 @@
+//! `fsprobe`: the command-line client of the fsprobe library.
+mod args;
+mod sink;
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::mpsc::TryRecvError;
+
+use anyhow::Context;
+use clap::Parser;
+
+use args::{Args, Format};
+use sink::{JsonSink, NoSink, Sink, TableSink};
+
+fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout().lock()),
+    };
+    let out = BufWriter::with_capacity(64 * 1024, out);
+    Ok(match args.format {
+        Format::Table => Box::new(TableSink::new(out)),
+        Format::Json => Box::new(JsonSink(out)),
+        Format::None => Box::new(NoSink),
+    })
+}
+
+fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
+    fsprobe::Probe::builder()
+        .paths(args.paths.iter().cloned())
+        .recursive(args.recursive)
+        .paths_filtering(args.paths_filtering)
+        .follow(args.follow)
+        .events(args.events.iter().copied())
+        .channel_size(args.chan_size)
+        .buffer_pages(args.perf_buffer_size)
+        .resolution_mode(args.dentry_resolution_mode)
+        .backend(args.backend)
+        .max_watches(args.max_watches)
+}
+
+/// Writes records until the probe stops; a closed pipe stops it quietly.
+fn pump(probe: &fsprobe::Probe, sink: &mut dyn Sink) -> io::Result<()> {
+    let records = probe.records();
+    loop {
+        let record = match records.try_recv() {
+            Ok(r) => r,
+            Err(TryRecvError::Empty) => {
+                sink.flush()?;
+                match records.recv() {
+                    Ok(r) => r,
+                    Err(_) => return sink.flush(),
+                }
+            }
+            Err(TryRecvError::Disconnected) => return sink.flush(),
+        };
+        sink.write(&record)?;
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut sink = open_sink(&args)?;
+    let probe = probe_builder(&args).start()?;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, probe.stop_flag())
+            .context("installing the signal handler")?;
+    }
+    let ready = probe.ready();
+    eprintln!(
+        "fsprobe: ready (backend: {}, watched inodes: {}, syscalls hooked: {}{})",
+        ready.backend,
+        ready.watched_inodes,
+        ready.syscalls.len(),
+        if ready.missing_syscalls.is_empty() {
+            String::new()
+        } else {
+            format!(", absent on this kernel: {}", ready.missing_syscalls.join(" "))
+        }
+    );
+    let pumped = pump(&probe, sink.as_mut());
+    let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        pumped.context("writing events")?;
+    }
+    let summary = probe.join()?;
+    eprintln!(
+        "fsprobe: {} events, {} lost (buffer full: {}, in flight: {}, undecodable: {}), watch limit hits: {}",
+        summary.events,
+        summary.lost(),
+        summary.lost_buffer_full,
+        summary.lost_in_flight,
+        summary.undecodable,
+        summary.watch_limit_hits
+    );
+    Ok(())
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<fsprobe::Error>() {
+        Some(fsprobe::Error::NotImplemented(_)) => 2,
+        _ => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("fsprobe: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fsprobe: error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}

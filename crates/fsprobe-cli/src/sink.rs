@@ -1,0 +1,103 @@
+//! Where records go: aligned table, NDJSON, or nowhere.
+use std::io::{self, Write};
+
+use fsprobe::{Event, FileRef, Record};
+
+/// One output format.
+pub trait Sink {
+    fn write(&mut self, record: &Record) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// One JSON object per line.
+pub struct JsonSink<W: Write>(pub W);
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        serde_json::to_writer(&mut self.0, record)?;
+        self.0.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Discards records (the probe still counts them).
+pub struct NoSink;
+
+impl Sink for NoSink {
+    fn write(&mut self, _record: &Record) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Aligned columns, like the seed's output.
+pub struct TableSink<W: Write> {
+    out: W,
+    header_written: bool,
+}
+
+impl<W: Write> TableSink<W> {
+    pub fn new(out: W) -> Self {
+        TableSink {
+            out,
+            header_written: false,
+        }
+    }
+}
+
+const HEADER: &str = "EVT      TIME                           PID     TID     UID    GID    COMM             INODE      MOUNTID RET    PATH";
+
+fn display_path(f: &FileRef) -> String {
+    let mut s = f.path.to_string_lossy().into_owned();
+    if f.truncated {
+        s.insert_str(0, "...");
+    }
+    s
+}
+
+fn event_line(e: &Event) -> String {
+    let mut path = display_path(&e.file);
+    if let Some(t) = &e.target {
+        path.push_str(" -> ");
+        path.push_str(&display_path(t));
+    }
+    format!(
+        "{:<8} {:<30} {:<7} {:<7} {:<6} {:<6} {:<16} {:<10} {:<7} {:<6} {}",
+        e.kind.name(),
+        e.time_rfc3339(),
+        e.process.pid,
+        e.process.tid,
+        e.process.uid,
+        e.process.gid,
+        e.process.comm,
+        e.file.inode,
+        e.file.mount_id,
+        e.retval,
+        path
+    )
+}
+
+impl<W: Write> Sink for TableSink<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        if !self.header_written {
+            writeln!(self.out, "{HEADER}")?;
+            self.header_written = true;
+        }
+        match record {
+            Record::Event(e) => writeln!(self.out, "{}", event_line(e)),
+            Record::Lost { count, reason } => {
+                writeln!(self.out, "{:<8} {count} events lost ({reason:?})", "LOST")
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Dentry → absolute path, in the kernel.
+ *
+ * Like the kernel's prepend_path() (fs/d_path.c): walk d_parent up to the
+ * root of the dentry's mount, then continue from the mount point in the
+ * parent mount, until the root of the mount namespace. Names are written
+ * backwards into scratch.walk, so the path ends up contiguous at
+ * walk[off .. FSP_PATH_MAX). No component limit: the walk stops only when
+ * the path would exceed PATH_MAX - 1 bytes, and then says so with
+ * FSP_PATH_TRUNCATED.
+ */
+#ifndef FSP_DENTRY_H
+#define FSP_DENTRY_H
+
+#include "maps.h"
+
+/* 2048 one-letter components fill PATH_MAX; the rest is mount crossings. */
+#define FSP_WALK_STEPS (FSP_PATH_MAX + 64)
+
+struct walk_ctx {
+	struct fsp_scratch *s;
+};
+
+static long walk_step(__u32 i, void *data)
+{
+	struct fsp_scratch *s = ((struct walk_ctx *)data)->s;
+	struct walk_state *w = &s->ws;
+	struct dentry *d = w->dentry;
+	struct mount *m = w->mnt;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
+	const unsigned char *name;
+	__u32 len;
+
+	if (d == mnt_root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+
+		if (d != mnt_root)
+			w->flags |= FSP_PATH_DISCONNECTED;
+		if (d != mnt_root || mp == m || !mp) {
+			w->done = 1;
+			return 1;
+		}
+		w->dentry = BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = mp;
+		return 0;
+	}
+
+	len = BPF_CORE_READ(d, d_name.len);
+	name = BPF_CORE_READ(d, d_name.name);
+	if (len > FSP_NAME_MAX || len + 1 >= w->off) {
+		w->flags |= FSP_PATH_TRUNCATED;
+		w->done = 1;
+		return 1;
+	}
+	w->off -= len;
+	bpf_probe_read_kernel(&s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)], FSP_BOUND(len, FSP_NAME_MAX), name);
+	w->off -= 1;
+	s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)] = '/';
+	w->dentry = parent;
+	return 0;
+}
+
+/*
+ * Resolve (dentry, vfsmount) into s->walk. Returns the path's length; the
+ * path starts at s->walk[s->ws.off]. s->ws.flags tells whether it is whole.
+ */
+static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *d,
+					  struct vfsmount *vmnt)
+{
+	struct walk_ctx ctx = { .s = s };
+
+	s->ws.dentry = d;
+	s->ws.mnt = real_mount(vmnt);
+	s->ws.off = FSP_PATH_MAX;
+	s->ws.flags = 0;
+	s->ws.done = 0;
+	bpf_loop(FSP_WALK_STEPS, walk_step, &ctx, 0);
+	if (!s->ws.done)
+		s->ws.flags |= FSP_PATH_TRUNCATED;
+	if (s->ws.off == FSP_PATH_MAX) {
+		/* The root itself. */
+		s->ws.off = FSP_PATH_MAX - 1;
+		s->walk[FSP_PATH_MAX - 1] = '/';
+	}
+	return FSP_PATH_MAX - s->ws.off;
+}
+
+static __always_inline __u32 mount_id(struct vfsmount *vmnt)
+{
+	return BPF_CORE_READ(real_mount(vmnt), mnt_id);
+}
+
+#endif /* FSP_DENTRY_H */

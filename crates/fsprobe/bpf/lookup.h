@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * A syscall's path argument → the dentry it names, looked up in the dcache.
+ *
+ * Syscall tracepoints see only the string a process passed. To report a
+ * canonical path and the right inode, each component is matched against
+ * the children of the dentry resolved so far (the kernel's own dcache),
+ * starting from a kernel object: the task's root for absolute paths, the
+ * dirfd's file or the task's cwd otherwise. "." and ".." are applied to
+ * dentries, mount points are crossed like follow_mount() does.
+ *
+ * The lookup stops, leaving the rest unresolved, at a component that is
+ * not cached, a symlink that is not the last component, or a name longer
+ * than NAME_MAX. Callers then append the unresolved rest and flag it
+ * (FSP_PATH_USER_SUFFIX): those bytes came from user memory.
+ *
+ * One bpf_loop callback runs a small state machine: it scans one byte,
+ * one child dentry or one child mount per step (the verifier rejects
+ * clang's merging of two callbacks, see PERFORMANCE-NOTES).
+ */
+#ifndef FSP_LOOKUP_H
+#define FSP_LOOKUP_H
+
+#include "maps.h"
+
+enum {
+	LS_BYTES = 0,  /* reading the next component */
+	LS_CHILD = 1,  /* scanning cur's children for the component */
+	LS_MOUNT = 2,  /* scanning mnt's child mounts for one on cur */
+};
+
+/* Bytes, children and mounts scanned, all told, before giving up. */
+#define FSP_LOOKUP_STEPS (1 << 20)
+
+struct lookup_ctx {
+	struct fsp_scratch *s;
+};
+
+static __always_inline bool is_dir(struct dentry *d)
+{
+	umode_t mode = BPF_CORE_READ(d, d_inode, i_mode);
+
+	return (mode & FSP_S_IFMT) == FSP_S_IFDIR;
+}
+
+static __always_inline bool is_symlink(struct dentry *d)
+{
+	umode_t mode = BPF_CORE_READ(d, d_inode, i_mode);
+
+	return (mode & FSP_S_IFMT) == FSP_S_IFLNK;
+}
+
+static __always_inline void *first_child(struct lookup_state *l)
+{
+	struct dentry *d = l->cur;
+
+	if (dentry_has_hlist_children())
+		return BPF_CORE_READ(d, d_children.first);
+	struct dentry___pre68 *old = (void *)d;
+
+	l->head = (char *)d + bpf_core_field_offset(struct dentry___pre68, d_subdirs);
+	return BPF_CORE_READ(old, d_subdirs.next);
+}
+
+/* The child dentry that owns list node `node`, or NULL at the end. */
+static __always_inline struct dentry *child_of_node(struct lookup_state *l, void *node)
+{
+	if (dentry_has_hlist_children()) {
+		if (!node)
+			return NULL;
+		return (void *)((char *)node - bpf_core_field_offset(struct dentry, d_sib));
+	}
+	if (!node || node == l->head)
+		return NULL;
+	return (void *)((char *)node - bpf_core_field_offset(struct dentry___pre68, d_child));
+}
+
+static __always_inline void *next_sibling(void *node)
+{
+	/* hlist_node and list_head both start with `next`. */
+	void *next = NULL;
+
+	bpf_probe_read_kernel(&next, sizeof(next), node);
+	return next;
+}
+
+/* Is the candidate's name the component in s->comp? Both are len bytes. */
+static __always_inline bool same_name(struct fsp_scratch *s, const unsigned char *name, __u32 len)
+{
+	if (bpf_probe_read_kernel(s->cand, FSP_BOUND(len, FSP_NAME_MAX), name))
+		return false;
+	for (int i = 0; i < 32; i++) {
+		__u32 left;
+		__u64 mask;
+
+		if (i * 8 >= len)
+			return true;
+		left = len - i * 8;
+		mask = left >= 8 ? ~0ULL : (1ULL << (left * 8)) - 1;
+		if ((s->comp[i] ^ s->cand[i]) & mask)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ".." from cur: leave mount roots first, as follow_dotdot() does.
+ * (Kernel pointers are copied to locals before BPF_CORE_READ, which
+ * would otherwise try to relocate the access to our own struct too.)
+ */
+static __always_inline void step_up(struct lookup_state *l)
+{
+	struct dentry *cur = l->cur;
+	struct mount *m = l->mnt;
+
+	for (int i = 0; i < 16; i++) {
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+
+		if (cur != BPF_CORE_READ(m, mnt.mnt_root) || mp == m || !mp)
+			break;
+		cur = BPF_CORE_READ(m, mnt_mountpoint);
+		m = mp;
+	}
+	l->cur = BPF_CORE_READ(cur, d_parent);
+	l->mnt = m;
+}
+
+static __always_inline void *first_child_mount(struct lookup_state *l)
+{
+	struct mount *m = l->mnt;
+
+	l->head = (char *)m + bpf_core_field_offset(struct mount, mnt_mounts);
+	return BPF_CORE_READ(m, mnt_mounts.next);
+}
+
+/* A component ended at l->pos: decide what to do with it. */
+static __always_inline long end_component(struct fsp_scratch *s, struct lookup_state *l)
+{
+	__u32 start = l->comp_start, len = l->pos - l->comp_start;
+	char c0 = s->upath[FSP_BOUND(start, FSP_PATH_MAX - 1)];
+	char c1 = s->upath[FSP_BOUND(start + 1, FSP_PATH_MAX - 1)];
+
+	l->comp_len = len;
+	l->pos++;
+	if (len == 0 || (len == 1 && c0 == '.')) {
+		l->resolved = l->pos - 1;
+		l->comp_start = l->pos;
+		return 0;
+	}
+	if (len == 2 && c0 == '.' && c1 == '.') {
+		step_up(l);
+		l->resolved = l->pos - 1;
+		l->comp_start = l->pos;
+		return 0;
+	}
+	if (len > FSP_NAME_MAX || !is_dir(l->cur)) {
+		l->done = 1;
+		return 1;
+	}
+	bpf_probe_read_kernel(s->comp, FSP_BOUND(len, FSP_NAME_MAX), &s->upath[FSP_BOUND(start, FSP_PATH_MAX - 1)]);
+	l->node = first_child(l);
+	l->state = LS_CHILD;
+	return 0;
+}
+
+/* The component was found as `child`: descend, crossing mounts on it. */
+static __always_inline long found_child(struct lookup_state *l, struct dentry *child)
+{
+	bool last = l->pos >= l->len;
+
+	if (is_symlink(child) && !last) {
+		/* Following it would take a string from the symlink: stop. */
+		l->done = 1;
+		return 1;
+	}
+	l->cur = child;
+	l->resolved = l->pos - 1;
+	if (l->resolved > l->len)
+		l->resolved = l->len;
+	l->comp_start = l->pos;
+	if (BPF_CORE_READ(child, d_flags) & dcache_mounted_flag()) {
+		l->node = first_child_mount(l);
+		l->state = LS_MOUNT;
+		return 0;
+	}
+	l->state = LS_BYTES;
+	if (last)
+		l->done = 1;
+	return l->done ? 1 : 0;
+}
+
+static long lookup_step(__u32 i, void *data)
+{
+	struct fsp_scratch *s = ((struct lookup_ctx *)data)->s;
+	struct lookup_state *l = &s->ls;
+
+	if (l->state == LS_BYTES) {
+		if (l->pos < l->len && s->upath[FSP_BOUND(l->pos, FSP_PATH_MAX - 1)] != '/') {
+			l->pos++;
+			return 0;
+		}
+		if (l->pos >= l->len && l->pos == l->comp_start) {
+			l->done = 1;
+			return 1;
+		}
+		return end_component(s, l);
+	}
+
+	if (l->state == LS_CHILD) {
+		struct dentry *child = child_of_node(l, l->node);
+
+		if (!child) {
+			/* Not in the dcache (or does not exist): stop here. */
+			l->done = 1;
+			return 1;
+		}
+		l->node = next_sibling(l->node);
+		if (BPF_CORE_READ(child, d_name.len) != l->comp_len ||
+		    !BPF_CORE_READ(child, d_hash.pprev))
+			return 0;
+		if (!same_name(s, BPF_CORE_READ(child, d_name.name), l->comp_len))
+			return 0;
+		if (!BPF_CORE_READ(child, d_inode)) {
+			/* A negative dentry: the name does not exist. */
+			l->done = 1;
+			return 1;
+		}
+		return found_child(l, child);
+	}
+
+	/* LS_MOUNT: find the mount whose mount point is l->cur. */
+	if (!l->node || l->node == l->head) {
+		/* Flagged but nothing mounted in this namespace: stay. */
+		l->state = LS_BYTES;
+		if (l->pos >= l->len)
+			l->done = 1;
+		return l->done ? 1 : 0;
+	}
+	struct mount *child_mnt =
+		(void *)((char *)l->node - bpf_core_field_offset(struct mount, mnt_child));
+
+	l->node = next_sibling(l->node);
+	if (BPF_CORE_READ(child_mnt, mnt_mountpoint) != l->cur)
+		return 0;
+	struct dentry *root = BPF_CORE_READ(child_mnt, mnt.mnt_root);
+
+	l->mnt = child_mnt;
+	l->cur = root;
+	/* Another file system may be mounted on this one's root. */
+	if (BPF_CORE_READ(root, d_flags) & dcache_mounted_flag()) {
+		l->node = first_child_mount(l);
+		return 0;
+	}
+	l->state = LS_BYTES;
+	if (l->pos >= l->len)
+		l->done = 1;
+	return l->done ? 1 : 0;
+}
+
+/*
+ * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
+ * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
+ * bytes of upath that covers; the rest is the unresolved suffix.
+ */
+static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
+					struct vfsmount *vmnt, __u32 len)
+{
+	struct lookup_ctx ctx = { .s = s };
+	struct lookup_state *l = &s->ls;
+
+	l->cur = base;
+	l->mnt = real_mount(vmnt);
+	l->node = NULL;
+	l->head = NULL;
+	l->pos = 0;
+	l->len = len;
+	l->comp_start = 0;
+	l->comp_len = 0;
+	l->resolved = 0;
+	l->state = LS_BYTES;
+	l->done = 0;
+	if (len > 0 && s->upath[0] == '/') {
+		l->pos = 1;
+		l->comp_start = 1;
+		l->resolved = 1;
+	}
+	bpf_loop(FSP_LOOKUP_STEPS, lookup_step, &ctx, 0);
+	if (l->resolved > len)
+		l->resolved = len;
+}
+
+#endif /* FSP_LOOKUP_H */

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/* Configuration, maps and per-CPU scratch space shared by every backend. */
+#ifndef FSP_MAPS_H
+#define FSP_MAPS_H
+
+#include "compat.h"
+#include "events.h"
+
+/* Set by user space before load (read-only afterwards). */
+const volatile __u32 cfg_self_tgid = 0;
+const volatile bool cfg_paths_filtering = true;
+const volatile bool cfg_recursive = true;
+const volatile bool cfg_follow = true;
+const volatile __u32 cfg_event_mask = 0;          /* bit (1 << enum fsp_kind) */
+const volatile __u64 cfg_wakeup_watermark = 0;    /* bytes pending before a wakeup */
+
+/* Path walk state: see dentry.h. */
+struct walk_state {
+	struct dentry *dentry;
+	struct mount *mnt;
+	__u32 off;       /* start of the path in scratch.walk; it grows downwards */
+	__u16 flags;     /* enum fsp_path_flags */
+	__u16 done;
+};
+
+/* Name lookup state: see lookup.h. */
+struct lookup_state {
+	struct dentry *cur;   /* deepest dentry resolved so far */
+	struct mount *mnt;    /* its mount */
+	void *node;           /* children scan: current list node */
+	void *head;           /* children scan (before 6.8): the list head */
+	__u32 pos;            /* next byte of upath to look at */
+	__u32 len;            /* length of upath */
+	__u32 comp_start;     /* component being resolved */
+	__u32 comp_len;
+	__u32 resolved;       /* bytes of upath resolved into cur */
+	__u8 state;
+	__u8 done;
+	__u16 pad;
+};
+
+/* Per-CPU scratch: BPF stacks are 512 bytes, paths are 4096. */
+struct fsp_scratch {
+	/* [off, FSP_PATH_MAX): resolved path; then an unresolved suffix. */
+	char walk[2 * FSP_PATH_MAX + 256];
+	char upath[FSP_PATH_MAX];
+	__u64 comp[32];   /* the component being looked up */
+	__u64 cand[32];   /* a candidate child's name */
+	struct walk_state ws;
+	struct lookup_state ls;
+	struct fsp_record rec;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fsp_scratch);
+} scratch SEC(".maps");
+
+/* The transport. Its size is set by user space (--perf-buffer-size). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 512 * 1024);
+} events SEC(".maps");
+
+/* Identities of the watched files and directories; never evicts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct fsp_inode_key);
+	__type(value, __u32);
+} watched SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FSP_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline struct fsp_scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &which);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline bool event_enabled(__u8 kind)
+{
+	return cfg_event_mask & (1u << kind);
+}
+
+#endif /* FSP_MAPS_H */

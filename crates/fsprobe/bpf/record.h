@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Building a record in per-CPU scratch and sending it. Backends call
+ * record_begin(), then put_dentry() / put_name() for the file and the
+ * target, then record_send().
+ */
+#ifndef FSP_RECORD_H
+#define FSP_RECORD_H
+
+#include "dentry.h"
+#include "filter.h"
+#include "lookup.h"
+
+#define FSP_AT_FDCWD -100
+#define FSP_MASK (FSP_PATH_MAX - 1)
+
+enum fsp_slot { SLOT_FILE = 0, SLOT_TARGET = 1 };
+
+static __always_inline struct fsp_file *slot(struct fsp_scratch *s, enum fsp_slot which)
+{
+	return which == SLOT_FILE ? &s->rec.hdr.file : &s->rec.hdr.target;
+}
+
+static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16 nr, __s64 ret)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fsp_event *e = &s->rec.hdr;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = FSP_EVENT_VERSION;
+	e->kind = kind;
+	e->syscall_nr = nr;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->retval = ret;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->attr_uid = (__u32)-1;
+	e->attr_gid = (__u32)-1;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+}
+
+/* Where the next path starts in rec.data: after the file's path. */
+static __always_inline __u32 data_pos(struct fsp_scratch *s, enum fsp_slot which)
+{
+	return which == SLOT_FILE ? 0 : s->rec.hdr.file.path_len;
+}
+
+/* Copy the path built in s->walk into the record's slot. */
+static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot which, __u32 len,
+					__u32 user_len)
+{
+	struct fsp_file *f = slot(s, which);
+	__u32 pos = data_pos(s, which);
+
+	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, FSP_MASK)], FSP_BOUND(len, FSP_MASK),
+			      &s->walk[FSP_BOUND(s->ws.off, FSP_MASK)]);
+	f->path_len = len;
+	f->user_len = user_len;
+	f->flags |= s->ws.flags;
+}
+
+static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, struct vfsmount *mnt)
+{
+	f->ino = BPF_CORE_READ(d, d_inode, i_ino);
+	f->dev = BPF_CORE_READ(d, d_sb, s_dev);
+	f->mode = BPF_CORE_READ(d, d_inode, i_mode);
+	f->mnt_id = mount_id(mnt);
+}
+
+/* The slot describes the existing object d; returns whether it is watched. */
+static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
+				       struct dentry *d, struct vfsmount *mnt)
+{
+	struct fsp_file *f = slot(s, which);
+	__u32 len;
+
+	if (!d || !mnt) {
+		f->flags = FSP_PATH_MISSING;
+		return !cfg_paths_filtering;
+	}
+	fill_identity(f, d, mnt);
+	len = resolve_path(s, d, mnt);
+	commit_path(s, which, len, 0);
+	return object_matches(d);
+}
+
+static __always_inline bool put_file(struct fsp_scratch *s, enum fsp_slot which, struct file *file)
+{
+	return put_dentry(s, which, BPF_CORE_READ(file, f_path.dentry),
+			  BPF_CORE_READ(file, f_path.mnt));
+}
+
+/* The file open as descriptor fd in the current task, or NULL. */
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+
+	if (fd < 0 || fd >= max)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* Where a name lookup starts: the root, the cwd or the dirfd's directory. */
+static __always_inline bool lookup_base(struct fsp_scratch *s, long dirfd, struct dentry **d,
+					struct vfsmount **mnt)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file *f;
+
+	if (s->upath[0] == '/') {
+		*d = BPF_CORE_READ(task, fs, root.dentry);
+		*mnt = BPF_CORE_READ(task, fs, root.mnt);
+	} else if ((int)dirfd == FSP_AT_FDCWD) {
+		*d = BPF_CORE_READ(task, fs, pwd.dentry);
+		*mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+	} else {
+		f = fd_file((int)dirfd);
+		if (!f)
+			return false;
+		*d = BPF_CORE_READ(f, f_path.dentry);
+		*mnt = BPF_CORE_READ(f, f_path.mnt);
+	}
+	return *d && *mnt;
+}
+
+/* Index in upath where the unresolved rest starts (ulen when none). */
+static __always_inline __u32 suffix_start(struct fsp_scratch *s, __u32 from, __u32 ulen)
+{
+	for (int i = 0; i < 8 && from < ulen; i++) {
+		if (s->upath[FSP_BOUND(from, FSP_MASK)] != '/')
+			break;
+		from++;
+	}
+	return from;
+}
+
+/*
+ * Append upath[from, ulen) to the path in walk, after a '/' unless the
+ * path is the root. Returns the bytes appended.
+ */
+static __always_inline __u32 append_suffix(struct fsp_scratch *s, __u32 from, __u32 ulen)
+{
+	__u32 base_len = FSP_PATH_MAX - s->ws.off;
+	__u32 sep = base_len > 1 ? 1 : 0;
+	__u32 n = ulen - from;
+
+	if (s->ws.off < 2 + sep) {
+		s->ws.flags |= FSP_PATH_TRUNCATED;
+		return 0;
+	}
+	if (n > s->ws.off - 1 - sep) {
+		n = s->ws.off - 1 - sep;
+		s->ws.flags |= FSP_PATH_TRUNCATED;
+	}
+	if (sep)
+		s->walk[FSP_PATH_MAX] = '/';
+	bpf_probe_read_kernel(&s->walk[FSP_PATH_MAX + sep], FSP_BOUND(n, FSP_MASK), &s->upath[FSP_BOUND(from, FSP_MASK)]);
+	return n + sep;
+}
+
+/*
+ * The slot describes what the path argument at user address `uptr`
+ * (relative to dirfd) names: looked up in the dcache as far as it goes,
+ * the rest appended and flagged. Returns whether it is watched: the
+ * object itself when fully resolved, else its parent when only the last
+ * name is missing.
+ */
+static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
+				     const char *uptr)
+{
+	struct fsp_file *f = slot(s, which);
+	struct dentry *base = NULL;
+	struct vfsmount *bmnt = NULL, *mnt;
+	__u32 ulen, len, extra, from;
+	long n;
+
+	n = bpf_probe_read_user_str(s->upath, FSP_PATH_MAX, uptr);
+	if (n <= 0 || !lookup_base(s, dirfd, &base, &bmnt)) {
+		f->flags = FSP_PATH_MISSING;
+		return !cfg_paths_filtering;
+	}
+	ulen = n - 1;
+	lookup_path(s, base, bmnt, ulen);
+	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
+	len = resolve_path(s, s->ls.cur, mnt);
+	from = suffix_start(s, s->ls.resolved, ulen);
+	if (from >= ulen) {
+		fill_identity(f, s->ls.cur, mnt);
+		commit_path(s, which, len, 0);
+		return object_matches(s->ls.cur);
+	}
+	extra = append_suffix(s, from, ulen);
+	f->flags = FSP_PATH_USER_SUFFIX;
+	f->mnt_id = mount_id(mnt);
+	commit_path(s, which, len + extra, extra ? extra - (len > 1 ? 1 : 0) : 0);
+	return child_matches(s->ls.cur);
+}
+
+/* Send the record if it passed the filter. */
+static __always_inline void record_send(struct fsp_scratch *s, bool matched)
+{
+	struct fsp_event *e = &s->rec.hdr;
+	__u64 size, flags = BPF_RB_NO_WAKEUP;
+
+	if (!matched)
+		return;
+	size = sizeof(*e) + e->file.path_len + e->target.path_len;
+	if (size > sizeof(s->rec))
+		size = sizeof(s->rec);
+	e->size = size;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, &s->rec, size, flags)) {
+		count(FSP_CNT_LOST_RINGBUF);
+		return;
+	}
+	count(FSP_CNT_EVENTS);
+}
+
+#endif /* FSP_RECORD_H */

@@ -1,0 +1,398 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * The tracepoint backend: syscall entry and exit tracepoints.
+ *
+ * One program handles every sys_enter_* tracepoint fsprobe attaches to,
+ * and one every sys_exit_*; both dispatch on the syscall number (x86-64
+ * numbers). Entry records the arguments, and for unlink, rmdir and rename
+ * resolves the source while it still exists. Exit resolves everything
+ * else from kernel objects (the returned or passed file descriptor, or
+ * the dcache, see lookup.h) and sends one record with the return value.
+ */
+#include "record.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+enum {
+	NR_write = 1, NR_open = 2, NR_pwrite64 = 18, NR_writev = 20,
+	NR_truncate = 76, NR_ftruncate = 77, NR_rename = 82, NR_mkdir = 83,
+	NR_rmdir = 84, NR_creat = 85, NR_link = 86, NR_unlink = 87,
+	NR_chmod = 90, NR_fchmod = 91, NR_chown = 92, NR_fchown = 93,
+	NR_lchown = 94, NR_utime = 132, NR_utimes = 235, NR_openat = 257,
+	NR_mkdirat = 258, NR_fchownat = 260, NR_futimesat = 261,
+	NR_unlinkat = 263, NR_renameat = 264, NR_linkat = 265,
+	NR_fchmodat = 268, NR_utimensat = 280, NR_pwritev = 296,
+	NR_renameat2 = 316, NR_pwritev2 = 328, NR_openat2 = 437, NR_fchmodat2 = 452,
+};
+
+#define FSP_O_CREAT 0100
+#define FSP_CREAT_FLAGS (0100 | 01 | 01000) /* O_CREAT | O_WRONLY | O_TRUNC */
+#define FSP_AT_REMOVEDIR 0x200
+
+/* A syscall between its entry and exit. */
+struct pending {
+	__u16 nr;
+	__u8 kind;
+	__u8 src_matched;
+	__s32 fd;            /* fd-based calls; -1 otherwise */
+	__s64 dirfd;
+	const char *path;
+	__s64 dirfd2;
+	const char *path2;
+	__u32 open_flags;
+	__u32 mode;
+	__u32 attr_mask;
+	__u32 attr_uid;
+	__u32 attr_gid;
+	__u32 src_nlink;
+	__s64 attr_size;
+	/* unlink, rmdir, rename: the source, resolved at entry. */
+	struct dentry *src;
+	struct dentry *src_parent;
+	struct vfsmount *src_mnt;
+	struct fsp_file src_id;
+	__u32 src_name_len;
+	char src_name[FSP_NAME_MAX + 1];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending_calls SEC(".maps");
+
+/* Entry scratch: struct pending is too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending_scratch SEC(".maps");
+
+static __always_inline void set_attr(struct pending *p, __u32 mask)
+{
+	p->kind = FSP_SETATTR;
+	p->attr_mask = mask;
+}
+
+static __always_inline void set_name(struct pending *p, long dirfd, unsigned long path)
+{
+	p->dirfd = dirfd;
+	p->path = (const char *)path;
+}
+
+static __always_inline void set_name2(struct pending *p, long dirfd, unsigned long path)
+{
+	p->dirfd2 = dirfd;
+	p->path2 = (const char *)path;
+}
+
+static __always_inline void set_owner(struct pending *p, unsigned long uid, unsigned long gid)
+{
+	__u32 mask = 0;
+
+	p->attr_uid = uid;
+	p->attr_gid = gid;
+	if ((__u32)uid != (__u32)-1)
+		mask |= FSP_ATTR_UID;
+	if ((__u32)gid != (__u32)-1)
+		mask |= FSP_ATTR_GID;
+	set_attr(p, mask);
+}
+
+/* Fill p from the syscall's arguments; false for calls fsprobe ignores. */
+static __always_inline bool decode_args(struct pending *p, long nr, unsigned long *a)
+{
+	p->fd = -1;
+	switch (nr) {
+	case NR_open:
+		p->kind = FSP_OPEN, set_name(p, FSP_AT_FDCWD, a[0]);
+		p->open_flags = a[1], p->mode = a[2];
+		return true;
+	case NR_creat:
+		p->kind = FSP_OPEN, set_name(p, FSP_AT_FDCWD, a[0]);
+		p->open_flags = FSP_CREAT_FLAGS, p->mode = a[1];
+		return true;
+	case NR_openat:
+		p->kind = FSP_OPEN, set_name(p, a[0], a[1]);
+		p->open_flags = a[2], p->mode = a[3];
+		return true;
+	case NR_openat2: {
+		struct open_how how = {};
+
+		bpf_probe_read_user(&how, sizeof(how), (void *)a[2]);
+		p->kind = FSP_OPEN, set_name(p, a[0], a[1]);
+		p->open_flags = how.flags, p->mode = how.mode;
+		return true;
+	}
+	case NR_mkdir:
+		p->kind = FSP_MKDIR, set_name(p, FSP_AT_FDCWD, a[0]), p->mode = a[1];
+		return true;
+	case NR_mkdirat:
+		p->kind = FSP_MKDIR, set_name(p, a[0], a[1]), p->mode = a[2];
+		return true;
+	case NR_link:
+	case NR_rename:
+		p->kind = nr == NR_link ? FSP_LINK : FSP_RENAME;
+		set_name(p, FSP_AT_FDCWD, a[0]), set_name2(p, FSP_AT_FDCWD, a[1]);
+		return true;
+	case NR_linkat:
+	case NR_renameat:
+	case NR_renameat2:
+		p->kind = nr == NR_linkat ? FSP_LINK : FSP_RENAME;
+		set_name(p, a[0], a[1]), set_name2(p, a[2], a[3]);
+		return true;
+	case NR_chmod:
+		set_attr(p, FSP_ATTR_MODE), set_name(p, FSP_AT_FDCWD, a[0]), p->mode = a[1];
+		return true;
+	case NR_fchmod:
+		set_attr(p, FSP_ATTR_MODE), p->fd = a[0], p->mode = a[1];
+		return true;
+	case NR_fchmodat:
+	case NR_fchmodat2:
+		set_attr(p, FSP_ATTR_MODE), set_name(p, a[0], a[1]), p->mode = a[2];
+		return true;
+	case NR_chown:
+	case NR_lchown:
+		set_owner(p, a[1], a[2]), set_name(p, FSP_AT_FDCWD, a[0]);
+		return true;
+	case NR_fchown:
+		set_owner(p, a[1], a[2]), p->fd = a[0];
+		return true;
+	case NR_fchownat:
+		set_owner(p, a[2], a[3]), set_name(p, a[0], a[1]);
+		return true;
+	case NR_truncate:
+		set_attr(p, FSP_ATTR_SIZE), set_name(p, FSP_AT_FDCWD, a[0]), p->attr_size = a[1];
+		return true;
+	case NR_ftruncate:
+		set_attr(p, FSP_ATTR_SIZE), p->fd = a[0], p->attr_size = a[1];
+		return true;
+	case NR_utime:
+	case NR_utimes:
+		set_attr(p, FSP_ATTR_TIMES), set_name(p, FSP_AT_FDCWD, a[0]);
+		return true;
+	case NR_futimesat:
+		set_attr(p, FSP_ATTR_TIMES), set_name(p, a[0], a[1]);
+		return true;
+	case NR_utimensat:
+		/* utimensat(fd, NULL, ...) is futimens(fd). */
+		set_attr(p, FSP_ATTR_TIMES);
+		if (!a[1])
+			p->fd = a[0];
+		else
+			set_name(p, a[0], a[1]);
+		return true;
+	case NR_unlink:
+		p->kind = FSP_UNLINK, set_name(p, FSP_AT_FDCWD, a[0]);
+		return true;
+	case NR_rmdir:
+		p->kind = FSP_RMDIR, set_name(p, FSP_AT_FDCWD, a[0]);
+		return true;
+	case NR_unlinkat:
+		p->kind = a[2] & FSP_AT_REMOVEDIR ? FSP_RMDIR : FSP_UNLINK;
+		set_name(p, a[0], a[1]);
+		return true;
+	case NR_write:
+	case NR_pwrite64:
+	case NR_writev:
+	case NR_pwritev:
+	case NR_pwritev2:
+		p->kind = FSP_MODIFY, p->fd = a[0];
+		return true;
+	}
+	return false;
+}
+
+/*
+ * unlink, rmdir, rename: the source will be gone or renamed at exit, so
+ * resolve it now. The dentry itself survives (d_delete() keeps its name
+ * and parent; d_move() moves it), so exit can still walk from it.
+ */
+static __always_inline void resolve_source(struct fsp_scratch *s, struct pending *p)
+{
+	struct dentry *d;
+	__u32 name_len;
+	long n;
+
+	n = bpf_probe_read_user_str(s->upath, FSP_PATH_MAX, p->path);
+	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &p->src_mnt))
+		return;
+	lookup_path(s, d, p->src_mnt, n - 1);
+	if (suffix_start(s, s->ls.resolved, n - 1) < n - 1)
+		return; /* not in the dcache: exit falls back to the name */
+	d = s->ls.cur;
+	p->src = d;
+	p->src_mnt = (struct vfsmount *)&s->ls.mnt->mnt;
+	p->src_parent = BPF_CORE_READ(d, d_parent);
+	p->src_nlink = BPF_CORE_READ(d, d_inode, __i_nlink);
+	fill_identity(&p->src_id, d, p->src_mnt);
+	p->src_matched = object_matches(d);
+	name_len = BPF_CORE_READ(d, d_name.len) & FSP_NAME_MAX;
+	p->src_name_len = name_len;
+	bpf_probe_read_kernel(p->src_name, name_len, BPF_CORE_READ(d, d_name.name));
+}
+
+SEC("tracepoint")
+int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid, zero = 0;
+	struct fsp_scratch *s = get_scratch();
+	struct pending *p = bpf_map_lookup_elem(&pending_scratch, &zero);
+	unsigned long args[6];
+	struct file *f;
+	int nr = (int)ctx->id; /* __syscall_nr is an int; padding follows */
+
+	if (!s || !p || (pid_tgid >> 32) == cfg_self_tgid)
+		return 0;
+	__builtin_memset(p, 0, sizeof(*p));
+	/*
+	 * Each sys_enter_* record holds only its own arguments, and the
+	 * kernel refuses to attach a program whose direct ctx loads go past
+	 * the record (perf_event_attach_bpf_prog(): max_ctx_offset). The
+	 * record sits at the start of an 8 KiB per-CPU perf trace buffer, so
+	 * copying the six-argument window reads only mapped memory; decode_args()
+	 * uses the arguments that the syscall has.
+	 */
+	bpf_probe_read_kernel(args, sizeof(args), ctx->args);
+	if (!decode_args(p, nr, args) || !event_enabled(p->kind))
+		return 0;
+	p->nr = nr;
+	if (p->fd >= 0) {
+		/* The file is known now: skip unwatched ones before any work. */
+		f = fd_file(p->fd);
+		if (!f || !object_matches(BPF_CORE_READ(f, f_path.dentry)))
+			return 0;
+	}
+	if (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME)
+		resolve_source(s, p);
+	if (bpf_map_update_elem(&pending_calls, &tid, p, BPF_ANY))
+		count(FSP_CNT_LOST_PENDING);
+	return 0;
+}
+
+/* The saved source of unlink/rmdir/rename: its path as it was at entry. */
+static __always_inline bool put_source(struct fsp_scratch *s, struct pending *p)
+{
+	struct fsp_file *f = &s->rec.hdr.file;
+	__u32 len, extra, name_len = p->src_name_len & FSP_NAME_MAX;
+
+	*f = p->src_id;
+	f->flags = 0;
+	len = resolve_path(s, p->src_parent, p->src_mnt);
+	bpf_probe_read_kernel(s->upath, name_len, p->src_name);
+	extra = append_suffix(s, 0, name_len);
+	commit_path(s, SLOT_FILE, len + extra, 0);
+	return p->src_matched;
+}
+
+static __always_inline bool emit_open(struct fsp_scratch *s, struct pending *p, long ret)
+{
+	struct file *f;
+	bool matched;
+
+	if (ret < 0)
+		return put_name(s, SLOT_FILE, p->dirfd, p->path);
+	f = fd_file(ret);
+	matched = put_file(s, SLOT_FILE, f);
+	if (matched && (p->open_flags & FSP_O_CREAT))
+		track_placement(BPF_CORE_READ(f, f_path.dentry));
+	return matched;
+}
+
+static __always_inline bool emit_remove(struct fsp_scratch *s, struct pending *p, long ret)
+{
+	struct fsp_inode_key key;
+
+	if (!p->src)
+		return put_name(s, SLOT_FILE, p->dirfd, p->path);
+	if (ret == 0 && (p->kind == FSP_RMDIR || p->src_nlink <= 1)) {
+		/* The inode number is free for reuse: forget it. */
+		key.dev = p->src_id.dev, key.pad = 0, key.ino = p->src_id.ino;
+		unwatch_key(&key);
+	}
+	return put_source(s, p);
+}
+
+static __always_inline bool emit_rename(struct fsp_scratch *s, struct pending *p, long ret)
+{
+	struct dentry *src = p->src;
+	bool matched;
+
+	if (!src) {
+		matched = put_name(s, SLOT_FILE, p->dirfd, p->path);
+		return put_name(s, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+	}
+	matched = put_source(s, p);
+	if (ret != 0 || BPF_CORE_READ(src, d_inode, i_ino) != p->src_id.ino)
+		return put_name(s, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+	/* d_move() gave the source dentry its new name and parent. */
+	matched = put_dentry(s, SLOT_TARGET, p->src, p->src_mnt) || matched;
+	if (matched)
+		track_placement(p->src);
+	return matched;
+}
+
+static __always_inline bool emit_created(struct fsp_scratch *s, struct pending *p, long ret,
+					 enum fsp_slot which, long dirfd, const char *path)
+{
+	bool matched = put_name(s, which, dirfd, path);
+
+	if (ret == 0 && matched && !(slot(s, which)->flags & FSP_PATH_USER_SUFFIX))
+		track_placement(s->ls.cur);
+	return matched;
+}
+
+SEC("tracepoint")
+int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fsp_scratch *s = get_scratch();
+	struct pending *p = bpf_map_lookup_elem(&pending_calls, &tid);
+	long ret = ctx->ret;
+	bool matched;
+
+	if (!p)
+		return 0;
+	if (!s)
+		goto out;
+	record_begin(s, p->kind, p->nr, ret);
+	s->rec.hdr.open_flags = p->open_flags;
+	s->rec.hdr.mode = p->mode;
+	s->rec.hdr.attr_mask = p->attr_mask;
+	s->rec.hdr.attr_uid = p->attr_uid;
+	s->rec.hdr.attr_gid = p->attr_gid;
+	s->rec.hdr.attr_size = p->attr_size;
+
+	switch (p->kind) {
+	case FSP_OPEN:
+		matched = emit_open(s, p, ret);
+		break;
+	case FSP_MKDIR:
+		matched = emit_created(s, p, ret, SLOT_FILE, p->dirfd, p->path);
+		break;
+	case FSP_LINK:
+		matched = put_name(s, SLOT_FILE, p->dirfd, p->path);
+		matched = emit_created(s, p, ret, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+		break;
+	case FSP_RENAME:
+		matched = emit_rename(s, p, ret);
+		break;
+	case FSP_UNLINK:
+	case FSP_RMDIR:
+		matched = emit_remove(s, p, ret);
+		break;
+	default: /* SETATTR, MODIFY */
+		if (p->fd >= 0)
+			matched = put_file(s, SLOT_FILE, fd_file(p->fd));
+		else
+			matched = put_name(s, SLOT_FILE, p->dirfd, p->path);
+	}
+	record_send(s, matched);
+out:
+	bpf_map_delete_elem(&pending_calls, &tid);
+	return 0;
+}

@@ -1,0 +1,284 @@
+//! Probe options, validated once into a [`Config`].
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::event::EventKind;
+
+/// How the kernel side turns dentries into paths (see the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResolutionMode {
+    /// Per-inode fragments in an in-kernel LRU; user space rebuilds paths.
+    Fragments,
+    /// A whole path per inode in an in-kernel map.
+    SingleFragment,
+    /// The path travels in the event (default).
+    #[default]
+    PerfBuffer,
+}
+
+impl ResolutionMode {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResolutionMode::Fragments => "fragments",
+            ResolutionMode::SingleFragment => "single_fragment",
+            ResolutionMode::PerfBuffer => "perf_buffer",
+        }
+    }
+}
+
+impl FromStr for ResolutionMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "fragments" => Ok(ResolutionMode::Fragments),
+            "single_fragment" => Ok(ResolutionMode::SingleFragment),
+            "perf_buffer" => Ok(ResolutionMode::PerfBuffer),
+            _ => Err(format!(
+                "unknown dentry resolution mode '{s}' (expected fragments, single_fragment or perf_buffer)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ResolutionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the probes hook into the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// The best the running kernel allows.
+    #[default]
+    Auto,
+    /// fentry/fexit on VFS functions.
+    Fentry,
+    /// kprobes/kretprobes on VFS functions.
+    Kprobe,
+    /// Syscall tracepoints, with paths resolved from kernel objects.
+    Tracepoint,
+}
+
+impl BackendKind {
+    /// The name used on the command line and in the ready line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Auto => "auto",
+            BackendKind::Fentry => "fentry",
+            BackendKind::Kprobe => "kprobe",
+            BackendKind::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(BackendKind::Auto),
+            "fentry" => Ok(BackendKind::Fentry),
+            "kprobe" => Ok(BackendKind::Kprobe),
+            "tracepoint" => Ok(BackendKind::Tracepoint),
+            _ => Err(format!(
+                "unknown backend '{s}' (expected auto, fentry, kprobe or tracepoint)"
+            )),
+        }
+    }
+}
+
+/// Builds a [`Probe`](crate::Probe). Defaults follow the seed's CLI.
+#[derive(Debug, Clone)]
+pub struct ProbeBuilder {
+    pub(crate) paths: Vec<PathBuf>,
+    pub(crate) recursive: bool,
+    pub(crate) paths_filtering: bool,
+    pub(crate) follow: bool,
+    pub(crate) events: Vec<EventKind>,
+    pub(crate) channel_size: usize,
+    pub(crate) buffer_pages: usize,
+    pub(crate) resolution_mode: ResolutionMode,
+    pub(crate) backend: BackendKind,
+    pub(crate) max_watches: u32,
+    pub(crate) exclude_own_process: bool,
+}
+
+impl Default for ProbeBuilder {
+    fn default() -> Self {
+        ProbeBuilder {
+            paths: Vec::new(),
+            recursive: true,
+            paths_filtering: true,
+            follow: true,
+            events: Vec::new(),
+            channel_size: 1000,
+            buffer_pages: 128,
+            resolution_mode: ResolutionMode::PerfBuffer,
+            backend: BackendKind::Auto,
+            max_watches: 1 << 20,
+            exclude_own_process: true,
+        }
+    }
+}
+
+impl ProbeBuilder {
+    /// Adds a file or directory to watch.
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.paths.push(path.into());
+        self
+    }
+
+    /// Adds several paths to watch.
+    pub fn paths<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        self.paths.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Watch whole trees, including directories created later (default
+    /// true); false watches only the direct children of each directory.
+    pub fn recursive(mut self, on: bool) -> Self {
+        self.recursive = on;
+        self
+    }
+
+    /// Report only events on the watched paths (default true); false
+    /// reports the whole system.
+    pub fn paths_filtering(mut self, on: bool) -> Self {
+        self.paths_filtering = on;
+        self
+    }
+
+    /// Keep reporting watched files moved out of the trees (default true).
+    pub fn follow(mut self, on: bool) -> Self {
+        self.follow = on;
+        self
+    }
+
+    /// Report these kinds only (default: all but modify).
+    pub fn events(mut self, kinds: impl IntoIterator<Item = EventKind>) -> Self {
+        self.events = kinds.into_iter().collect();
+        self
+    }
+
+    /// Capacity of the channel between the probe and its consumer (default 1000).
+    pub fn channel_size(mut self, n: usize) -> Self {
+        self.channel_size = n;
+        self
+    }
+
+    /// Size of the kernel-to-user ring buffer in 4 KiB pages, rounded up
+    /// to a power of two (default 128).
+    pub fn buffer_pages(mut self, pages: usize) -> Self {
+        self.buffer_pages = pages;
+        self
+    }
+
+    /// Dentry resolution mode (default perf_buffer).
+    pub fn resolution_mode(mut self, mode: ResolutionMode) -> Self {
+        self.resolution_mode = mode;
+        self
+    }
+
+    /// Backend (default auto).
+    pub fn backend(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Most files and directories the in-kernel filter can hold (default 2^20).
+    pub fn max_watches(mut self, n: u32) -> Self {
+        self.max_watches = n;
+        self
+    }
+
+    /// Leave out the activity of the process that runs the probe (default true).
+    pub fn exclude_own_process(mut self, on: bool) -> Self {
+        self.exclude_own_process = on;
+        self
+    }
+
+    /// Checks the options and canonicalizes the watched paths.
+    pub(crate) fn validate(&self) -> Result<Config> {
+        if self.resolution_mode != ResolutionMode::PerfBuffer {
+            return Err(Error::NotImplemented(format!(
+                "dentry resolution mode '{}'",
+                self.resolution_mode
+            )));
+        }
+        if self.paths_filtering && self.paths.is_empty() {
+            return Err(Error::InvalidOption(
+                "no path to watch (give one, or disable paths filtering)".into(),
+            ));
+        }
+        if self.channel_size == 0 {
+            return Err(Error::InvalidOption("the channel size must be at least 1".into()));
+        }
+        if self.buffer_pages == 0 || self.buffer_pages > 1 << 18 {
+            return Err(Error::InvalidOption(format!(
+                "the buffer size must be between 1 and {} pages, not {}",
+                1 << 18,
+                self.buffer_pages
+            )));
+        }
+        if self.max_watches == 0 {
+            return Err(Error::InvalidOption("the watch limit must be at least 1".into()));
+        }
+        let paths = self
+            .paths
+            .iter()
+            .map(|p| {
+                std::fs::canonicalize(p).map_err(|source| Error::Watch {
+                    path: p.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut events = if self.events.is_empty() {
+            EventKind::defaults()
+        } else {
+            self.events.clone()
+        };
+        events.sort();
+        events.dedup();
+        Ok(Config {
+            paths,
+            recursive: self.recursive,
+            paths_filtering: self.paths_filtering,
+            follow: self.follow,
+            events,
+            channel_size: self.channel_size,
+            buffer_bytes: (self.buffer_pages * 4096).next_power_of_two(),
+            backend: self.backend,
+            max_watches: self.max_watches,
+            exclude_own_process: self.exclude_own_process,
+        })
+    }
+}
+
+/// Validated options.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub paths: Vec<PathBuf>,
+    pub recursive: bool,
+    pub paths_filtering: bool,
+    pub follow: bool,
+    pub events: Vec<EventKind>,
+    pub channel_size: usize,
+    pub buffer_bytes: usize,
+    pub backend: BackendKind,
+    pub max_watches: u32,
+    pub exclude_own_process: bool,
+}
+
+impl Config {
+    pub(crate) fn event_mask(&self) -> u32 {
+        self.events.iter().fold(0, |m, k| m | 1 << (*k as u32))
+    }
+}

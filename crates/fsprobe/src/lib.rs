@@ -1,0 +1,59 @@
+//! fsprobe: file-system events from the kernel's VFS layer, with every
+//! path resolved from kernel dentries.
+//!
+//! A syscall's path argument is whatever the caller wrote in its own
+//! memory: relative, full of `..`, through symlinks, or rewritten after the
+//! kernel read it. fsprobe's BPF programs instead walk the kernel's dentry
+//! tree (and the mount tree above it), so each event names the file the
+//! kernel actually touched, by absolute path, inode, device and mount, and
+//! says who did it. An in-kernel filter keyed by (device, inode) keeps
+//! unwatched files from costing anything beyond the hook.
+//!
+//! ```no_run
+//! use fsprobe::{EventKind, Probe, Record};
+//!
+//! let probe = Probe::builder()
+//!     .path("/etc")
+//!     .events([EventKind::Open, EventKind::Rename])
+//!     .start()?;
+//! eprintln!("watching {} inodes", probe.ready().watched_inodes);
+//! for record in probe.records() {
+//!     match record {
+//!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
+//!         Record::Lost { count, reason } => eprintln!("lost {count} events: {reason:?}"),
+//!     }
+//! }
+//! # Ok::<(), fsprobe::Error>(())
+//! ```
+//!
+//! Running a probe needs root and a kernel with BTF (5.10 or newer).
+
+mod backend;
+mod clock;
+mod config;
+mod decode;
+mod error;
+mod event;
+mod libbpf_log;
+mod probe;
+mod tracefs;
+mod watch;
+
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code,
+    unused_imports
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
+}
+
+pub use clock::rfc3339;
+pub use config::{BackendKind, ProbeBuilder, ResolutionMode};
+pub use error::{Error, Result};
+pub use event::{base64, Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr};
+pub use probe::{Probe, Ready, Summary};

@@ -1,0 +1,301 @@
+//! A running probe: a worker thread owns the BPF objects, polls the ring
+//! buffer, decodes records and hands them to the consumer over a bounded
+//! channel. When the channel is full the worker waits, the ring buffer
+//! fills, and the kernel counts what it cannot send: nothing is lost
+//! without being counted.
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBufferBuilder};
+use serde::Serialize;
+
+use crate::backend::{self, tracepoint::TracepointBackend};
+use crate::clock::BootClock;
+use crate::config::{BackendKind, Config, ProbeBuilder};
+use crate::decode::decode;
+use crate::error::{BpfContext, Error, Result};
+use crate::event::{LossReason, Record};
+use crate::watch::Seeder;
+
+/// How long the worker sleeps in the ring buffer when nothing wakes it.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// enum fsp_counter in bpf/events.h.
+const CNT_LOST_RINGBUF: u32 = 1;
+const CNT_LOST_PENDING: u32 = 2;
+const CNT_WATCH_FULL: u32 = 3;
+
+/// What the probe reports once it is running.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ready {
+    /// The backend in use.
+    pub backend: &'static str,
+    /// Files and directories in the in-kernel filter after the initial walk.
+    pub watched_inodes: u64,
+    /// Syscalls hooked.
+    pub syscalls: Vec<&'static str>,
+    /// Syscalls of the selected events that this kernel does not have.
+    pub missing_syscalls: Vec<&'static str>,
+}
+
+/// Totals when the probe stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Events handed to the consumer.
+    pub events: u64,
+    /// Events dropped because the ring buffer was full.
+    pub lost_buffer_full: u64,
+    /// Events dropped because too many syscalls were in flight.
+    pub lost_in_flight: u64,
+    /// New files that could not be followed: the watch limit was reached.
+    pub watch_limit_hits: u64,
+    /// Records that could not be decoded (a version mismatch; a bug).
+    pub undecodable: u64,
+}
+
+impl Summary {
+    /// All events lost, whatever the reason.
+    pub fn lost(&self) -> u64 {
+        self.lost_buffer_full + self.lost_in_flight + self.undecodable
+    }
+}
+
+/// A running probe. Dropping it stops the probe and detaches everything.
+///
+/// ```no_run
+/// let probe = fsprobe::Probe::builder().path("/etc").start()?;
+/// for record in probe.records() {
+///     if let fsprobe::Record::Event(e) = record {
+///         println!("{} {}", e.kind, e.file.path.display());
+///     }
+/// }
+/// # Ok::<(), fsprobe::Error>(())
+/// ```
+pub struct Probe {
+    records: Option<Receiver<Record>>,
+    stop: Arc<AtomicBool>,
+    worker: Option<JoinHandle<Summary>>,
+    ready: Ready,
+}
+
+impl Probe {
+    /// A builder with the seed's defaults.
+    pub fn builder() -> ProbeBuilder {
+        ProbeBuilder::default()
+    }
+
+    /// What is running: backend, watched inodes, hooked syscalls.
+    pub fn ready(&self) -> &Ready {
+        &self.ready
+    }
+
+    /// The records, in order. Iteration ends after [`Probe::stop`], once
+    /// everything the kernel had produced has been delivered.
+    pub fn records(&self) -> &Receiver<Record> {
+        self.records.as_ref().expect("present until drop")
+    }
+
+    /// Asks the probe to stop; records produced so far are still delivered.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// A flag that stops the probe when set, e.g. from a signal handler.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Stops the probe, discards undelivered records and returns the totals.
+    pub fn join(mut self) -> Result<Summary> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<Summary> {
+        self.stop();
+        self.records.take();
+        match self.worker.take() {
+            Some(w) => w.join().map_err(|_| Error::WorkerGone),
+            None => Ok(Summary::default()),
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl ProbeBuilder {
+    /// Loads and attaches the probes, seeds the filter, and returns once
+    /// events are flowing.
+    pub fn start(self) -> Result<Probe> {
+        let config = self.validate()?;
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 {
+            return Err(Error::NotRoot(euid));
+        }
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(Error::NoBtf);
+        }
+        let backend = backend::choose(config.backend)?;
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(config.channel_size);
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker_stop = Arc::clone(&stop);
+        let worker = std::thread::Builder::new()
+            .name("fsprobe".into())
+            .spawn(move || run(config, backend, tx, ready_tx, worker_stop))
+            .map_err(|source| Error::Io {
+                what: "starting the probe thread".into(),
+                source,
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(ready)) => Ok(Probe {
+                records: Some(rx),
+                stop,
+                worker: Some(worker),
+                ready,
+            }),
+            Ok(Err(e)) => {
+                let _ = worker.join();
+                Err(e)
+            }
+            Err(_) => Err(Error::WorkerGone),
+        }
+    }
+}
+
+fn setup<'obj>(
+    config: &Config,
+    storage: &'obj mut MaybeUninit<OpenObject>,
+) -> Result<(TracepointBackend<'obj>, Ready)> {
+    let mut backend = TracepointBackend::load(config, storage)?;
+    backend.attach(config)?;
+    let mut watched_inodes = 0;
+    if config.paths_filtering {
+        let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
+        for path in &config.paths {
+            seeder.seed(path)?;
+        }
+        watched_inodes = seeder.inserted;
+    }
+    let ready = Ready {
+        backend: BackendKind::Tracepoint.name(),
+        watched_inodes,
+        syscalls: backend.attached.clone(),
+        missing_syscalls: backend.missing.clone(),
+    };
+    Ok((backend, ready))
+}
+
+/// Sums one per-CPU counter.
+fn read_counter(map: &impl MapCore, index: u32) -> u64 {
+    map.lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .map(|cpus| {
+            cpus.iter()
+                .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Turns kernel loss counters into in-stream notices.
+struct LossTracker {
+    buffer_full: u64,
+    in_flight: u64,
+}
+
+impl LossTracker {
+    fn report(&mut self, counters: &impl MapCore, tx: &SyncSender<Record>) {
+        let now_full = read_counter(counters, CNT_LOST_RINGBUF);
+        let now_flight = read_counter(counters, CNT_LOST_PENDING);
+        for (now, seen, reason) in [
+            (now_full, &mut self.buffer_full, LossReason::BufferFull),
+            (now_flight, &mut self.in_flight, LossReason::TooManyInFlight),
+        ] {
+            if now > *seen {
+                let _ = tx.send(Record::Lost {
+                    count: now - *seen,
+                    reason,
+                });
+                *seen = now;
+            }
+        }
+    }
+}
+
+fn run(
+    config: Config,
+    _backend: BackendKind,
+    tx: SyncSender<Record>,
+    ready_tx: mpsc::Sender<Result<Ready>>,
+    stop: Arc<AtomicBool>,
+) -> Summary {
+    let mut storage = MaybeUninit::uninit();
+    let (backend, ready) = match setup(&config, &mut storage) {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return Summary::default();
+        }
+    };
+    let clock = BootClock::now();
+    let delivered = Cell::new(0u64);
+    let undecodable = Cell::new(0u64);
+    let mut builder = RingBufferBuilder::new();
+    let added = builder
+        .add(&backend.skel.maps.events, |data: &[u8]| {
+            match decode(data, clock) {
+                Ok(event) => {
+                    if tx.send(Record::Event(Box::new(event))).is_ok() {
+                        delivered.set(delivered.get() + 1);
+                    }
+                }
+                Err(_) => undecodable.set(undecodable.get() + 1),
+            }
+            0
+        })
+        .map(|_| ());
+    let ring = added
+        .and_then(|()| builder.build())
+        .context("setting up the ring buffer");
+    let ring = match ring {
+        Ok(ring) => {
+            let _ = ready_tx.send(Ok(ready));
+            ring
+        }
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return Summary::default();
+        }
+    };
+    let counters = &backend.skel.maps.counters;
+    let mut losses = LossTracker {
+        buffer_full: 0,
+        in_flight: 0,
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let _ = ring.poll(POLL_INTERVAL);
+        losses.report(counters, &tx);
+    }
+    let _ = ring.consume();
+    losses.report(counters, &tx);
+    drop(ring);
+    Summary {
+        events: delivered.get(),
+        lost_buffer_full: losses.buffer_full,
+        lost_in_flight: losses.in_flight,
+        watch_limit_hits: read_counter(counters, CNT_WATCH_FULL),
+        undecodable: undecodable.get(),
+    }
+}
