@@ -56,6 +56,11 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendKind,
 
+    /// BTF file describing the running kernel, when it does not publish
+    /// /sys/kernel/btf/vmlinux.
+    #[arg(long, value_name = "FILE")]
+    pub btf: Option<PathBuf>,
+
     /// Most files and directories the in-kernel filter can hold.
     #[arg(long = "max-watches", default_value_t = 1 << 20)]
     pub max_watches: u32,

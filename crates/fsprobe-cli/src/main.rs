@@ -29,7 +29,11 @@ fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
 }
 
 fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
-    fsprobe::Probe::builder()
+    let builder = match &args.btf {
+        Some(btf) => fsprobe::Probe::builder().btf(btf),
+        None => fsprobe::Probe::builder(),
+    };
+    builder
         .paths(args.paths.iter().cloned())
         .recursive(args.recursive)
         .paths_filtering(args.paths_filtering)
@@ -80,6 +84,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             format!(", absent on this kernel: {}", ready.missing_syscalls.join(" "))
         }
     );
+    if ready.unreadable_entries > 0 {
+        eprintln!(
+            "fsprobe: warning: {} entries of the watched trees could not be read and are not watched (first: {})",
+            ready.unreadable_entries,
+            ready.first_unreadable.as_deref().unwrap_or("unknown")
+        );
+    }
     let pumped = pump(&probe, sink.as_mut());
     let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
     if !broken_pipe {

@@ -104,7 +104,11 @@ pub struct ProbeBuilder {
     pub(crate) backend: BackendKind,
     pub(crate) max_watches: u32,
     pub(crate) exclude_own_process: bool,
+    pub(crate) btf: Option<PathBuf>,
 }
+
+/// Where the running kernel publishes its BTF.
+pub(crate) const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 impl Default for ProbeBuilder {
     fn default() -> Self {
@@ -120,6 +124,7 @@ impl Default for ProbeBuilder {
             backend: BackendKind::Auto,
             max_watches: 1 << 20,
             exclude_own_process: true,
+            btf: None,
         }
     }
 }
@@ -204,6 +209,13 @@ impl ProbeBuilder {
         self
     }
 
+    /// BTF of the running kernel, for kernels that do not publish it at
+    /// /sys/kernel/btf/vmlinux (e.g. from a BTFHub archive).
+    pub fn btf(mut self, path: impl Into<PathBuf>) -> Self {
+        self.btf = Some(path.into());
+        self
+    }
+
     /// Checks the options and canonicalizes the watched paths.
     pub(crate) fn validate(&self) -> Result<Config> {
         if self.resolution_mode != ResolutionMode::PerfBuffer {
@@ -258,6 +270,7 @@ impl ProbeBuilder {
             backend: self.backend,
             max_watches: self.max_watches,
             exclude_own_process: self.exclude_own_process,
+            btf: self.btf.clone(),
         })
     }
 }
@@ -275,6 +288,8 @@ pub(crate) struct Config {
     pub backend: BackendKind,
     pub max_watches: u32,
     pub exclude_own_process: bool,
+    /// A BTF file given instead of the kernel's.
+    pub btf: Option<PathBuf>,
 }
 
 impl Config {

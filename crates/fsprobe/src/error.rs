@@ -9,8 +9,8 @@ pub enum Error {
     #[error("fsprobe must run as root (effective uid is {0})")]
     NotRoot(u32),
     /// CO-RE needs the kernel's BTF.
-    #[error("the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): CONFIG_DEBUG_INFO_BTF is required")]
-    NoBtf,
+    #[error("no BTF at {0}: the kernel needs CONFIG_DEBUG_INFO_BTF, or give a BTF file for it")]
+    NoBtf(PathBuf),
     /// A path given to watch cannot be used.
     #[error("cannot watch {path}: {source}")]
     Watch {

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::backend::{self, tracepoint::TracepointBackend};
 use crate::clock::BootClock;
-use crate::config::{BackendKind, Config, ProbeBuilder};
+use crate::config::{BackendKind, Config, ProbeBuilder, KERNEL_BTF};
 use crate::decode::decode;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
@@ -38,6 +38,11 @@ pub struct Ready {
     pub backend: &'static str,
     /// Files and directories in the in-kernel filter after the initial walk.
     pub watched_inodes: u64,
+    /// Entries of the watched trees that could not be read, so are not
+    /// watched, and the first such error.
+    pub unreadable_entries: u64,
+    /// The first error met while walking the trees.
+    pub first_unreadable: Option<String>,
     /// Syscalls hooked.
     pub syscalls: Vec<&'static str>,
     /// Syscalls of the selected events that this kernel does not have.
@@ -142,8 +147,9 @@ impl ProbeBuilder {
         if euid != 0 {
             return Err(Error::NotRoot(euid));
         }
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(Error::NoBtf);
+        let btf = config.btf.as_deref().unwrap_or(Path::new(KERNEL_BTF));
+        if !btf.is_file() {
+            return Err(Error::NoBtf(btf.to_owned()));
         }
         let backend = backend::choose(config.backend)?;
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -179,17 +185,17 @@ fn setup<'obj>(
 ) -> Result<(TracepointBackend<'obj>, Ready)> {
     let mut backend = TracepointBackend::load(config, storage)?;
     backend.attach(config)?;
-    let mut watched_inodes = 0;
+    let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
     if config.paths_filtering {
-        let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
         for path in &config.paths {
             seeder.seed(path)?;
         }
-        watched_inodes = seeder.inserted;
     }
     let ready = Ready {
         backend: BackendKind::Tracepoint.name(),
-        watched_inodes,
+        watched_inodes: seeder.inserted,
+        unreadable_entries: seeder.skipped,
+        first_unreadable: seeder.first_skip.take(),
         syscalls: backend.attached.clone(),
         missing_syscalls: backend.missing.clone(),
     };
@@ -285,7 +291,11 @@ fn run(
         in_flight: 0,
     };
     while !stop.load(Ordering::SeqCst) {
+        // Records are committed without a wakeup until the watermark, and
+        // ring_buffer__poll() consumes only rings whose epoll fired: consume
+        // explicitly so that a quiet stream is delivered within the interval.
         let _ = ring.poll(POLL_INTERVAL);
+        let _ = ring.consume();
         losses.report(counters, &tx);
     }
     let _ = ring.consume();

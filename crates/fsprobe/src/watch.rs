@@ -33,6 +33,9 @@ pub(crate) struct Seeder<'a, M: MapCore> {
     limit: u32,
     recursive: bool,
     pub(crate) inserted: u64,
+    /// Entries that could not be read during the walk, and the first error.
+    pub(crate) skipped: u64,
+    pub(crate) first_skip: Option<String>,
 }
 
 impl<'a, M: MapCore> Seeder<'a, M> {
@@ -42,6 +45,8 @@ impl<'a, M: MapCore> Seeder<'a, M> {
             limit,
             recursive,
             inserted: 0,
+            skipped: 0,
+            first_skip: None,
         }
     }
 
@@ -74,10 +79,17 @@ impl<'a, M: MapCore> Seeder<'a, M> {
         let max_depth = if self.recursive { usize::MAX } else { 1 };
         // Symbolic links are not traversed; other mounts are crossed.
         for entry in walkdir::WalkDir::new(root).max_depth(max_depth) {
-            // Entries that vanish or cannot be read during the walk are skipped:
-            // the probes report what happens to them from now on.
-            let Ok(entry) = entry else { continue };
-            let Ok(meta) = entry.metadata() else { continue };
+            // Entries that cannot be read (permissions, paths beyond
+            // PATH_MAX) are counted and reported, not silently dropped.
+            let meta = entry.and_then(|e| e.metadata().map(|m| (e, m)));
+            let (entry, meta) = match meta {
+                Ok(found) => found,
+                Err(e) => {
+                    self.skipped += 1;
+                    self.first_skip.get_or_insert_with(|| e.to_string());
+                    continue;
+                }
+            };
             let watches_children = meta.is_dir() && (self.recursive || entry.depth() == 0);
             let flags = WATCH_SELF | if watches_children { WATCH_CHILDREN } else { 0 };
             self.insert(&meta, flags)?;

@@ -1,6 +1,8 @@
 //! The tracepoint backend (bpf/tracepoint.bpf.c): one entry and one exit
 //! program, attached to the syscall tracepoints of the selected events.
+use std::ffi::CString;
 use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -42,8 +44,20 @@ impl<'obj> TracepointBackend<'obj> {
     /// Opens, configures and loads the programs (nothing attached yet).
     pub(crate) fn load(config: &Config, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
         libbpf_log::install();
+        let btf_path = match &config.btf {
+            Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+                Error::InvalidOption(format!("BTF path {} contains a NUL byte", p.display()))
+            })?),
+            None => None,
+        };
+        let opts = libbpf_sys::bpf_object_open_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_object_open_opts>() as libbpf_sys::size_t,
+            btf_custom_path: btf_path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            ..Default::default()
+        };
+        // libbpf reads btf_custom_path during open only; btf_path outlives the call.
         let mut open = TracepointSkelBuilder::default()
-            .open(storage)
+            .open_opts(opts, storage)
             .context("opening the BPF object")?;
         let ro = open
             .maps

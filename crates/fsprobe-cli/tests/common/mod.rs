@@ -1,0 +1,267 @@
+//! Test harness: runs the real `fsprobe` binary (root, real BPF programs),
+//! collects its NDJSON output, and lets a test wait for the events its own
+//! file operations caused.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long an expected event may take to show up.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The binary under test: FSPROBE_BIN overrides the one cargo built
+/// (the VM harness runs the tests with the binary at another path).
+pub fn fsprobe_bin() -> PathBuf {
+    std::env::var_os("FSPROBE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_fsprobe")))
+}
+
+/// A directory of its own for each test, removed afterwards.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let base = std::env::var_os("FSPROBE_TEST_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let path = base.join(format!("fsprobe-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create scratch dir");
+        let path = std::fs::canonicalize(&path).expect("canonicalize scratch dir");
+        Scratch { path }
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.path.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A running `fsprobe -f json ...`.
+pub struct Probe {
+    child: Child,
+    events: Arc<Mutex<Vec<Value>>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+/// What a probe left when it stopped.
+pub struct Finished {
+    pub events: Vec<Value>,
+    pub stderr: String,
+    pub status: ExitStatus,
+}
+
+impl Probe {
+    /// Starts fsprobe with JSON output and the given arguments, and waits
+    /// for its ready line.
+    pub fn start<I, S>(args: I) -> Probe
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut cmd = Command::new(fsprobe_bin());
+        cmd.args(["-f", "json"]).args(args.into_iter().map(Into::into));
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fsprobe");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = mpsc::channel();
+
+        let out = child.stdout.take().expect("piped stdout");
+        let sink = Arc::clone(&events);
+        let out_reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let line = line.expect("read fsprobe stdout");
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("fsprobe printed invalid JSON ({e}): {line}"));
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let log = Arc::clone(&stderr);
+        let err_reader = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let line = line.unwrap_or_default();
+                if line.starts_with("fsprobe: ready") {
+                    let _ = ready_tx.send(());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let probe = Probe {
+            child,
+            events,
+            stderr,
+            readers: vec![out_reader, err_reader],
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let finished = probe.stop();
+            panic!("fsprobe never became ready; stderr:\n{}", finished.stderr);
+        }
+        probe
+    }
+
+    /// Events so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits for an event matching `pred` and returns it.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            if let Some(v) = self.events.lock().unwrap().iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no event for {what} within {EVENT_TIMEOUT:?}; got:\n{}\nstderr:\n{}",
+                    dump(&self.events()),
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, then collect everything.
+    pub fn stop(mut self) -> Finished {
+        // SAFETY: kill() with a pid we own and a valid signal number.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait for fsprobe");
+        for r in self.readers.drain(..) {
+            r.join().expect("reader thread");
+        }
+        Finished {
+            events: self.events.lock().unwrap().clone(),
+            stderr: self.stderr.lock().unwrap().clone(),
+            status,
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn dump(events: &[Value]) -> String {
+    events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// Runs fsprobe to completion (for bad-input cases).
+pub fn run_fsprobe(args: &[&str], uid: Option<u32>) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(fsprobe_bin());
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    cmd.output().expect("run fsprobe")
+}
+
+pub fn tid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+pub fn ino(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .ino()
+}
+
+/// The event's path field as text.
+pub fn path_of(v: &Value, which: &str) -> String {
+    v[which]["path"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Is `v` a `kind` event by this test thread on `path`?
+pub fn is(v: &Value, kind: &str, path: &Path) -> bool {
+    v["event"] == kind
+        && v["process"]["tid"] == tid()
+        && v["file"]["path"].as_str() == path.to_str()
+}
+
+/// The process fields every event carries: this test's pid and tid.
+pub fn assert_by_me(v: &Value) {
+    assert_eq!(v["process"]["pid"], pid(), "pid in {v}");
+    assert_eq!(v["process"]["tid"], tid(), "tid in {v}");
+    // SAFETY: getppid/getuid/getgid have no preconditions.
+    let (ppid, uid, gid) = unsafe { (libc::getppid(), libc::getuid(), libc::getgid()) };
+    assert_eq!(v["process"]["ppid"], ppid, "ppid in {v}");
+    assert_eq!(v["process"]["uid"], uid, "uid in {v}");
+    assert_eq!(v["process"]["gid"], gid, "gid in {v}");
+}
+
+/// The mount id of the mount at `mount_point`, from /proc/self/mountinfo.
+pub fn mount_id_of(mount_point: &Path) -> u64 {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    info.lines()
+        .filter(|l| l.split(' ').nth(4) == mount_point.to_str())
+        .last()
+        .and_then(|l| l.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{} is not a mount point", mount_point.display()))
+}
+
+/// Mounts a tmpfs at `at`; unmounted on drop.
+pub struct Tmpfs {
+    pub at: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(at: &Path) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("create mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "fsprobe-test"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs on {}", at.display());
+        Tmpfs { at: at.to_owned() }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// A C string for libc calls.
+pub fn cstr(p: impl AsRef<[u8]>) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_ref()).expect("no NUL in test paths")
+}
