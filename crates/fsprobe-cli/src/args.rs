@@ -7,7 +7,12 @@ use fsprobe::{BackendKind, EventKind, ResolutionMode};
 /// File-system event notifier based on eBPF: VFS events with paths
 /// resolved from kernel dentries.
 #[derive(Debug, Parser)]
-#[command(name = "fsprobe", version, about, after_help = "Example:\n  sudo fsprobe /tmp")]
+#[command(
+    name = "fsprobe",
+    version,
+    about,
+    after_help = "Example:\n  sudo fsprobe /tmp"
+)]
 pub struct Args {
     /// Files and directories to watch.
     pub paths: Vec<PathBuf>,

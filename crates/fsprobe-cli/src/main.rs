@@ -81,7 +81,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         if ready.missing_syscalls.is_empty() {
             String::new()
         } else {
-            format!(", absent on this kernel: {}", ready.missing_syscalls.join(" "))
+            format!(
+                ", absent on this kernel: {}",
+                ready.missing_syscalls.join(" ")
+            )
         }
     );
     if ready.unreadable_entries > 0 {

@@ -13,7 +13,11 @@ fn fails(args: &[&str], uid: Option<u32>) -> (i32, Vec<String>) {
 
 fn assert_one_line(lines: &[String], needle: &str) {
     assert_eq!(lines.len(), 1, "expected one line, got: {lines:#?}");
-    assert!(lines[0].contains(needle), "{:?} does not mention {needle:?}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        lines[0]
+    );
     assert!(lines[0].starts_with("fsprobe: "), "{:?}", lines[0]);
 }
 
@@ -21,7 +25,10 @@ fn assert_one_line(lines: &[String], needle: &str) {
 fn a_missing_path_is_one_line_and_exit_1() {
     let (code, lines) = fails(&["/nonexistent/fsprobe/path"], None);
     assert_eq!(code, 1);
-    assert_one_line(&lines, "cannot watch /nonexistent/fsprobe/path: No such file or directory");
+    assert_one_line(
+        &lines,
+        "cannot watch /nonexistent/fsprobe/path: No such file or directory",
+    );
 }
 
 #[test]

@@ -30,15 +30,26 @@ fn open_reports_path_inode_fd_and_flags() {
         use std::os::fd::AsRawFd;
         file.as_raw_fd() as i64
     });
-    let flags: Vec<&str> = ev["open"]["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    assert!(flags.contains(&"O_CREAT") && flags.contains(&"O_WRONLY"), "{ev}");
+    let flags: Vec<&str> = ev["open"]["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        flags.contains(&"O_CREAT") && flags.contains(&"O_WRONLY"),
+        "{ev}"
+    );
     assert_eq!(ev["file"]["mount_id"], mount_id_for(&path));
     let meta = fs::metadata(&path).unwrap();
     assert_eq!(
         ev["file"]["device"],
         format!("{}:{}", libc::major(meta.dev()), libc::minor(meta.dev()))
     );
-    assert!(ev["file"].get("user_suffix_len").is_none(), "an open is resolved from its fd: {ev}");
+    assert!(
+        ev["file"].get("user_suffix_len").is_none(),
+        "an open is resolved from its fd: {ev}"
+    );
     probe.stop();
 }
 
@@ -78,7 +89,10 @@ fn mkdir_reports_new_directory_inode() {
     assert_by_me(&ev);
     assert_eq!(ev["retval"], 0);
     assert_eq!(ev["file"]["inode"], ino(&path));
-    assert!(ev["file"]["mode"].as_str().unwrap().starts_with("40"), "{ev}");
+    assert!(
+        ev["file"]["mode"].as_str().unwrap().starts_with("40"),
+        "{ev}"
+    );
     probe.stop();
 }
 
@@ -127,23 +141,37 @@ fn setattr_reports_mode_owner_size_and_times() {
     let probe = watch(&dir.path, &[]);
 
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-    let ev = probe.wait_for("chmod", |v| is(v, "setattr", &path) && v["setattr"]["mode"] == "600");
+    let ev = probe.wait_for("chmod", |v| {
+        is(v, "setattr", &path) && v["setattr"]["mode"] == "600"
+    });
     assert_by_me(&ev);
     assert_eq!(ev["retval"], 0);
     assert_eq!(ev["file"]["inode"], ino(&path));
 
     std::os::unix::fs::chown(&path, Some(1234), Some(5678)).unwrap();
-    let ev = probe.wait_for("chown", |v| is(v, "setattr", &path) && v["setattr"]["uid"] == 1234);
+    let ev = probe.wait_for("chown", |v| {
+        is(v, "setattr", &path) && v["setattr"]["uid"] == 1234
+    });
     assert_eq!(ev["setattr"]["gid"], 5678);
 
-    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(3).unwrap();
-    let ev = probe.wait_for("ftruncate", |v| is(v, "setattr", &path) && v["setattr"]["size"] == 3);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(3)
+        .unwrap();
+    let ev = probe.wait_for("ftruncate", |v| {
+        is(v, "setattr", &path) && v["setattr"]["size"] == 3
+    });
     assert_eq!(ev["syscall"], "ftruncate");
 
     let c = cstr(path.as_os_str().as_bytes());
     // SAFETY: c is a valid C string; NULL times means "now".
-    assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) }, 0);
-    probe.wait_for("utimensat", |v| is(v, "setattr", &path) && v["setattr"]["times"] == true);
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
+    assert_eq!(rc, 0);
+    probe.wait_for("utimensat", |v| {
+        is(v, "setattr", &path) && v["setattr"]["times"] == true
+    });
     probe.stop();
 }
 
@@ -211,7 +239,11 @@ fn modify_is_reported_only_when_asked() {
     fs::File::open(&path).unwrap();
     probe.wait_for("open", |v| is(v, "open", &path));
     let done = probe.stop();
-    assert!(done.events.iter().all(|v| v["event"] != "modify"), "{}", dump(&done.events));
+    assert!(
+        done.events.iter().all(|v| v["event"] != "modify"),
+        "{}",
+        dump(&done.events)
+    );
 }
 
 #[test]
@@ -224,14 +256,16 @@ fn dirfd_relative_calls_resolve_dotdot_in_the_kernel() {
     use std::os::fd::AsRawFd;
     let name = cstr("../../z/made-via-dirfd");
     // SAFETY: valid dirfd and C string.
-    assert_eq!(unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), 0o755) }, 0);
+    let rc = unsafe { libc::mkdirat(dirfd.as_raw_fd(), name.as_ptr(), 0o755) };
+    assert_eq!(rc, 0);
     let made = dir.join("z/made-via-dirfd");
     let ev = probe.wait_for("mkdirat via ..", |v| is(v, "mkdir", &made));
     assert_eq!(ev["file"]["inode"], ino(&made));
     assert!(ev["file"].get("user_suffix_len").is_none(), "{ev}");
 
     // SAFETY: valid dirfd and C string.
-    assert_eq!(unsafe { libc::unlinkat(dirfd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) }, 0);
+    let rc = unsafe { libc::unlinkat(dirfd.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+    assert_eq!(rc, 0);
     let ev = probe.wait_for("unlinkat(AT_REMOVEDIR)", |v| is(v, "rmdir", &made));
     assert_eq!(ev["syscall"], "unlinkat");
     probe.stop();

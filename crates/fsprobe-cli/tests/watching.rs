@@ -36,7 +36,9 @@ fn a_3000_byte_path_resolves_exactly() {
     assert_eq!(ev["file"]["inode"], ino(&file));
     assert!(ev["file"].get("truncated").is_none(), "{ev}");
     fs::remove_file(&file).unwrap();
-    let ev = probe.wait_for("unlink of the deep file (name lookup)", |v| is(v, "unlink", &file));
+    let ev = probe.wait_for("unlink of the deep file (name lookup)", |v| {
+        is(v, "unlink", &file)
+    });
     assert!(ev["file"].get("user_suffix_len").is_none(), "{ev}");
     probe.stop();
 }
@@ -53,7 +55,11 @@ fn a_path_longer_than_path_max_is_flagged_truncated() {
         // SAFETY: valid dirfd and C strings.
         unsafe {
             assert_eq!(libc::mkdirat(fd.as_raw_fd(), c.as_ptr(), 0o755), 0);
-            let next = libc::openat(fd.as_raw_fd(), c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+            let next = libc::openat(
+                fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+            );
             assert!(next >= 0);
             fd = std::os::fd::FromRawFd::from_raw_fd(next);
         }
@@ -64,7 +70,14 @@ fn a_path_longer_than_path_max_is_flagged_truncated() {
     use std::os::fd::AsRawFd;
     let leaf = cstr("leaf");
     // SAFETY: valid dirfd and C string.
-    let f = unsafe { libc::openat(fd.as_raw_fd(), leaf.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o644) };
+    let f = unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            leaf.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY,
+            0o644,
+        )
+    };
     assert!(f >= 0);
     let ev = probe.wait_for("open beyond PATH_MAX", |v| {
         v["event"] == "open" && v["process"]["tid"] == tid() && v["file"]["truncated"] == true
@@ -89,7 +102,9 @@ fn tmpfs_inside_the_tree_keeps_its_full_prefix() {
     assert_eq!(ev["file"]["inode"], ino(&file));
     assert_eq!(ev["file"]["mount_id"], mount_id_of(&mnt));
     fs::create_dir(mnt.join("d")).unwrap();
-    probe.wait_for("mkdir on tmpfs (lookup crosses the mount)", |v| is(v, "mkdir", &mnt.join("d")));
+    probe.wait_for("mkdir on tmpfs (lookup crosses the mount)", |v| {
+        is(v, "mkdir", &mnt.join("d"))
+    });
     probe.stop();
     drop(tmpfs);
 }
@@ -203,8 +218,15 @@ fn event_flag_limits_the_kinds() {
     probe.wait_for("mkdir", |v| is(v, "mkdir", &sub));
     probe.wait_for("rmdir", |v| is(v, "rmdir", &sub));
     let done = probe.stop();
-    let kinds: Vec<&str> = done.events.iter().filter_map(|v| v["event"].as_str()).collect();
-    assert!(kinds.iter().all(|k| *k == "mkdir" || *k == "rmdir"), "{kinds:?}");
+    let kinds: Vec<&str> = done
+        .events
+        .iter()
+        .filter_map(|v| v["event"].as_str())
+        .collect();
+    assert!(
+        kinds.iter().all(|k| *k == "mkdir" || *k == "rmdir"),
+        "{kinds:?}"
+    );
 }
 
 #[test]
@@ -212,24 +234,45 @@ fn fsprobe_never_reports_its_own_activity() {
     let dir = Scratch::new("self");
     let out: PathBuf = dir.join("fsprobe-output.ndjson");
     let out_arg = format!("--output={}", out.display());
-    let probe = Probe::start(["-e", "open", "-e", "modify", &out_arg, dir.path.to_str().unwrap()]);
+    let probe = Probe::start([
+        "-e",
+        "open",
+        "-e",
+        "modify",
+        &out_arg,
+        dir.path.to_str().unwrap(),
+    ]);
     let probe_pid = probe.pid();
     let marker = dir.join("marker");
     fs::write(&marker, b"x").unwrap();
     // Wait until the output file shows the marker (written by fsprobe itself).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !fs::read_to_string(&out).unwrap_or_default().contains("marker") {
-        assert!(std::time::Instant::now() < deadline, "marker never reached {}", out.display());
+    while !fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("marker")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "marker never reached {}",
+            out.display()
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let done = probe.stop();
     assert!(done.status.success(), "{}", done.stderr);
     let written = fs::read_to_string(&out).unwrap();
-    let events: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(events.iter().any(|v| is(v, "open", &marker)));
     assert!(
         events.iter().all(|v| v["process"]["pid"] != probe_pid),
         "fsprobe reported itself:\n{written}"
     );
-    assert!(done.stderr.contains("fsprobe: ") && done.stderr.contains(" lost"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("fsprobe: ") && done.stderr.contains(" lost"),
+        "{}",
+        done.stderr
+    );
 }

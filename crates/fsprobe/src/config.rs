@@ -230,7 +230,9 @@ impl ProbeBuilder {
             ));
         }
         if self.channel_size == 0 {
-            return Err(Error::InvalidOption("the channel size must be at least 1".into()));
+            return Err(Error::InvalidOption(
+                "the channel size must be at least 1".into(),
+            ));
         }
         if self.buffer_pages == 0 || self.buffer_pages > 1 << 18 {
             return Err(Error::InvalidOption(format!(
@@ -240,7 +242,9 @@ impl ProbeBuilder {
             )));
         }
         if self.max_watches == 0 {
-            return Err(Error::InvalidOption("the watch limit must be at least 1".into()));
+            return Err(Error::InvalidOption(
+                "the watch limit must be at least 1".into(),
+            ));
         }
         let paths = self
             .paths

@@ -2,7 +2,7 @@
 use std::mem::size_of;
 
 use crate::clock::BootClock;
-use crate::event::{path_from_bytes, Event, EventKind, FileRef, OpenInfo, Process, SetAttr};
+use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr, path_from_bytes};
 use crate::skel::types::{fsp_event, fsp_file};
 
 /// Mirrors bpf/events.h; the generated types carry the layout.
@@ -75,7 +75,11 @@ pub(crate) fn syscall_name(nr: u16) -> &'static str {
 }
 
 fn comm(raw: &[i8; 16]) -> String {
-    let bytes: Vec<u8> = raw.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = raw
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -210,7 +214,10 @@ mod tests {
             decode(&record(&h, b"/a/old/b/new"), BootClock::now()),
             Err(DecodeError::Overrun(13, 148))
         );
-        assert_eq!(decode(&[0u8; 10], BootClock::now()), Err(DecodeError::Short(10)));
+        assert_eq!(
+            decode(&[0u8; 10], BootClock::now()),
+            Err(DecodeError::Short(10))
+        );
         let mut bad = rename_header();
         bad.version = 9;
         assert_eq!(

@@ -29,7 +29,10 @@ pub enum Error {
     NotImplemented(String),
     /// The requested backend cannot run on this kernel.
     #[error("{backend}: {reason}")]
-    BackendUnavailable { backend: &'static str, reason: String },
+    BackendUnavailable {
+        backend: &'static str,
+        reason: String,
+    },
     /// A kernel interface (tracefs, a syscall) failed.
     #[error("{what}: {source}")]
     Io {

@@ -5,8 +5,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 /// The eight kinds of file-system event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,7 +85,10 @@ impl FromStr for EventKind {
             .find(|k| k.name() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = EventKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown event '{s}' (expected one of: {})", names.join(", "))
+                format!(
+                    "unknown event '{s}' (expected one of: {})",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -168,7 +171,10 @@ pub fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -439,7 +445,12 @@ mod tests {
     #[test]
     fn event_kinds_parse_and_reject() {
         assert_eq!("rmdir".parse::<EventKind>(), Ok(EventKind::Rmdir));
-        assert!("delete".parse::<EventKind>().unwrap_err().contains("unknown event 'delete'"));
+        assert!(
+            "delete"
+                .parse::<EventKind>()
+                .unwrap_err()
+                .contains("unknown event 'delete'")
+        );
         assert!(!EventKind::defaults().contains(&EventKind::Modify));
     }
 }

@@ -55,5 +55,7 @@ mod skel {
 pub use clock::rfc3339;
 pub use config::{BackendKind, ProbeBuilder, ResolutionMode};
 pub use error::{Error, Result};
-pub use event::{base64, Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr};
+pub use event::{
+    Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, base64,
+};
 pub use probe::{Probe, Ready, Summary};

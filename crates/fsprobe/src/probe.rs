@@ -6,9 +6,9 @@
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::backend::{self, tracepoint::TracepointBackend};
 use crate::clock::BootClock;
-use crate::config::{BackendKind, Config, ProbeBuilder, KERNEL_BTF};
+use crate::config::{BackendKind, Config, KERNEL_BTF, ProbeBuilder};
 use crate::decode::decode;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
@@ -209,7 +209,10 @@ fn read_counter(map: &impl MapCore, index: u32) -> u64 {
         .flatten()
         .map(|cpus| {
             cpus.iter()
-                .filter_map(|v| v.get(..8).map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes"))))
+                .filter_map(|v| {
+                    v.get(..8)
+                        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                })
                 .sum()
         })
         .unwrap_or(0)

@@ -39,5 +39,6 @@ pub(crate) fn ensure_mounted() -> Result<PathBuf> {
 /// Does the running kernel have the syscall tracepoints for `syscall`?
 pub(crate) fn has_syscall(tracefs: &Path, syscall: &str) -> bool {
     let dir = tracefs.join("events/syscalls");
-    dir.join(format!("sys_enter_{syscall}")).is_dir() && dir.join(format!("sys_exit_{syscall}")).is_dir()
+    dir.join(format!("sys_enter_{syscall}")).is_dir()
+        && dir.join(format!("sys_exit_{syscall}")).is_dir()
 }

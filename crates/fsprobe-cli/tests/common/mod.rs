@@ -33,7 +33,8 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let base = std::env::var_os("FSPROBE_TEST_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+        let base =
+            std::env::var_os("FSPROBE_TEST_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
         let path = base.join(format!("fsprobe-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create scratch dir");
@@ -76,7 +77,8 @@ impl Probe {
         S: Into<OsString>,
     {
         let mut cmd = Command::new(fsprobe_bin());
-        cmd.args(["-f", "json"]).args(args.into_iter().map(Into::into));
+        cmd.args(["-f", "json"])
+            .args(args.into_iter().map(Into::into));
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -174,7 +176,11 @@ impl Drop for Probe {
 }
 
 pub fn dump(events: &[Value]) -> String {
-    events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    events
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs fsprobe to completion (for bad-input cases).
@@ -230,8 +236,8 @@ pub fn assert_by_me(v: &Value) {
 pub fn mount_id_of(mount_point: &Path) -> u64 {
     let info = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     info.lines()
-        .filter(|l| l.split(' ').nth(4) == mount_point.to_str())
-        .last()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == mount_point.to_str())
         .and_then(|l| l.split(' ').next())
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("{} is not a mount point", mount_point.display()))

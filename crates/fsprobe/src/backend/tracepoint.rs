@@ -23,8 +23,20 @@ pub(crate) fn syscalls(kind: EventKind) -> &'static [&'static str] {
         EventKind::Link => &["link", "linkat"],
         EventKind::Rename => &["rename", "renameat", "renameat2"],
         EventKind::Setattr => &[
-            "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
-            "truncate", "ftruncate", "utime", "utimes", "futimesat", "utimensat",
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "fchown",
+            "lchown",
+            "fchownat",
+            "truncate",
+            "ftruncate",
+            "utime",
+            "utimes",
+            "futimesat",
+            "utimensat",
         ],
         EventKind::Unlink => &["unlink", "unlinkat"],
         EventKind::Rmdir => &["rmdir", "unlinkat"],
@@ -42,7 +54,10 @@ pub(crate) struct TracepointBackend<'obj> {
 
 impl<'obj> TracepointBackend<'obj> {
     /// Opens, configures and loads the programs (nothing attached yet).
-    pub(crate) fn load(config: &Config, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self> {
+    pub(crate) fn load(
+        config: &Config,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
         libbpf_log::install();
         let btf_path = match &config.btf {
             Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
@@ -100,7 +115,11 @@ impl<'obj> TracepointBackend<'obj> {
     /// Attaches to the entry and exit tracepoints of every selected syscall.
     pub(crate) fn attach(&mut self, config: &Config) -> Result<()> {
         let tracefs = tracefs::ensure_mounted()?;
-        let mut names: Vec<&'static str> = config.events.iter().flat_map(|k| syscalls(*k).iter().copied()).collect();
+        let mut names: Vec<&'static str> = config
+            .events
+            .iter()
+            .flat_map(|k| syscalls(*k).iter().copied())
+            .collect();
         names.sort_unstable();
         names.dedup();
         for name in names {
