@@ -7,10 +7,7 @@ use fsprobe::{EventKind, Probe, Record};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args().nth(1).unwrap_or_else(|| "/tmp".into());
-    let probe = Probe::builder()
-        .path(&dir)
-        .events(EventKind::ALL)
-        .start()?;
+    let probe = Probe::builder().path(&dir).events(EventKind::ALL).start()?;
     // Ctrl-C stops the probe; the loop below ends once it has drained.
     signal_hook::flag::register(signal_hook::consts::SIGINT, probe.stop_flag())?;
     eprintln!(

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, unit tests, and the integration
+# tests that load the real BPF programs (root required).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+	echo "fsprobe: the tests load BPF programs: run them as root (sudo $0)" >&2
+	exit 1
+fi
+scripts/setup.sh
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings" >&2
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test (unit + host integration, tracepoint backend)" >&2
+cargo test --workspace
