@@ -58,7 +58,7 @@ pub struct Args {
     pub recursive: bool,
 
     /// Where to hook: auto, fentry, kprobe or tracepoint.
-    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    #[arg(long, env = "FSPROBE_BACKEND", default_value = "auto", value_parser = parse_backend)]
     pub backend: BackendKind,
 
     /// BTF file describing the running kernel, when it does not publish
