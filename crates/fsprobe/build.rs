@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const PROGRAMS: &[&str] = &["tracepoint"];
+const PROGRAMS: &[&str] = &["fsprobe"];
 
 fn clang() -> PathBuf {
     if let Some(c) = env::var_os("CLANG") {

@@ -49,7 +49,7 @@ mod watch;
     unused_imports
 )]
 mod skel {
-    include!(concat!(env!("OUT_DIR"), "/tracepoint.skel.rs"));
+    include!(concat!(env!("OUT_DIR"), "/fsprobe.skel.rs"));
 }
 
 pub use clock::rfc3339;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBufferBuilder};
 use serde::Serialize;
 
-use crate::backend::{self, tracepoint::TracepointBackend};
+use crate::backend::{self, Backend};
 use crate::clock::BootClock;
-use crate::config::{BackendKind, Config, KERNEL_BTF, ProbeBuilder};
+use crate::config::{Config, KERNEL_BTF, ProbeBuilder};
 use crate::decode::decode;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
@@ -151,14 +151,13 @@ impl ProbeBuilder {
         if !btf.is_file() {
             return Err(Error::NoBtf(btf.to_owned()));
         }
-        let backend = backend::choose(config.backend)?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let (tx, rx) = mpsc::sync_channel(config.channel_size);
         let stop = Arc::new(AtomicBool::new(false));
         let worker_stop = Arc::clone(&stop);
         let worker = std::thread::Builder::new()
             .name("fsprobe".into())
-            .spawn(move || run(config, backend, tx, ready_tx, worker_stop))
+            .spawn(move || run(config, tx, ready_tx, worker_stop))
             .map_err(|source| Error::Io {
                 what: "starting the probe thread".into(),
                 source,
@@ -181,10 +180,9 @@ impl ProbeBuilder {
 
 fn setup<'obj>(
     config: &Config,
-    storage: &'obj mut MaybeUninit<OpenObject>,
-) -> Result<(TracepointBackend<'obj>, Ready)> {
-    let mut backend = TracepointBackend::load(config, storage)?;
-    backend.attach(config)?;
+    storages: &'obj mut [MaybeUninit<OpenObject>; 3],
+) -> Result<(Backend<'obj>, Ready)> {
+    let backend = backend::start(config, storages)?;
     let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
     if config.paths_filtering {
         for path in &config.paths {
@@ -192,7 +190,7 @@ fn setup<'obj>(
         }
     }
     let ready = Ready {
-        backend: BackendKind::Tracepoint.name(),
+        backend: backend.kind.name(),
         watched_inodes: seeder.inserted,
         unreadable_entries: seeder.skipped,
         first_unreadable: seeder.first_skip.take(),
@@ -245,13 +243,12 @@ impl LossTracker {
 
 fn run(
     config: Config,
-    _backend: BackendKind,
     tx: SyncSender<Record>,
     ready_tx: mpsc::Sender<Result<Ready>>,
     stop: Arc<AtomicBool>,
 ) -> Summary {
-    let mut storage = MaybeUninit::uninit();
-    let (backend, ready) = match setup(&config, &mut storage) {
+    let mut storages = [const { MaybeUninit::uninit() }; 3];
+    let (backend, ready) = match setup(&config, &mut storages) {
         Ok(started) => started,
         Err(e) => {
             let _ = ready_tx.send(Err(e));

@@ -1,18 +1,220 @@
-//! Backends: how the probes hook into the kernel. They differ only in
-//! their hooks; path resolution, filtering and the record layout are the
-//! shared C headers in bpf/.
-pub(crate) mod tracepoint;
+//! Backends: how the probes hook into the kernel.
+//!
+//! Every backend attaches the syscall tracepoint programs (arguments and
+//! return values). The fentry and kprobe backends also attach their
+//! flavour of the VFS hooks (bpf/hooks_vfs.h), which hand each event the
+//! dentry and mount the kernel really used. Path resolution, filtering
+//! and the record layout are shared C headers; a backend is only a set of
+//! programs to load and attach.
+pub(crate) mod syscalls;
 
-use crate::config::BackendKind;
-use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
 
-/// Picks the backend to run for a requested kind.
-pub(crate) fn choose(requested: BackendKind) -> Result<BackendKind> {
-    match requested {
-        BackendKind::Auto | BackendKind::Tracepoint => Ok(BackendKind::Tracepoint),
-        BackendKind::Fentry | BackendKind::Kprobe => Err(Error::NotImplemented(format!(
-            "the {} backend",
-            requested.name()
-        ))),
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, OpenObject, TracepointCategory};
+
+use crate::config::{BackendKind, Config};
+use crate::error::{BpfContext, Error, Result};
+use crate::libbpf_log;
+use crate::skel::{FsprobeSkel, FsprobeSkelBuilder};
+use crate::tracefs;
+
+/// The order `auto` tries backends in: the VFS hooks first.
+const AUTO_ORDER: [BackendKind; 3] = [
+    BackendKind::Fentry,
+    BackendKind::Kprobe,
+    BackendKind::Tracepoint,
+];
+
+/// Name prefix of a backend's VFS-hook programs (hooks_vfs.h), if it has any.
+fn vfs_prefix(kind: BackendKind) -> Option<&'static str> {
+    match kind {
+        BackendKind::Fentry => Some("fentry_"),
+        BackendKind::Kprobe => Some("kprobe_"),
+        BackendKind::Tracepoint | BackendKind::Auto => None,
+    }
+}
+
+/// A loaded and attached backend.
+pub(crate) struct Backend<'obj> {
+    pub(crate) skel: FsprobeSkel<'obj>,
+    links: Vec<Link>,
+    pub(crate) kind: BackendKind,
+    /// Syscalls hooked, and those this kernel does not have.
+    pub(crate) attached: Vec<&'static str>,
+    pub(crate) missing: Vec<&'static str>,
+}
+
+/// Starts the requested backend; `auto` takes the first that works, in
+/// AUTO_ORDER. Each attempt needs storage of its own.
+pub(crate) fn start<'obj>(
+    config: &Config,
+    storages: &'obj mut [MaybeUninit<OpenObject>; 3],
+) -> Result<Backend<'obj>> {
+    let [first, second, third] = storages;
+    if config.backend != BackendKind::Auto {
+        return Backend::start(config, config.backend, first)
+            .map_err(|e| unavailable(config.backend, e));
+    }
+    let mut refusals = Vec::new();
+    for (kind, storage) in AUTO_ORDER.into_iter().zip([first, second, third]) {
+        match Backend::start(config, kind, storage) {
+            Ok(backend) => return Ok(backend),
+            Err(e @ (Error::Watch { .. } | Error::TooManyWatches(_))) => return Err(e),
+            Err(e) => refusals.push(format!("{}: {e}", kind.name())),
+        }
+    }
+    Err(Error::BackendUnavailable {
+        backend: "auto",
+        reason: format!("no backend could start ({})", refusals.join("; ")),
+    })
+}
+
+/// Names the backend in errors that come from loading or attaching it.
+fn unavailable(kind: BackendKind, e: Error) -> Error {
+    match e {
+        Error::Bpf { what, source } => Error::BackendUnavailable {
+            backend: kind.name(),
+            reason: format!("{what}: {source}"),
+        },
+        other => other,
+    }
+}
+
+impl<'obj> Backend<'obj> {
+    fn start(
+        config: &Config,
+        kind: BackendKind,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
+        let mut backend = Backend::load(config, kind, storage)?;
+        backend.attach_syscalls(config)?;
+        backend.attach_vfs_hooks()?;
+        Ok(backend)
+    }
+
+    /// Opens, configures and loads the programs of `kind` (nothing attached yet).
+    fn load(
+        config: &Config,
+        kind: BackendKind,
+        storage: &'obj mut MaybeUninit<OpenObject>,
+    ) -> Result<Self> {
+        libbpf_log::install();
+        let btf_path = match &config.btf {
+            Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+                Error::InvalidOption(format!("BTF path {} contains a NUL byte", p.display()))
+            })?),
+            None => None,
+        };
+        let opts = libbpf_sys::bpf_object_open_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_object_open_opts>() as libbpf_sys::size_t,
+            btf_custom_path: btf_path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            ..Default::default()
+        };
+        // libbpf reads btf_custom_path during open only; btf_path outlives the call.
+        let mut open = FsprobeSkelBuilder::default()
+            .open_opts(opts, storage)
+            .context("opening the BPF object")?;
+        let ro = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .expect("libbpf mmaps .rodata before load");
+        ro.cfg_self_tgid = if config.exclude_own_process {
+            std::process::id()
+        } else {
+            0
+        };
+        ro.cfg_paths_filtering = config.paths_filtering;
+        ro.cfg_recursive = config.recursive;
+        ro.cfg_follow = config.follow;
+        ro.cfg_event_mask = config.event_mask();
+        ro.cfg_vfs_hooks = vfs_prefix(kind).is_some();
+        // Wake the consumer only when a quarter of the ring is pending; it
+        // also polls every 100 ms (see PERFORMANCE-NOTES: a wakeup per
+        // event costs more than resolving the path).
+        ro.cfg_wakeup_watermark = (config.buffer_bytes / 4) as u64;
+        open.maps
+            .events
+            .set_max_entries(config.buffer_bytes as u32)
+            .context("sizing the ring buffer")?;
+        open.maps
+            .watched
+            .set_max_entries(config.max_watches)
+            .context("sizing the watched map")?;
+        let wanted = vfs_prefix(kind);
+        for mut prog in open.open_object_mut().progs_mut() {
+            let name = prog.name().to_string_lossy();
+            let is_vfs = name.starts_with("fentry_") || name.starts_with("kprobe_");
+            let keep = !is_vfs || wanted.is_some_and(|p| name.starts_with(p));
+            prog.set_autoload(keep);
+        }
+        let skel = open.load().map_err(|source| Error::Bpf {
+            what: format!("loading the BPF programs ({})", libbpf_log::take()),
+            source,
+        })?;
+        Ok(Backend {
+            skel,
+            links: Vec::new(),
+            kind,
+            attached: Vec::new(),
+            missing: Vec::new(),
+        })
+    }
+
+    /// Attaches to the entry and exit tracepoints of every selected syscall.
+    fn attach_syscalls(&mut self, config: &Config) -> Result<()> {
+        let tracefs = tracefs::ensure_mounted()?;
+        let mut names: Vec<&'static str> = config
+            .events
+            .iter()
+            .flat_map(|k| syscalls::syscalls(*k).iter().copied())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        for name in names {
+            if !tracefs::has_syscall(&tracefs, name) {
+                self.missing.push(name);
+                continue;
+            }
+            let progs = &self.skel.progs;
+            for (prog, phase) in [
+                (&progs.fsp_sys_enter, "enter"),
+                (&progs.fsp_sys_exit, "exit"),
+            ] {
+                let tp = format!("sys_{phase}_{name}");
+                let link = prog
+                    .attach_tracepoint(TracepointCategory::Syscalls, &tp)
+                    .context(format!("attaching to syscalls/{tp}"))?;
+                self.links.push(link);
+            }
+            self.attached.push(name);
+        }
+        Ok(())
+    }
+
+    /// Attaches the VFS hooks of this backend's flavour, if any.
+    fn attach_vfs_hooks(&mut self) -> Result<()> {
+        let Some(prefix) = vfs_prefix(self.kind) else {
+            return Ok(());
+        };
+        for prog in self.skel.object().progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let link = prog.attach().map_err(|source| Error::Bpf {
+                what: format!("attaching {name} ({})", libbpf_log::take()),
+                source,
+            })?;
+            self.links.push(link);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn watched_map(&self) -> &impl MapCore {
+        &self.skel.maps.watched
     }
 }

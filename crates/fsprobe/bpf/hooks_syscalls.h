@@ -1,6 +1,6 @@
-// SPDX-License-Identifier: GPL-2.0 OR MIT
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * The tracepoint backend: syscall entry and exit tracepoints.
+ * Syscall entry and exit tracepoints: every backend's base.
  *
  * One program handles every sys_enter_* tracepoint fsprobe attaches to,
  * and one every sys_exit_*; both dispatch on the syscall number (x86-64
@@ -9,9 +9,10 @@
  * else from kernel objects (the returned or passed file descriptor, or
  * the dcache, see lookup.h) and sends one record with the return value.
  */
-#include "record.h"
+#ifndef FSP_HOOKS_SYSCALLS_H
+#define FSP_HOOKS_SYSCALLS_H
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
+#include "pending.h"
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
@@ -29,47 +30,6 @@ enum {
 #define FSP_O_CREAT 0100
 #define FSP_CREAT_FLAGS (0100 | 01 | 01000) /* O_CREAT | O_WRONLY | O_TRUNC */
 #define FSP_AT_REMOVEDIR 0x200
-
-/* A syscall between its entry and exit. */
-struct pending {
-	__u16 nr;
-	__u8 kind;
-	__u8 src_matched;
-	__s32 fd;            /* fd-based calls; -1 otherwise */
-	__s64 dirfd;
-	const char *path;
-	__s64 dirfd2;
-	const char *path2;
-	__u32 open_flags;
-	__u32 mode;
-	__u32 attr_mask;
-	__u32 attr_uid;
-	__u32 attr_gid;
-	__u32 src_nlink;
-	__s64 attr_size;
-	/* unlink, rmdir, rename: the source, resolved at entry. */
-	struct dentry *src;
-	struct dentry *src_parent;
-	struct vfsmount *src_mnt;
-	struct fsp_file src_id;
-	__u32 src_name_len;
-	char src_name[FSP_NAME_MAX + 1];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
-	__type(value, struct pending);
-} pending_calls SEC(".maps");
-
-/* Entry scratch: struct pending is too big for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pending);
-} pending_scratch SEC(".maps");
 
 static __always_inline void set_attr(struct pending *p, __u32 mask)
 {
@@ -213,26 +173,17 @@ static __always_inline bool decode_args(struct pending *p, long nr, unsigned lon
  */
 static __always_inline void resolve_source(struct fsp_scratch *s, struct pending *p)
 {
+	struct vfsmount *mnt;
 	struct dentry *d;
-	__u32 name_len;
 	long n;
 
 	n = bpf_probe_read_user_str(s->upath, FSP_PATH_MAX, p->path);
-	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &p->src_mnt))
+	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &mnt))
 		return;
-	lookup_path(s, d, p->src_mnt, n - 1);
+	lookup_path(s, d, mnt, n - 1);
 	if (suffix_start(s, s->ls.resolved, n - 1) < n - 1)
 		return; /* not in the dcache: exit falls back to the name */
-	d = s->ls.cur;
-	p->src = d;
-	p->src_mnt = (struct vfsmount *)&s->ls.mnt->mnt;
-	p->src_parent = BPF_CORE_READ(d, d_parent);
-	p->src_nlink = BPF_CORE_READ(d, d_inode, __i_nlink);
-	fill_identity(&p->src_id, d, p->src_mnt);
-	p->src_matched = object_matches(d);
-	name_len = BPF_CORE_READ(d, d_name.len) & FSP_NAME_MAX;
-	p->src_name_len = name_len;
-	bpf_probe_read_kernel(p->src_name, name_len, BPF_CORE_READ(d, d_name.name));
+	capture_source(p, s->ls.cur, (struct vfsmount *)&s->ls.mnt->mnt);
 }
 
 SEC("tracepoint")
@@ -267,7 +218,9 @@ int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 		if (!f || !object_matches(BPF_CORE_READ(f, f_path.dentry)))
 			return 0;
 	}
-	if (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME)
+	/* With VFS hooks, the hook captures the source from the real dentry. */
+	if (!cfg_vfs_hooks &&
+	    (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME))
 		resolve_source(s, p);
 	if (bpf_map_update_elem(&pending_calls, &tid, p, BPF_ANY))
 		count(FSP_CNT_LOST_PENDING);
@@ -327,8 +280,11 @@ static __always_inline bool emit_rename(struct fsp_scratch *s, struct pending *p
 		return put_name(s, SLOT_TARGET, p->dirfd2, p->path2) || matched;
 	}
 	matched = put_source(s, p);
-	if (ret != 0 || BPF_CORE_READ(src, d_inode, i_ino) != p->src_id.ino)
+	if (ret != 0 || BPF_CORE_READ(src, d_inode, i_ino) != p->src_id.ino) {
+		if (p->obj2)
+			return put_dentry(s, SLOT_TARGET, p->obj2, p->obj2_mnt) || matched;
 		return put_name(s, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+	}
 	/* d_move() gave the source dentry its new name and parent. */
 	matched = put_dentry(s, SLOT_TARGET, p->src, p->src_mnt) || matched;
 	if (matched)
@@ -336,13 +292,35 @@ static __always_inline bool emit_rename(struct fsp_scratch *s, struct pending *p
 	return matched;
 }
 
-static __always_inline bool emit_created(struct fsp_scratch *s, struct pending *p, long ret,
-					 enum fsp_slot which, long dirfd, const char *path)
+/*
+ * A name-based object: the dentry a VFS hook saw, else the name looked up
+ * in the dcache. Returns whether it is watched; *obj is the dentry when
+ * one is known.
+ */
+static __always_inline bool put_object(struct fsp_scratch *s, enum fsp_slot which,
+				       struct dentry *vfs_dentry, struct vfsmount *vfs_mnt,
+				       long dirfd, const char *path, struct dentry **obj)
 {
-	bool matched = put_name(s, which, dirfd, path);
+	bool matched;
 
-	if (ret == 0 && matched && !(slot(s, which)->flags & FSP_PATH_USER_SUFFIX))
-		track_placement(s->ls.cur);
+	if (vfs_dentry) {
+		*obj = vfs_dentry;
+		return put_dentry(s, which, vfs_dentry, vfs_mnt);
+	}
+	matched = put_name(s, which, dirfd, path);
+	*obj = slot(s, which)->flags & FSP_PATH_USER_SUFFIX ? NULL : s->ls.cur;
+	return matched;
+}
+
+static __always_inline bool emit_created(struct fsp_scratch *s, long ret, enum fsp_slot which,
+					 struct dentry *vfs_dentry, struct vfsmount *vfs_mnt,
+					 long dirfd, const char *path)
+{
+	struct dentry *obj = NULL;
+	bool matched = put_object(s, which, vfs_dentry, vfs_mnt, dirfd, path, &obj);
+
+	if (ret == 0 && matched && obj)
+		track_placement(obj);
 	return matched;
 }
 
@@ -352,6 +330,7 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct fsp_scratch *s = get_scratch();
 	struct pending *p = bpf_map_lookup_elem(&pending_calls, &tid);
+	struct dentry *obj = NULL;
 	long ret = ctx->ret;
 	bool matched;
 
@@ -372,11 +351,12 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 		matched = emit_open(s, p, ret);
 		break;
 	case FSP_MKDIR:
-		matched = emit_created(s, p, ret, SLOT_FILE, p->dirfd, p->path);
+		matched = emit_created(s, ret, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path);
 		break;
 	case FSP_LINK:
-		matched = put_name(s, SLOT_FILE, p->dirfd, p->path);
-		matched = emit_created(s, p, ret, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+		matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path, &obj);
+		matched = emit_created(s, ret, SLOT_TARGET, p->obj2, p->obj2_mnt, p->dirfd2,
+				       p->path2) || matched;
 		break;
 	case FSP_RENAME:
 		matched = emit_rename(s, p, ret);
@@ -389,10 +369,13 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 		if (p->fd >= 0)
 			matched = put_file(s, SLOT_FILE, fd_file(p->fd));
 		else
-			matched = put_name(s, SLOT_FILE, p->dirfd, p->path);
+			matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path,
+					     &obj);
 	}
 	record_send(s, matched);
 out:
 	bpf_map_delete_elem(&pending_calls, &tid);
 	return 0;
 }
+
+#endif /* FSP_HOOKS_SYSCALLS_H */
