@@ -94,7 +94,7 @@ fn a_path_longer_than_path_max_is_flagged_truncated() {
 fn tmpfs_inside_the_tree_keeps_its_full_prefix() {
     let dir = Scratch::new("tmpfs");
     let mnt = dir.join("sub/mnt");
-    let tmpfs = Tmpfs::mount(&mnt);
+    let tmpfs = Mounted::tmpfs(&mnt);
     let probe = watch(&dir.path, &[]);
     let file = mnt.join("on-tmpfs.txt");
     fs::write(&file, b"x").unwrap();

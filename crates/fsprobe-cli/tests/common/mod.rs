@@ -243,25 +243,38 @@ pub fn mount_id_of(mount_point: &Path) -> u64 {
         .unwrap_or_else(|| panic!("{} is not a mount point", mount_point.display()))
 }
 
-/// Mounts a tmpfs at `at`; unmounted on drop.
-pub struct Tmpfs {
+/// A mount made by a test; unmounted on drop.
+pub struct Mounted {
     pub at: PathBuf,
 }
 
-impl Tmpfs {
-    pub fn mount(at: &Path) -> Tmpfs {
+impl Mounted {
+    fn run(args: &[&std::ffi::OsStr], at: &Path) -> Mounted {
         std::fs::create_dir_all(at).expect("create mount point");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "fsprobe-test"])
+            .args(args)
             .arg(at)
             .status()
             .expect("run mount");
-        assert!(status.success(), "mount tmpfs on {}", at.display());
-        Tmpfs { at: at.to_owned() }
+        assert!(status.success(), "mount {args:?} on {}", at.display());
+        Mounted { at: at.to_owned() }
+    }
+
+    /// A fresh tmpfs at `at`.
+    pub fn tmpfs(at: &Path) -> Mounted {
+        Mounted::run(
+            &["-t".as_ref(), "tmpfs".as_ref(), "fsprobe-test".as_ref()],
+            at,
+        )
+    }
+
+    /// `src` bind-mounted at `at`.
+    pub fn bind(src: &Path, at: &Path) -> Mounted {
+        Mounted::run(&["--bind".as_ref(), src.as_os_str()], at)
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.at).status();
     }
