@@ -9,22 +9,28 @@
  * walk[off .. FSP_PATH_MAX). No component limit: the walk stops only when
  * the path would exceed PATH_MAX - 1 bytes, and then says so with
  * FSP_PATH_TRUNCATED.
+ *
+ * The loop is split into chunks: fsp_walk_chunk() is a global function,
+ * which the verifier checks once on its own (kernel 5.6+), so calling it
+ * from a bounded loop costs one call site per iteration rather than one
+ * copy of its body. That reaches PATH_MAX without bpf_loop(), which 5.10
+ * lacks (added in 5.17; its callbacks need BPF_PSEUDO_FUNC, 5.13).
  */
 #ifndef FSP_DENTRY_H
 #define FSP_DENTRY_H
 
 #include "maps.h"
 
-/* 2048 one-letter components fill PATH_MAX; the rest is mount crossings. */
-#define FSP_WALK_STEPS (FSP_PATH_MAX + 64)
+/*
+ * 2048 one-letter components fill PATH_MAX, plus mount crossings:
+ * FSP_WALK_CHUNKS * FSP_WALK_CHUNK steps.
+ */
+#define FSP_WALK_CHUNK 64
+#define FSP_WALK_CHUNKS 36
 
-struct walk_ctx {
-	struct fsp_scratch *s;
-};
-
-static long walk_step(__u32 i, void *data)
+/* One step up the tree; non-zero when the walk is over. */
+static __always_inline int walk_step(struct fsp_scratch *s)
 {
-	struct fsp_scratch *s = ((struct walk_ctx *)data)->s;
 	struct walk_state *w = &s->ws;
 	struct dentry *d = w->dentry;
 	struct mount *m = w->mnt;
@@ -62,6 +68,20 @@ static long walk_step(__u32 i, void *data)
 	return 0;
 }
 
+/* Up to FSP_WALK_CHUNK steps of the walk in scratch.ws; 1 when it is over. */
+__noinline int fsp_walk_chunk(void)
+{
+	struct fsp_scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	for (int i = 0; i < FSP_WALK_CHUNK; i++) {
+		if (walk_step(s))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Resolve (dentry, vfsmount) into s->walk. Returns the path's length; the
  * path starts at s->walk[s->ws.off]. s->ws.flags tells whether it is whole.
@@ -69,14 +89,15 @@ static long walk_step(__u32 i, void *data)
 static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *d,
 					  struct vfsmount *vmnt)
 {
-	struct walk_ctx ctx = { .s = s };
-
 	s->ws.dentry = d;
 	s->ws.mnt = real_mount(vmnt);
 	s->ws.off = FSP_PATH_MAX;
 	s->ws.flags = 0;
 	s->ws.done = 0;
-	bpf_loop(FSP_WALK_STEPS, walk_step, &ctx, 0);
+	for (int i = 0; i < FSP_WALK_CHUNKS; i++) {
+		if (fsp_walk_chunk())
+			break;
+	}
 	if (!s->ws.done)
 		s->ws.flags |= FSP_PATH_TRUNCATED;
 	if (s->ws.off == FSP_PATH_MAX) {

@@ -14,9 +14,9 @@
  * than NAME_MAX. Callers then append the unresolved rest and flag it
  * (FSP_PATH_USER_SUFFIX): those bytes came from user memory.
  *
- * One bpf_loop callback runs a small state machine: it scans one byte,
- * one child dentry or one child mount per step (the verifier rejects
- * clang's merging of two callbacks, see PERFORMANCE-NOTES).
+ * A small state machine scans one byte, one child dentry or one child
+ * mount per step. Steps run in chunks inside global functions, verified
+ * once each (see dentry.h), so no bpf_loop() is needed.
  */
 #ifndef FSP_LOOKUP_H
 #define FSP_LOOKUP_H
@@ -30,11 +30,8 @@ enum {
 };
 
 /* Bytes, children and mounts scanned, all told, before giving up. */
-#define FSP_LOOKUP_STEPS (1 << 20)
-
-struct lookup_ctx {
-	struct fsp_scratch *s;
-};
+#define FSP_LOOKUP_CHUNK 128
+#define FSP_LOOKUP_CHUNKS 2048
 
 static __always_inline bool is_dir(struct dentry *d)
 {
@@ -84,23 +81,28 @@ static __always_inline void *next_sibling(void *node)
 	return next;
 }
 
-/* Is the candidate's name the component in s->comp? Both are len bytes. */
-static __always_inline bool same_name(struct fsp_scratch *s, const unsigned char *name, __u32 len)
+/*
+ * Is the name at kernel address `name` the component in scratch.comp?
+ * Both are len bytes. Global, so its loop is verified once.
+ */
+__noinline int fsp_same_name(__u64 name, __u32 len)
 {
-	if (bpf_probe_read_kernel(s->cand, FSP_BOUND(len, FSP_NAME_MAX), name))
-		return false;
+	struct fsp_scratch *s = get_scratch();
+
+	if (!s || bpf_probe_read_kernel(s->cand, FSP_BOUND(len, FSP_NAME_MAX), (void *)name))
+		return 0;
 	for (int i = 0; i < 32; i++) {
 		__u32 left;
 		__u64 mask;
 
 		if (i * 8 >= len)
-			return true;
+			return 1;
 		left = len - i * 8;
 		mask = left >= 8 ? ~0ULL : (1ULL << (left * 8)) - 1;
 		if ((s->comp[i] ^ s->cand[i]) & mask)
-			return false;
+			return 0;
 	}
-	return true;
+	return 1;
 }
 
 /*
@@ -189,9 +191,9 @@ static __always_inline long found_child(struct lookup_state *l, struct dentry *c
 	return l->done ? 1 : 0;
 }
 
-static long lookup_step(__u32 i, void *data)
+/* One step of the lookup in scratch.ls; non-zero when it is over. */
+static __always_inline int lookup_step(struct fsp_scratch *s)
 {
-	struct fsp_scratch *s = ((struct lookup_ctx *)data)->s;
 	struct lookup_state *l = &s->ls;
 
 	if (l->state == LS_BYTES) {
@@ -218,7 +220,7 @@ static long lookup_step(__u32 i, void *data)
 		if (BPF_CORE_READ(child, d_name.len) != l->comp_len ||
 		    !BPF_CORE_READ(child, d_hash.pprev))
 			return 0;
-		if (!same_name(s, BPF_CORE_READ(child, d_name.name), l->comp_len))
+		if (!fsp_same_name((__u64)BPF_CORE_READ(child, d_name.name), l->comp_len))
 			return 0;
 		if (!BPF_CORE_READ(child, d_inode)) {
 			/* A negative dentry: the name does not exist. */
@@ -257,6 +259,20 @@ static long lookup_step(__u32 i, void *data)
 	return l->done ? 1 : 0;
 }
 
+/* Up to FSP_LOOKUP_CHUNK steps of the lookup; 1 when it is over. */
+__noinline int fsp_lookup_chunk(void)
+{
+	struct fsp_scratch *s = get_scratch();
+
+	if (!s)
+		return 1;
+	for (int i = 0; i < FSP_LOOKUP_CHUNK; i++) {
+		if (lookup_step(s))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
  * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
@@ -265,7 +281,6 @@ static long lookup_step(__u32 i, void *data)
 static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
 					struct vfsmount *vmnt, __u32 len)
 {
-	struct lookup_ctx ctx = { .s = s };
 	struct lookup_state *l = &s->ls;
 
 	l->cur = base;
@@ -284,7 +299,10 @@ static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *ba
 		l->comp_start = 1;
 		l->resolved = 1;
 	}
-	bpf_loop(FSP_LOOKUP_STEPS, lookup_step, &ctx, 0);
+	for (int i = 0; i < FSP_LOOKUP_CHUNKS; i++) {
+		if (fsp_lookup_chunk())
+			break;
+	}
 	if (l->resolved > len)
 		l->resolved = len;
 }

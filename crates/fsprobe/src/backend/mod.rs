@@ -55,11 +55,21 @@ pub(crate) fn start<'obj>(
 ) -> Result<Backend<'obj>> {
     let [first, second, third] = storages;
     if config.backend != BackendKind::Auto {
+        if let Some(reason) = precheck(config.backend) {
+            return Err(Error::BackendUnavailable {
+                backend: config.backend.name(),
+                reason: reason.into(),
+            });
+        }
         return Backend::start(config, config.backend, first)
             .map_err(|e| unavailable(config.backend, e));
     }
     let mut refusals = Vec::new();
     for (kind, storage) in AUTO_ORDER.into_iter().zip([first, second, third]) {
+        if let Some(reason) = precheck(kind) {
+            refusals.push(format!("{}: {reason}", kind.name()));
+            continue;
+        }
         match Backend::start(config, kind, storage) {
             Ok(backend) => return Ok(backend),
             Err(e @ (Error::Watch { .. } | Error::TooManyWatches(_))) => return Err(e),
@@ -70,6 +80,18 @@ pub(crate) fn start<'obj>(
         backend: "auto",
         reason: format!("no backend could start ({})", refusals.join("; ")),
     })
+}
+
+/// Why `kind` cannot run here, when that is known without loading it.
+///
+/// Without kprobes (CONFIG_KPROBES unset) the kprobe programs load but
+/// cannot attach; a backend that fails after attaching part of its links
+/// has, in practice, left the next attempt's object unusable (its
+/// descriptors were closed), so auto never starts one that cannot attach.
+fn precheck(kind: BackendKind) -> Option<&'static str> {
+    let has_kprobe_pmu = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
+    (kind == BackendKind::Kprobe && !has_kprobe_pmu)
+        .then_some("the kernel has no kprobes (CONFIG_KPROBES)")
 }
 
 /// Names the backend in errors that come from loading or attaching it.
