@@ -21,7 +21,7 @@ for line in open(sys.argv[1]):
         continue
     kind = msg["target"]["kind"]
     name = msg["target"]["name"]
-    if kind == ["bin"] and name == "fsprobe":
+    if kind == ["bin"] and name == "fsprobe" and not msg["profile"]["test"]:
         shutil.copy(msg["executable"], f"{out}/fsprobe")
     elif kind == ["test"]:
         shutil.copy(msg["executable"], f"{out}/tests/{name}")

@@ -8,6 +8,7 @@ backends=$3
 filter=$4
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(mktemp -d)
+chmod 755 "$root"
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,proc,sys,dev,tmp,tests}
 cp /bin/busybox "$root/bin/busybox"

@@ -83,14 +83,18 @@ __noinline int fsp_walk_chunk(void)
 }
 
 /*
- * Resolve (dentry, vfsmount) into s->walk. Returns the path's length; the
- * path starts at s->walk[s->ws.off]. s->ws.flags tells whether it is whole.
+ * Resolve (dentry, vfsmount) into scratch.walk; returns the path's length.
+ * Global (pointers passed as integers), so its loop is verified once for
+ * every call site in the programs.
  */
-static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *d,
-					  struct vfsmount *vmnt)
+__noinline int fsp_resolve(__u64 dentry, __u64 vmnt)
 {
-	s->ws.dentry = d;
-	s->ws.mnt = real_mount(vmnt);
+	struct fsp_scratch *s = get_scratch();
+
+	if (!s)
+		return 0;
+	s->ws.dentry = (struct dentry *)dentry;
+	s->ws.mnt = real_mount((struct vfsmount *)vmnt);
 	s->ws.off = FSP_PATH_MAX;
 	s->ws.flags = 0;
 	s->ws.done = 0;
@@ -100,12 +104,22 @@ static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *
 	}
 	if (!s->ws.done)
 		s->ws.flags |= FSP_PATH_TRUNCATED;
-	if (s->ws.off == FSP_PATH_MAX) {
+	if (s->ws.off >= FSP_PATH_MAX) {
 		/* The root itself. */
 		s->ws.off = FSP_PATH_MAX - 1;
 		s->walk[FSP_PATH_MAX - 1] = '/';
 	}
 	return FSP_PATH_MAX - s->ws.off;
+}
+
+/*
+ * The path of (d, vmnt) in s->walk, starting at s->walk[s->ws.off];
+ * s->ws.flags tells whether it is whole. Returns its length.
+ */
+static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *d,
+					  struct vfsmount *vmnt)
+{
+	return fsp_resolve((__u64)d, (__u64)vmnt);
 }
 
 static __always_inline __u32 mount_id(struct vfsmount *vmnt)

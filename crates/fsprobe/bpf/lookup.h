@@ -29,7 +29,11 @@ enum {
 	LS_MOUNT = 2,  /* scanning mnt's child mounts for one on cur */
 };
 
-/* Bytes, children and mounts scanned, all told, before giving up. */
+/*
+ * Bytes, children and mounts scanned, all told, before giving up. The
+ * outer loop must stay under the verifier's 8192-jump history limit
+ * (BPF_COMPLEXITY_LIMIT_JMP_SEQ).
+ */
 #define FSP_LOOKUP_CHUNK 128
 #define FSP_LOOKUP_CHUNKS 2048
 
@@ -273,18 +277,17 @@ __noinline int fsp_lookup_chunk(void)
 	return 0;
 }
 
-/*
- * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
- * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
- * bytes of upath that covers; the rest is the unresolved suffix.
- */
-static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
-					struct vfsmount *vmnt, __u32 len)
+/* Looks scratch.upath (len bytes) up from (base, vmnt). Global: verified once. */
+__noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
 {
-	struct lookup_state *l = &s->ls;
+	struct fsp_scratch *s = get_scratch();
+	struct lookup_state *l;
 
-	l->cur = base;
-	l->mnt = real_mount(vmnt);
+	if (!s)
+		return 0;
+	l = &s->ls;
+	l->cur = (struct dentry *)base;
+	l->mnt = real_mount((struct vfsmount *)vmnt);
 	l->node = NULL;
 	l->head = NULL;
 	l->pos = 0;
@@ -305,6 +308,18 @@ static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *ba
 	}
 	if (l->resolved > len)
 		l->resolved = len;
+	return 0;
+}
+
+/*
+ * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
+ * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
+ * bytes of upath that covers; the rest is the unresolved suffix.
+ */
+static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
+					struct vfsmount *vmnt, __u32 len)
+{
+	fsp_lookup((__u64)base, (__u64)vmnt, len);
 }
 
 #endif /* FSP_LOOKUP_H */
