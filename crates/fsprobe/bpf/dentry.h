@@ -23,10 +23,11 @@
 
 /*
  * 2048 one-letter components fill PATH_MAX, plus mount crossings:
- * FSP_WALK_CHUNKS * FSP_WALK_CHUNK steps.
+ * FSP_WALK_BLOCKS * FSP_WALK_BLOCK * FSP_WALK_CHUNK = 4352 steps.
  */
-#define FSP_WALK_CHUNK 64
-#define FSP_WALK_CHUNKS 36
+#define FSP_WALK_CHUNK 16
+#define FSP_WALK_BLOCK 16
+#define FSP_WALK_BLOCKS 17
 
 /* One step up the tree; non-zero when the walk is over. */
 static __always_inline int walk_step(struct fsp_scratch *s)
@@ -82,6 +83,16 @@ __noinline int fsp_walk_chunk(void)
 	return 0;
 }
 
+/* Up to FSP_WALK_BLOCK chunks; 1 when the walk is over. */
+__noinline int fsp_walk_block(void)
+{
+	for (int i = 0; i < FSP_WALK_BLOCK; i++) {
+		if (fsp_walk_chunk())
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Resolve (dentry, vfsmount) into scratch.walk; returns the path's length.
  * Global (pointers passed as integers), so its loop is verified once for
@@ -98,8 +109,8 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt)
 	s->ws.off = FSP_PATH_MAX;
 	s->ws.flags = 0;
 	s->ws.done = 0;
-	for (int i = 0; i < FSP_WALK_CHUNKS; i++) {
-		if (fsp_walk_chunk())
+	for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
+		if (fsp_walk_block())
 			break;
 	}
 	if (!s->ws.done)

@@ -30,12 +30,14 @@ enum {
 };
 
 /*
- * Bytes, children and mounts scanned, all told, before giving up. The
- * outer loop must stay under the verifier's 8192-jump history limit
- * (BPF_COMPLEXITY_LIMIT_JMP_SEQ).
+ * Bytes, children and mounts scanned, all told, before giving up, in
+ * three levels of global functions: each level's loop is short, so the
+ * verifier's work (and the programs' load time) stays small, and each
+ * stays far under its 8192-jump history limit (BPF_COMPLEXITY_LIMIT_JMP_SEQ).
  */
-#define FSP_LOOKUP_CHUNK 128
-#define FSP_LOOKUP_CHUNKS 2048
+#define FSP_LOOKUP_CHUNK 16   /* steps per fsp_lookup_chunk() */
+#define FSP_LOOKUP_BLOCK 64   /* chunks per fsp_lookup_block() */
+#define FSP_LOOKUP_BLOCKS 128 /* blocks per lookup: 131072 steps */
 
 static __always_inline bool is_dir(struct dentry *d)
 {
@@ -277,6 +279,16 @@ __noinline int fsp_lookup_chunk(void)
 	return 0;
 }
 
+/* Up to FSP_LOOKUP_BLOCK chunks; 1 when the lookup is over. */
+__noinline int fsp_lookup_block(void)
+{
+	for (int i = 0; i < FSP_LOOKUP_BLOCK; i++) {
+		if (fsp_lookup_chunk())
+			return 1;
+	}
+	return 0;
+}
+
 /* Looks scratch.upath (len bytes) up from (base, vmnt). Global: verified once. */
 __noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
 {
@@ -302,8 +314,8 @@ __noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
 		l->comp_start = 1;
 		l->resolved = 1;
 	}
-	for (int i = 0; i < FSP_LOOKUP_CHUNKS; i++) {
-		if (fsp_lookup_chunk())
+	for (int i = 0; i < FSP_LOOKUP_BLOCKS; i++) {
+		if (fsp_lookup_block())
 			break;
 	}
 	if (l->resolved > len)
