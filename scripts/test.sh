@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints, unit tests, and the integration
-# tests that load the real BPF programs (root required).
+# Runs every test: formatting and lints, unit tests, the integration tests
+# that load the real BPF programs on this host (root required), and the
+# same integration tests inside real 5.10 / 6.1 / 6.12 kernels under QEMU,
+# once per backend (vmtest/run.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -16,3 +18,5 @@ echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test (unit + host integration, tracepoint backend)" >&2
 cargo test --workspace
+echo "== vmtest: the integration suite in Debian 5.10 / 6.1 / 6.12 x fentry, kprobe, tracepoint" >&2
+vmtest/run.sh
