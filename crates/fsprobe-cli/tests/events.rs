@@ -11,12 +11,6 @@ use std::path::Path;
 
 use common::*;
 
-fn watch(dir: &Path, extra: &[&str]) -> Probe {
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    args.push(dir.display().to_string());
-    Probe::start(args)
-}
-
 #[test]
 fn open_reports_path_inode_fd_and_flags() {
     let dir = Scratch::new("open");

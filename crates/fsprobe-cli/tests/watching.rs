@@ -9,12 +9,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn watch(dir: &Path, extra: &[&str]) -> Probe {
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    args.push(dir.display().to_string());
-    Probe::start(args)
-}
-
 fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }

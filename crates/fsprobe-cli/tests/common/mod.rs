@@ -175,6 +175,13 @@ impl Drop for Probe {
     }
 }
 
+/// Starts fsprobe watching `dir`, with extra arguments before it.
+pub fn watch(dir: &Path, extra: &[&str]) -> Probe {
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    args.push(dir.display().to_string());
+    Probe::start(args)
+}
+
 pub fn dump(events: &[Value]) -> String {
     events
         .iter()
