@@ -37,6 +37,32 @@ fn vfs_prefix(kind: BackendKind) -> Option<&'static str> {
     }
 }
 
+/// The running kernel's (major, minor) version.
+fn kernel_release() -> (u32, u32) {
+    // SAFETY: uname fills the zeroed struct it is given.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uts is a valid, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return (0, 0);
+    }
+    // SAFETY: uname NUL-terminates release.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// Can this kernel load the VFS-hook program `name`?
+///
+/// fentry programs on functions with struct arguments need 6.1 (commit
+/// "bpf: Support struct argument for trampoline base progs");
+/// security_path_chown() takes kuid_t and kgid_t, which are structs. On
+/// older kernels a chown by name resolves through the dcache lookup.
+fn supported(name: &str, release: (u32, u32)) -> bool {
+    name != "fentry_path_chown" || release >= (6, 1)
+}
+
 /// A loaded and attached backend.
 pub(crate) struct Backend<'obj> {
     pub(crate) skel: FsprobeSkel<'obj>,
@@ -167,10 +193,12 @@ impl<'obj> Backend<'obj> {
             .set_max_entries(config.max_watches)
             .context("sizing the watched map")?;
         let wanted = vfs_prefix(kind);
+        let release = kernel_release();
         for mut prog in open.open_object_mut().progs_mut() {
             let name = prog.name().to_string_lossy();
             let is_vfs = name.starts_with("fentry_") || name.starts_with("kprobe_");
-            let keep = !is_vfs || wanted.is_some_and(|p| name.starts_with(p));
+            let keep = !is_vfs
+                || (wanted.is_some_and(|p| name.starts_with(p)) && supported(&name, release));
             prog.set_autoload(keep);
         }
         let skel = open.load().map_err(|source| Error::Bpf {
@@ -222,9 +250,10 @@ impl<'obj> Backend<'obj> {
         let Some(prefix) = vfs_prefix(self.kind) else {
             return Ok(());
         };
+        let release = kernel_release();
         for prog in self.skel.object().progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
-            if !name.starts_with(prefix) {
+            if !name.starts_with(prefix) || !supported(&name, release) {
                 continue;
             }
             let link = prog.attach().map_err(|source| Error::Bpf {
