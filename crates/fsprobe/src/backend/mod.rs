@@ -123,6 +123,15 @@ fn precheck(kind: BackendKind) -> Option<&'static str> {
 /// Names the backend in errors that come from loading or attaching it.
 fn unavailable(kind: BackendKind, e: Error) -> Error {
     match e {
+        // EPERM from BPF_PROG_LOAD as root: the kernel does not allow this
+        // program type (e.g. fentry under some lockdown or hardening
+        // policies); libbpf's hint about `ulimit -l` does not apply.
+        Error::Bpf { source, .. } if source.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
+            Error::BackendUnavailable {
+                backend: kind.name(),
+                reason: "the kernel refused the programs (EPERM)".into(),
+            }
+        }
         Error::Bpf { what, source } => Error::BackendUnavailable {
             backend: kind.name(),
             reason: format!("{what}: {source}"),
