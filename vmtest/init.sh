@@ -1,28 +1,68 @@
 #!/bin/sh
-# /init of the test guest: mount what the tests need, run every test
-# binary once per backend listed in /vmtest.conf, print markers that
-# run.sh parses from the serial console, then power off.
+# /init of the test guest (busybox sh). Mounts what the tests need, runs every
+# test binary in /tests once per backend in /vmtest.conf, then powers off.
+#
+# Kernel messages go to the first serial port (the console); the tests' output
+# goes to the second one, so the two never interleave. Both get the markers:
+#   === VMTEST KERNEL <uname -r>
+#   === VMTEST INFO <key=value...>
+#   === VMTEST BEGIN <backend> <binary>
+#   === VMTEST END <backend> <binary> rc=<n> secs=<s>
+#   === VMTEST DONE
 export PATH=/bin
+export HOME=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 mount -t tracefs nodev /sys/kernel/tracing
 mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
+mount -t securityfs nodev /sys/kernel/security 2>/dev/null
+
 . /vmtest.conf
-btf=no
-[ -e /sys/kernel/btf/vmlinux ] && btf=yes
-echo "=== VMTEST KERNEL $(uname -r) btf=$btf"
+filter=$(cat /vmtest.filter)
+
+out=/dev/ttyS1
+[ -c "$out" ] && : 2>/dev/null >"$out" || out=/dev/console
+mark() {
+	echo "=== VMTEST $*" >/dev/console
+	[ "$out" = /dev/console ] || echo "=== VMTEST $*" >"$out"
+}
+
+yesno() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
+mark "KERNEL $(uname -r)"
+mark "INFO btf=$(yesno /sys/kernel/btf/vmlinux) kprobes=$(yesno /sys/kernel/tracing/kprobe_events)" \
+	"syscall_tracepoints=$(yesno /sys/kernel/tracing/events/syscalls)" \
+	"lsm=$(cat /sys/kernel/security/lsm 2>/dev/null || echo ?)" \
+	"lockdown=$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/security/lockdown 2>/dev/null || echo ?)" \
+	"cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo)"
+
 for backend in $BACKENDS; do
 	for t in /tests/*; do
-		name=$(basename "$t")
-		echo "=== VMTEST BEGIN $backend $name"
+		name=${t##*/}
+		mark "BEGIN $backend $name"
+		start=$(date +%s)
+		if [ -n "$filter" ]; then
+			set -- "$filter"
+		else
+			set --
+		fi
 		FSPROBE_BIN=/bin/fsprobe FSPROBE_BACKEND=$backend FSPROBE_EXPECT_AUTO=$EXPECT_AUTO \
-			RUST_BACKTRACE=0 "$t" --test-threads=2 $FILTER 2>&1
-		echo "=== VMTEST END $backend $name rc=$?"
+			RUST_BACKTRACE=0 timeout -s KILL "$TEST_TIMEOUT" "$t" --test-threads=2 "$@" >"$out" 2>&1
+		rc=$?
+		secs=$(($(date +%s) - start))
+		# A test killed mid-way can leave fsprobe running (and attached).
+		for p in /proc/[0-9]*; do
+			if [ "$(cat "$p/comm" 2>/dev/null)" = fsprobe ]; then
+				mark "LEFTOVER $backend $name fsprobe pid ${p#/proc/}"
+				kill -9 "${p#/proc/}" 2>/dev/null
+			fi
+		done
+		mark "END $backend $name rc=$rc secs=$secs"
 	done
 done
-echo "=== VMTEST DONE"
+mark "DONE"
 sync
 echo o >/proc/sysrq-trigger
-sleep 10
+sleep 5
+poweroff -f

@@ -1,97 +1,229 @@
 #!/usr/bin/env python3
-"""Reads the guests' serial logs and prints the kernel x backend matrix.
+"""Reads one vmtest run's logs and prints the kernel x backend matrix.
 
-Usage: report.py LOG_DIR KERNEL...   (logs are LOG_DIR/<kernel>.log)
-Exits 1 when a test failed or a guest did not finish.
+Usage: report.py RUN_DIR KERNELS BACKENDS   (comma-separated lists)
+
+RUN_DIR holds, per kernel K: K.tests.log (the tests' serial port), K.console.log
+(the kernel console), K.status (written by run.sh), and `expected` (the tests
+each binary lists, one "binary test" per line). Exits 1 when a test failed or a
+guest did not finish; the last line is always `vmtest: N passed, M failed`.
 """
+import os
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 
-TEST = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
-BEGIN = re.compile(r"^=== VMTEST BEGIN (\S+) (\S+)")
-END = re.compile(r"^=== VMTEST END (\S+) (\S+) rc=(\d+)")
+MARK = re.compile(r"=== VMTEST (\w+) ?(.*)$")
+RESULT = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)")
+SLOW = re.compile(r"^test (\S+) has been running for over")
+SECTION = re.compile(r"^---- (\S+) stdout ----")
+KERNEL_TROUBLE = re.compile(
+    r"BUG:|WARNING:|Oops|Kernel panic|soft lockup|hard LOCKUP|blocked for more than"
+    r"|rcu_\w+ detected stalls|segfault|general protection|Out of memory|oom-kill"
+)
+DETAIL_LINES = 40
 
 
-def parse(path):
-    """Per backend: passed, failed (names), and each failed test's output."""
-    results = defaultdict(lambda: {"passed": 0, "failed": [], "rc": []})
-    details = {}
-    kernel, done = "?", False
-    backend = binary = None
-    block = []
+def read(path):
     try:
-        lines = open(path, errors="replace").read().replace("\r", "").splitlines()
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").replace("\r", "").splitlines()
     except OSError:
-        return kernel, results, details, False
+        return []
+
+
+class Binary:
+    def __init__(self):
+        self.results = {}  # test -> ok | FAILED | ignored
+        self.sections = {}  # failed test -> its output
+        self.slow = []  # tests libtest said were running for over 60 s
+        self.lines = []
+        self.rc = None  # None: never ended
+        self.secs = 0
+        self.summary = False  # libtest printed "test result:"
+
+
+def parse_tests_log(lines):
+    info = {"kernel": "?", "info": "", "done": False, "leftover": []}
+    runs = defaultdict(dict)  # backend -> binary -> Binary
+    cur = None
     for line in lines:
-        if m := re.search(r"=== VMTEST KERNEL (\S+)", line):
-            kernel = m.group(1)
-        elif "=== VMTEST DONE" in line:
-            done = True
-        elif m := BEGIN.match(line):
-            backend, binary, block = m.group(1), m.group(2), []
-        elif m := END.match(line):
-            if int(m.group(3)) != 0 and not results[backend]["failed"]:
-                results[backend]["rc"].append(f"{binary} exited {m.group(3)}")
-            for name, text in split_failures(block):
-                details[(backend, binary, name)] = text
-            backend = None
-        elif backend:
-            block.append(line)
-            if m := TEST.match(line):
-                if m.group(2) == "ok":
-                    results[backend]["passed"] += 1
-                elif m.group(2) == "FAILED":
-                    results[backend]["failed"].append(f"{binary}::{m.group(1)}")
-    return kernel, results, details, done
+        m = MARK.search(line)
+        if m:
+            kind, rest = m.group(1), m.group(2).split()
+            if kind == "KERNEL" and rest:
+                info["kernel"] = rest[0]
+            elif kind == "INFO":
+                info["info"] = " ".join(rest)
+            elif kind == "BEGIN" and len(rest) >= 2:
+                cur = runs[rest[0]].setdefault(rest[1], Binary())
+            elif kind == "END" and len(rest) >= 2:
+                b = runs[rest[0]].setdefault(rest[1], Binary())
+                fields = dict(f.split("=", 1) for f in rest[2:] if "=" in f)
+                b.rc = int(fields.get("rc", "-1"))
+                b.secs = int(fields.get("secs", "0"))
+                split_sections(b)
+                cur = None
+            elif kind == "LEFTOVER":
+                info["leftover"].append(" ".join(rest))
+            elif kind == "DONE":
+                info["done"] = True
+            continue
+        if cur is None:
+            continue
+        cur.lines.append(line)
+        if m := RESULT.match(line):
+            cur.results[m.group(1)] = m.group(2)
+        elif m := SLOW.match(line):
+            cur.slow.append(m.group(1))
+        elif line.startswith("test result:"):
+            cur.summary = True
+    if cur is not None:
+        split_sections(cur)
+    return info, runs
 
 
-def split_failures(block):
-    """libtest's '---- NAME stdout ----' sections."""
-    name, text = None, []
-    for line in block:
-        if m := re.match(r"^---- (\S+) stdout ----", line):
-            if name:
-                yield name, text
-            name, text = m.group(1), []
-        elif line.startswith("failures:") and name:
-            yield name, text
+def split_sections(b):
+    """libtest's '---- NAME stdout ----' sections, up to the next one or 'failures:'."""
+    name = None
+    for line in b.lines:
+        if m := SECTION.match(line):
+            name = m.group(1)
+            b.sections[name] = []
+        elif line == "failures:" or line.startswith("test result:"):
             name = None
         elif name:
-            text.append(line)
-    if name:
-        yield name, text
+            b.sections[name].append(line)
+    for name, text in b.sections.items():
+        text = [l for l in text if not l.startswith("note: run with `RUST_BACKTRACE=")]
+        while text and not text[0].strip():
+            text.pop(0)
+        while text and not text[-1].strip():
+            text.pop()
+        b.sections[name] = text
+
+
+def kernel_trouble(lines):
+    """Distinct kernel warnings on the console, with how often each came."""
+    seen = Counter()
+    order = []
+    for line in lines:
+        if not KERNEL_TROUBLE.search(line):
+            continue
+        text = re.sub(r"^\[\s*\d+\.\d+\]\s*", "", line)
+        key = re.sub(r"\d+", "N", text)
+        if key not in seen:
+            order.append((key, text))
+        seen[key] += 1
+    return [(text, seen[key]) for key, text in order]
 
 
 def main():
-    log_dir, kernels = sys.argv[1], sys.argv[2:]
+    run_dir, kernels, backends = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split(",")
+    expected = defaultdict(list)
+    for line in read(os.path.join(run_dir, "expected")):
+        if " " in line:
+            binary, test = line.split(" ", 1)
+            expected[binary].append(test)
+    binaries = sorted(expected) or sorted(
+        f for f in os.listdir(os.path.join(run_dir, "bin", "tests"))
+    )
+
+    rows, fails, details, guests, troubles = [], [], [], [], []
     total_pass = total_fail = 0
-    bad = False
-    rows, failures = [], []
+    all_done = True
     for k in kernels:
-        kernel, results, details, done = parse(f"{log_dir}/{k}.log")
-        if not done:
-            bad = True
-            failures.append(f"GUEST {k}: did not finish (see {log_dir}/{k}.log)")
-        for backend, r in sorted(results.items()):
-            n_fail = len(r["failed"]) + (1 if r["rc"] and not r["failed"] else 0)
-            total_pass += r["passed"]
-            total_fail += n_fail
-            rows.append((k, kernel, backend, r["passed"], n_fail))
-            for f in r["failed"]:
-                binary, test = f.split("::", 1)
-                failures.append(f"FAIL {k} {backend} {f}")
-                text = details.get((backend, binary, test), [])
-                failures.extend("    " + t for t in text[:25])
-            failures.extend(f"FAIL {k} {backend} {x}" for x in r["rc"])
-    print(f"{'kernel':<8} {'uname -r':<28} {'backend':<11} {'passed':>6} {'failed':>6}")
-    for k, kernel, backend, p, f in rows:
-        print(f"{k:<8} {kernel:<28} {backend:<11} {p:>6} {f:>6}")
-    for line in failures:
+        tests_log = read(os.path.join(run_dir, f"{k}.tests.log"))
+        console = read(os.path.join(run_dir, f"{k}.console.log"))
+        if not any("=== VMTEST KERNEL" in l for l in tests_log):
+            tests_log = console  # no second serial port: everything is on the console
+        info, runs = parse_tests_log(tests_log)
+        status = dict(l.partition("=")[::2] for l in read(os.path.join(run_dir, f"{k}.status")))
+        reason = status.get("reason", "")
+        secs = status.get("secs", "?")
+
+        running = None
+        for backend in backends:
+            passed = failed = ignored = notrun = 0
+            secs_b = 0
+            for binary in binaries:
+                b = runs.get(backend, {}).get(binary)
+                names = expected.get(binary, [])
+                if b is None:
+                    notrun += len(names)
+                    continue
+                secs_b += b.secs
+                for test, res in b.results.items():
+                    if res == "ok":
+                        passed += 1
+                    elif res == "ignored":
+                        ignored += 1
+                    else:
+                        failed += 1
+                        fails.append(f"FAIL {k} {backend} {binary}::{test}")
+                        details.append((fails[-1], b.sections.get(test, ["(no output captured)"])))
+                notrun += len([t for t in names if t not in b.results])
+                if b.rc is None:
+                    running = (backend, binary, b)
+                    failed += 1
+                    busy = [t for t in dict.fromkeys(b.slow) if t not in b.results]
+                    what = f"; running for over 60 s: {', '.join(busy)}" if busy else ""
+                    fails.append(f"FAIL {k} {backend} {binary}::<did not finish{what}>")
+                    details.append((fails[-1], b.lines[-DETAIL_LINES:] or ["(no output)"]))
+                elif b.rc != 0 and not b.summary:
+                    failed += 1
+                    how = f"killed by the in-guest --test-timeout after {b.secs} s" if b.rc == 137 else f"exit status {b.rc}"
+                    fails.append(f"FAIL {k} {backend} {binary}::<{how}, no test summary>")
+                    details.append((fails[-1], b.lines[-DETAIL_LINES:] or ["(no output)"]))
+            total_pass += passed
+            total_fail += failed
+            rows.append((k, info["kernel"], backend, passed, failed, ignored, notrun, secs_b))
+
+        if info["done"]:
+            state = f"powered off after {secs} s"
+        else:
+            all_done = False
+            why = reason or f"exited without finishing (qemu status {status.get('qemu_rc', '?')})"
+            state = f"DID NOT FINISH after {secs} s: {why}"
+            if running:
+                state += f"; was running {running[0]} {running[1]}"
+        guests.append(f"  {k:<5} {info['kernel']}: {state}")
+        if info["info"]:
+            guests.append(f"        {info['info']}")
+        for left in info["leftover"]:
+            guests.append(f"        leftover process killed after a test binary: {left}")
+        for text, n in kernel_trouble(console)[:8]:
+            troubles.append(f"  {k:<5} {text}" + (f"   (x{n})" if n > 1 else ""))
+
+    print(f"{'kernel':<7} {'uname -r':<30} {'backend':<11} {'passed':>6} {'failed':>6} {'ignored':>7} {'notrun':>6} {'time':>7}")
+    for k, kernel, backend, p, f, i, n, s in rows:
+        print(f"{k:<7} {kernel:<30} {backend:<11} {p:>6} {f:>6} {i:>7} {n:>6} {s:>5} s")
+    print("guests:")
+    for line in guests:
         print(line)
+    if troubles:
+        print("kernel warnings on the console:")
+        for line in troubles:
+            print(line)
+    for line in fails:
+        print(line)
+    shown_before = {}
+    for head, text in details:
+        # Many tests often fail the same way (e.g. the probe does not load):
+        # print each distinct output once.
+        key = "\n".join(re.sub(r"thread '[^']*' \(\d+\)", "thread", l) for l in text)
+        if key in shown_before:
+            print(f"--- {head}: same output as {shown_before[key]}")
+            continue
+        shown_before[key] = head.split(" ", 1)[1]
+        print(f"--- {head}")
+        shown = text[:DETAIL_LINES]
+        for line in shown:
+            print(f"    {line}")
+        if len(text) > len(shown):
+            print(f"    ... ({len(text) - len(shown)} more lines in the log)")
     print(f"vmtest: {total_pass} passed, {total_fail} failed")
-    sys.exit(1 if bad or total_fail else 0)
+    sys.exit(1 if total_fail or not all_done else 0)
 
 
 if __name__ == "__main__":

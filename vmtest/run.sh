@@ -1,60 +1,184 @@
 #!/usr/bin/env bash
-# Runs fsprobe's integration tests inside real Debian kernels (5.10, 6.1,
-# 6.12) under QEMU, once per backend, and prints a kernel x backend matrix.
+# vmtest/run.sh: runs fsprobe's integration tests inside real Debian cloud
+# kernels (5.10, 6.1, 6.12) under QEMU (TCG), once per backend, and prints a
+# kernel x backend matrix. See vmtest/README.md.
 #
-#   vmtest/run.sh [--kernels 5.10,6.1,6.12] [--backends fentry,kprobe,tracepoint]
-#                 [--filter SUBSTRING] [--timeout SECONDS]
+# Usage: vmtest/run.sh [OPTIONS]
+#   --kernels LIST     kernel series to boot, comma-separated (default 5.10,6.1,6.12)
+#   --backends LIST    backends to test, comma-separated, from tracepoint,fentry,kprobe
+#                      (or auto; default: all three). Each test binary runs once per backend
+#                      with FSPROBE_BACKEND=<backend>.
+#   --filter TEXT      run only the tests whose name contains TEXT (libtest filter)
+#   --tests LIST       test targets of fsprobe-cli to run, comma-separated
+#                      (default: every integration-test target of fsprobe-cli)
+#   --keep             keep the run directory (serial logs, initramfs, binaries) even
+#                      when everything passed; the logs of a failing run are always kept
+#   --timeout SECS     stop a guest that has not powered off after SECS (default 900,
+#                      or FSPROBE_VM_TIMEOUT)
+#   --test-timeout SECS  kill a test binary in the guest after SECS (default 300)
+#   --lockup-kill SECS stop a guest as soon as its kernel reports a CPU stuck in a
+#                      soft lockup for SECS or more (default 120; 0 disables)
+#   --append ARGS      extra kernel command-line arguments
+#   --no-build         reuse the binaries of the last build instead of running cargo
+#   --update-kernels   look for newer kernel packages even when some are cached
+#   -h, --help         print this help
 #
-# Kernels and build products are cached in $FSPROBE_VM_CACHE (default
-# .vmcache/ in the repository). See vmtest/README.md.
+# Environment: FSPROBE_VM_CACHE (default <repo>/.vmcache) holds the kernels, the
+# private apt state, the last build and the runs (runs/<id>/); FSPROBE_VM_EXPECT_AUTO
+# (default fentry) is what tests/backends.rs expects `--backend auto` to pick.
+# The last line printed is `vmtest: N passed, M failed`; the exit status is
+# non-zero when a test failed or a guest did not finish.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 cache=${FSPROBE_VM_CACHE:-$repo/.vmcache}
 kernels=5.10,6.1,6.12
-backends=fentry,kprobe,tracepoint
+backends=tracepoint,fentry,kprobe
 filter=
-timeout_s=1500
+tests=
+keep=0
+timeout_s=${FSPROBE_VM_TIMEOUT:-900}
+test_timeout=300
+lockup_kill=120
+append_extra=
+build=1
+update_kernels=
 
+usage() { sed -n '/^# Usage:/,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+die() { echo "vmtest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case $1 in
-	--kernels) kernels=$2; shift 2 ;;
-	--backends) backends=$2; shift 2 ;;
-	--filter) filter=$2; shift 2 ;;
-	--timeout) timeout_s=$2; shift 2 ;;
-	-h | --help) sed -n '2,10p' "$0"; exit 0 ;;
-	*) echo "vmtest: unknown option $1" >&2; exit 2 ;;
+	--kernels) kernels=${2:?}; shift 2 ;;
+	--backends) backends=${2:?}; shift 2 ;;
+	--filter) filter=${2?}; shift 2 ;;
+	--tests) tests=${2:?}; shift 2 ;;
+	--keep) keep=1; shift ;;
+	--timeout) timeout_s=${2:?}; shift 2 ;;
+	--test-timeout) test_timeout=${2:?}; shift 2 ;;
+	--lockup-kill) lockup_kill=${2:?}; shift 2 ;;
+	--append) append_extra=${2?}; shift 2 ;;
+	--no-build) build=0; shift ;;
+	--update-kernels) update_kernels=--update; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option '$1'" ;;
 	esac
 done
+IFS=, read -r -a kernel_list <<<"$kernels"
+IFS=, read -r -a backend_list <<<"$backends"
+IFS=, read -r -a test_list <<<"$tests"
+for k in "${kernel_list[@]}"; do
+	case $k in 5.10 | 6.1 | 6.12) ;; *) die "unknown kernel '$k' (known: 5.10, 6.1, 6.12)" ;; esac
+done
+for b in "${backend_list[@]}"; do
+	case $b in tracepoint | fentry | kprobe | auto) ;; *) die "unknown backend '$b'" ;; esac
+done
+for n in "$timeout_s" "$test_timeout" "$lockup_kill"; do
+	[[ $n =~ ^[0-9]+$ ]] || die "not a number of seconds: '$n'"
+done
+[ "$(id -u)" -eq 0 ] || die "run as root (apt-get, and the tests' own checks)"
 
+# 1. Host tools.
+packages=(qemu-system-x86 busybox-static cpio libelf-dev zlib1g-dev file binutils python3)
 missing=()
-for p in qemu-system-x86 busybox-static cpio; do
+for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
+	echo "vmtest: installing ${missing[*]}" >&2
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-IFS=, read -r -a kernel_list <<<"$kernels"
-"$here/kernels.sh" "$cache" "${kernel_list[@]}"
+# 2. Kernels.
+"$here/kernels.sh" $update_kernels "$cache" "${kernel_list[@]}"
 
-echo "vmtest: building static binaries" >&2
-"$here/build.sh" "$repo" "$cache/bin"
+# 3. Static binaries. Each run works in its own directory, so that runs sharing
+#    the cache do not overwrite each other's binaries, images or logs.
+run=$cache/runs/$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$run"
+if [ "$build" = 1 ]; then
+	[ -x "$repo/scripts/setup.sh" ] && "$repo/scripts/setup.sh"
+	echo "vmtest: building static binaries in target/vm" >&2
+	"$here/build.sh" "$repo" "$run/bin" "${test_list[@]}"
+	rm -rf "$cache/bin.new"
+	cp -a "$run/bin" "$cache/bin.new"
+	rm -rf "$cache/bin"
+	mv "$cache/bin.new" "$cache/bin"
+else
+	[ -x "$cache/bin/fsprobe" ] || die "--no-build: no previous build in $cache/bin"
+	cp -a "$cache/bin" "$run/bin"
+	if [ "${#test_list[@]}" -gt 0 ]; then
+		for t in "$run"/bin/tests/*; do
+			[[ ",$tests," == *",${t##*/},"* ]] || rm -f "$t"
+		done
+	fi
+fi
 
-initrd=$cache/initrd.gz
-"$here/initramfs.sh" "$cache/bin" "$initrd" "${backends//,/ }" "$filter"
+# The tests each binary should report, for counting what did not run.
+for t in "$run"/bin/tests/*; do
+	"$t" --list --format terse ${filter:+"$filter"} | sed -n "s/: test\$//p" | sed "s|^|${t##*/} |"
+done >"$run/expected"
 
-mkdir -p "$cache/logs"
+# 4. Initramfs.
+expect_auto=${FSPROBE_VM_EXPECT_AUTO:-fentry}
+"$here/initramfs.sh" "$run/bin" "$run/initrd.gz" "${backend_list[*]}" "$filter" "$expect_auto" "$test_timeout"
+
+# 5. Boot each kernel in turn; a watchdog stops a guest that overruns its time or
+#    whose kernel is stuck in a soft lockup.
+qpid=
+trap '{ [ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true; }; exit 130' INT TERM
+trap '{ [ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true; }' EXIT
 for k in "${kernel_list[@]}"; do
-	log=$cache/logs/$k.log
-	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package"))" >&2
+	console=$run/$k.console.log
+	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package")): backends ${backend_list[*]}" >&2
 	start=$(date +%s)
-	timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
-		-nographic -no-reboot -kernel "$cache/kernels/$k/vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf" \
-		</dev/null >"$log" 2>&1 || true
-	echo "vmtest: $k took $(($(date +%s) - start)) s" >&2
+	qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 -nographic -no-reboot \
+		-kernel "$cache/kernels/$k/vmlinuz" -initrd "$run/initrd.gz" \
+		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf $append_extra" \
+		-monitor none -serial "file:$console" -serial "file:$run/$k.tests.log" \
+		</dev/null >"$run/$k.qemu.log" 2>&1 &
+	qpid=$!
+	reason=
+	while kill -0 "$qpid" 2>/dev/null; do
+		sleep 2
+		elapsed=$(($(date +%s) - start))
+		if [ "$elapsed" -ge "$timeout_s" ]; then
+			reason="stopped by the ${timeout_s} s --timeout"
+		elif [ "$lockup_kill" -gt 0 ]; then
+			stuck=$(grep -aoE 'soft lockup - CPU#[0-9]+ stuck for [0-9]+s' "$console" 2>/dev/null |
+				sed 's/.* for \([0-9]*\)s/\1/' | sort -n | tail -n 1 || true)
+			if [ -n "$stuck" ] && [ "$stuck" -ge "$lockup_kill" ]; then
+				reason="stopped: kernel soft lockup (a CPU stuck for ${stuck} s; --lockup-kill ${lockup_kill})"
+			fi
+		fi
+		if [ -n "$reason" ]; then
+			kill "$qpid" 2>/dev/null || true
+			break
+		fi
+	done
+	rc=0
+	wait "$qpid" || rc=$?
+	qpid=
+	secs=$(($(date +%s) - start))
+	printf 'secs=%s\nqemu_rc=%s\nreason=%s\n' "$secs" "$rc" "$reason" >"$run/$k.status"
+	echo "vmtest: $k: ${secs} s${reason:+, $reason}" >&2
 done
 
-python3 "$here/report.py" "$cache/logs" "${kernel_list[@]}"
+# 6. The matrix.
+if [ "$keep" = 1 ]; then
+	echo "vmtest: run directory (kept): $run" >&2
+else
+	echo "vmtest: logs: $run (kept only if something fails)" >&2
+fi
+status=0
+python3 "$here/report.py" "$run" "$kernels" "$backends" || status=$?
+if [ "$keep" = 0 ]; then
+	if [ "$status" = 0 ]; then
+		rm -rf "$run"
+	else
+		rm -rf "$run/bin" "$run/initrd.gz"
+	fi
+fi
+# Keep the 10 newest runs.
+find "$cache/runs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -10 | xargs -r rm -rf
+exit "$status"
