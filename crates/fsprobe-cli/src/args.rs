@@ -69,6 +69,11 @@ pub struct Args {
     /// Most files and directories the in-kernel filter can hold.
     #[arg(long = "max-watches", default_value_t = 1 << 20)]
     pub max_watches: u32,
+
+    /// Entries of the in-kernel path cache [default: 40000 directories;
+    /// 4096 whole paths with single_fragment].
+    #[arg(long = "cache-size", value_name = "ENTRIES")]
+    pub cache_size: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

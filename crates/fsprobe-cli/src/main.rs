@@ -29,10 +29,13 @@ fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
 }
 
 fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
-    let builder = match &args.btf {
+    let mut builder = match &args.btf {
         Some(btf) => fsprobe::Probe::builder().btf(btf),
         None => fsprobe::Probe::builder(),
     };
+    if let Some(entries) = args.cache_size {
+        builder = builder.cache_size(entries);
+    }
     builder
         .paths(args.paths.iter().cloned())
         .recursive(args.recursive)
@@ -109,6 +112,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         summary.undecodable,
         summary.watch_limit_hits
     );
+    eprintln!(
+        "fsprobe: path walks: {} cut short by the {} cache, {} to the root",
+        summary.walks_cached, args.dentry_resolution_mode, summary.walks_full
+    );
+    if summary.unknown_prefixes > 0 {
+        eprintln!(
+            "fsprobe: {} paths reported truncated: their cached prefix was unknown (a bug, please report it)",
+            summary.unknown_prefixes
+        );
+    }
     Ok(())
 }
 

@@ -19,7 +19,7 @@
 #ifndef FSP_DENTRY_H
 #define FSP_DENTRY_H
 
-#include "maps.h"
+#include "cache.h"
 
 /*
  * 2048 one-letter components fill PATH_MAX, plus mount crossings:
@@ -29,6 +29,15 @@
 #define FSP_WALK_BLOCK 16
 #define FSP_WALK_BLOCKS 17
 
+/* Enter mount m (the walk continues in it): remember what every step needs. */
+static __always_inline void walk_enter_mount(struct walk_state *w, struct mount *m)
+{
+	w->mnt = m;
+	w->mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
+	w->mnt_id = BPF_CORE_READ(m, mnt_id);
+	w->dev = BPF_CORE_READ(m, mnt.mnt_sb, s_dev);
+}
+
 /* One step up the tree; non-zero when the walk is over. */
 static __always_inline int walk_step(struct fsp_scratch *s)
 {
@@ -36,24 +45,28 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 	struct dentry *d = w->dentry;
 	struct mount *m = w->mnt;
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	struct dentry *mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
 	const unsigned char *name;
 	__u32 len;
 
-	if (d == mnt_root || d == parent) {
+	if (d == w->mnt_root || d == parent) {
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 
-		if (d != mnt_root)
+		if (d != w->mnt_root)
 			w->flags |= FSP_PATH_DISCONNECTED;
-		if (d != mnt_root || mp == m || !mp) {
+		if (d != w->mnt_root || mp == m || !mp) {
 			w->done = 1;
 			return 1;
 		}
 		w->dentry = BPF_CORE_READ(m, mnt_mountpoint);
-		w->mnt = mp;
+		walk_enter_mount(w, mp);
 		return 0;
 	}
 
+	/* Past the first name every dentry is a directory: cacheable. */
+	if ((w->steps || w->start_is_dir) && cache_visit(s, d)) {
+		w->done = 1;
+		return 1;
+	}
 	len = BPF_CORE_READ(d, d_name.len);
 	name = BPF_CORE_READ(d, d_name.name);
 	if (len > FSP_NAME_MAX || len + 1 >= w->off) {
@@ -66,6 +79,7 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 	w->off -= 1;
 	s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)] = '/';
 	w->dentry = parent;
+	w->steps++;
 	return 0;
 }
 
@@ -94,43 +108,52 @@ __noinline int fsp_walk_block(void)
 }
 
 /*
- * Resolve (dentry, vfsmount) into scratch.walk; returns the path's length.
- * Global (pointers passed as integers), so its loop is verified once for
- * every call site in the programs.
+ * Resolve (dentry, vfsmount) into scratch.walk for record slot `slot`;
+ * returns the path's length. With a cache hit the path is only what lies
+ * below the cached directory (s->ws.prefix), and may be empty. Global
+ * (pointers passed as integers), so its loop is verified once for every
+ * call site in the programs.
  */
-__noinline int fsp_resolve(__u64 dentry, __u64 vmnt)
+__noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 {
 	struct fsp_scratch *s = get_scratch();
+	struct dentry *d = (struct dentry *)dentry;
+	struct walk_state *w;
 
 	if (!s)
 		return 0;
-	s->ws.dentry = (struct dentry *)dentry;
-	s->ws.mnt = real_mount((struct vfsmount *)vmnt);
-	s->ws.off = FSP_PATH_MAX;
-	s->ws.flags = 0;
-	s->ws.done = 0;
+	w = &s->ws;
+	__builtin_memset(w, 0, sizeof(*w));
+	w->gen = current_gen();
+	w->slot = slot;
+	w->dentry = d;
+	w->start_is_dir = (BPF_CORE_READ(d, d_inode, i_mode) & FSP_S_IFMT) == FSP_S_IFDIR;
+	walk_enter_mount(w, real_mount((struct vfsmount *)vmnt));
+	w->off = FSP_PATH_MAX;
 	for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
 		if (fsp_walk_block())
 			break;
 	}
-	if (!s->ws.done)
-		s->ws.flags |= FSP_PATH_TRUNCATED;
-	if (s->ws.off >= FSP_PATH_MAX) {
+	if (!w->done)
+		w->flags |= FSP_PATH_TRUNCATED;
+	if (w->off >= FSP_PATH_MAX && !w->prefix.ino) {
 		/* The root itself. */
-		s->ws.off = FSP_PATH_MAX - 1;
+		w->off = FSP_PATH_MAX - 1;
 		s->walk[FSP_PATH_MAX - 1] = '/';
 	}
-	return FSP_PATH_MAX - s->ws.off;
+	count(w->prefix.ino || w->n_visit == 2 ? FSP_CNT_WALK_CACHED : FSP_CNT_WALK_FULL);
+	cache_after_walk(s);
+	return FSP_PATH_MAX - w->off;
 }
 
 /*
  * The path of (d, vmnt) in s->walk, starting at s->walk[s->ws.off];
  * s->ws.flags tells whether it is whole. Returns its length.
  */
-static __always_inline __u32 resolve_path(struct fsp_scratch *s, struct dentry *d,
+static __always_inline __u32 resolve_path(struct fsp_scratch *s, __u32 slot, struct dentry *d,
 					  struct vfsmount *vmnt)
 {
-	return fsp_resolve((__u64)d, (__u64)vmnt);
+	return fsp_resolve((__u64)d, (__u64)vmnt, slot);
 }
 
 static __always_inline __u32 mount_id(struct vfsmount *vmnt)

@@ -4,7 +4,8 @@
  *
  * A record is a fixed header (struct fsp_event) followed by the bytes of
  * the file's path and then the target's path (no NUL terminators; their
- * lengths are in file.path_len and target.path_len). The Rust decoder
+ * lengths are in file.path_len and target.path_len), then n_defs
+ * struct fsp_cache_def (unaligned). The Rust decoder
  * (src/decode.rs) checks every length against the record size.
  *
  * Fields are ordered so that the header has no implicit padding; every
@@ -14,12 +15,14 @@
 #ifndef FSP_EVENTS_H
 #define FSP_EVENTS_H
 
-#define FSP_EVENT_VERSION 1
+#define FSP_EVENT_VERSION 2
 
 /* Longest path the kernel accepts (include/uapi/linux/limits.h). */
 #define FSP_PATH_MAX 4096
 /* Longest single name: NAME_MAX. */
 #define FSP_NAME_MAX 255
+/* Most directories one record teaches user space (see struct fsp_cache_def). */
+#define FSP_MAX_DEFS 32
 
 enum fsp_kind {
 	FSP_OPEN = 1,
@@ -58,6 +61,41 @@ enum fsp_attr {
 	FSP_ATTR_TIMES = 16,
 };
 
+/*
+ * A directory's identity in the path caches: the mount it was reached
+ * through (a bind mount shows the same directory under another path) and
+ * its inode. Only directories are cached: a directory has a single dentry
+ * (d_splice_alias()), where a file may have many names (hard links).
+ */
+struct fsp_dir_key {
+	__u32 mnt_id;
+	__u32 dev;
+	__u64 ino;
+};
+
+/* enum fsp_resolution: --dentry-resolution-mode. */
+enum fsp_resolution {
+	FSP_RES_PERF_BUFFER = 0, /* user space keeps whole prefixes */
+	FSP_RES_FRAGMENTS = 1,   /* user space keeps (parent, name) fragments */
+	FSP_RES_SINGLE_FRAGMENT = 2, /* the kernel keeps whole directory paths */
+};
+
+/*
+ * fragments and perf_buffer modes: a directory whose path user space
+ * learns from this record and may be asked for by later records. Its
+ * path is the slot's prefix followed by the slot's path[0, end); its own
+ * name is path[end - name_len, end). Defs of a slot come in walk order
+ * (deepest first), each one the parent of the one before; the last one's
+ * parent is the slot's prefix (or the root when there is none).
+ */
+struct fsp_cache_def {
+	struct fsp_dir_key key;
+	__u16 end;
+	__u16 name_len;
+	__u8 slot;       /* 0: the file, 1: the target */
+	__u8 pad[3];
+};
+
 struct fsp_file {
 	__u64 ino;        /* inode->i_ino, 64 bits */
 	__u32 dev;        /* super_block->s_dev, kernel encoding (major << 20 | minor) */
@@ -66,6 +104,13 @@ struct fsp_file {
 	__u16 user_len;   /* trailing bytes that came from user memory */
 	__u16 flags;      /* enum fsp_path_flags */
 	__u16 mode;       /* inode->i_mode (type and permissions), 0 if unknown */
+	/*
+	 * fragments and perf_buffer modes: the walk stopped at this cached
+	 * directory, whose path user space holds; the path above is what
+	 * follows it. prefix.ino == 0: the path is whole.
+	 */
+	struct fsp_dir_key prefix;
+	__u64 cache_gen;  /* cache generation the walk saw; 0: no walk */
 };
 
 struct fsp_event {
@@ -87,14 +132,18 @@ struct fsp_event {
 	__u32 attr_gid;   /* setattr: new group ((u32)-1: unchanged) */
 	__s64 attr_size;  /* setattr: new size (truncate) */
 	char comm[16];
+	__u16 n_defs;     /* struct fsp_cache_def entries after the paths */
+	__u16 pad16;
+	__u32 pad32;
 	struct fsp_file file;   /* the object (rename/link: the source) */
 	struct fsp_file target; /* rename: the new name; link: the new link */
 };
 
-/* What the transport carries: the header and room for two whole paths. */
+/* What the transport carries: the header, two whole paths and the defs. */
+#define FSP_DEFS_ROOM 2048 /* >= 2 * FSP_MAX_DEFS * sizeof(struct fsp_cache_def) */
 struct fsp_record {
 	struct fsp_event hdr;
-	char data[2 * FSP_PATH_MAX];
+	char data[2 * FSP_PATH_MAX + FSP_DEFS_ROOM];
 };
 
 /* Keys of the watched map: a file's identity. */
@@ -116,6 +165,8 @@ enum fsp_counter {
 	FSP_CNT_LOST_RINGBUF,    /* transport full */
 	FSP_CNT_LOST_PENDING,    /* too many syscalls in flight */
 	FSP_CNT_WATCH_FULL,      /* watched map full: an inode could not be followed */
+	FSP_CNT_WALK_CACHED,     /* path walks cut short by a cache hit */
+	FSP_CNT_WALK_FULL,       /* path walks to the root */
 	FSP_CNT_MAX,
 };
 

@@ -25,7 +25,12 @@ enum {
 	NR_unlinkat = 263, NR_renameat = 264, NR_linkat = 265,
 	NR_fchmodat = 268, NR_utimensat = 280, NR_pwritev = 296,
 	NR_renameat2 = 316, NR_pwritev2 = 328, NR_openat2 = 437, NR_fchmodat2 = 452,
+	/* Only for the path caches' generation (cache.h). */
+	NR_clone = 56, NR_pivot_root = 155, NR_mount = 165, NR_umount2 = 166,
+	NR_unshare = 272, NR_move_mount = 429, NR_clone3 = 435,
 };
+
+#define FSP_CLONE_NEWNS 0x00020000
 
 #define FSP_O_CREAT 0100
 #define FSP_CREAT_FLAGS (0100 | 01 | 01000) /* O_CREAT | O_WRONLY | O_TRUNC */
@@ -167,6 +172,67 @@ static __always_inline bool decode_args(struct pending *p, long nr, unsigned lon
 }
 
 /*
+ * Syscalls after which a cached directory path may be wrong (cache.h):
+ * they bump the generation at entry and, through path_changers, at exit.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} path_changers SEC(".maps");
+
+static __always_inline bool may_change_paths(long nr)
+{
+	switch (nr) {
+	case NR_rename: case NR_renameat: case NR_renameat2: case NR_rmdir: case NR_unlinkat:
+	case NR_mount: case NR_umount2: case NR_move_mount: case NR_pivot_root:
+	case NR_clone: case NR_clone3: case NR_unshare:
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool changes_paths(long nr, unsigned long *a)
+{
+	__u64 clone3_flags = 0;
+
+	switch (nr) {
+	case NR_unlinkat:
+		return a[2] & FSP_AT_REMOVEDIR;
+	case NR_clone:
+	case NR_unshare:
+		return a[0] & FSP_CLONE_NEWNS;
+	case NR_clone3:
+		/* struct clone_args starts with its u64 flags. */
+		bpf_probe_read_user(&clone3_flags, sizeof(clone3_flags), (void *)a[0]);
+		return clone3_flags & FSP_CLONE_NEWNS;
+	}
+	return may_change_paths(nr);
+}
+
+static __always_inline void invalidate_at_entry(long nr, unsigned long *a, __u32 tid)
+{
+	__u8 one = 1;
+
+	if (!may_change_paths(nr) || !changes_paths(nr, a))
+		return;
+	bump_gen();
+	if (bpf_map_update_elem(&path_changers, &tid, &one, BPF_ANY))
+		bump_gen(); /* cannot wait for the exit: invalidate twice now */
+}
+
+static __always_inline void invalidate_at_exit(long nr, __u32 tid)
+{
+	if (!may_change_paths(nr))
+		return;
+	if (bpf_map_lookup_elem(&path_changers, &tid)) {
+		bump_gen();
+		bpf_map_delete_elem(&path_changers, &tid);
+	}
+}
+
+/*
  * unlink, rmdir, rename: the source will be gone or renamed at exit, so
  * resolve it now. The dentry itself survives (d_delete() keeps its name
  * and parent; d_move() moves it), so exit can still walk from it.
@@ -197,7 +263,12 @@ int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	struct file *f;
 	int nr = (int)ctx->id; /* __syscall_nr is an int; padding follows */
 
-	if (!s || !p || (pid_tgid >> 32) == cfg_self_tgid)
+	if (!s || !p)
+		return 0;
+	/* ctx->args: see below. */
+	bpf_probe_read_kernel(args, sizeof(args), ctx->args);
+	invalidate_at_entry(nr, args, tid);
+	if ((pid_tgid >> 32) == cfg_self_tgid)
 		return 0;
 	__builtin_memset(p, 0, sizeof(*p));
 	/*
@@ -208,7 +279,6 @@ int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	 * copying the six-argument window reads only mapped memory; decode_args()
 	 * uses the arguments that the syscall has.
 	 */
-	bpf_probe_read_kernel(args, sizeof(args), ctx->args);
 	if (!decode_args(p, nr, args) || !event_enabled(p->kind))
 		return 0;
 	p->nr = nr;
@@ -235,7 +305,7 @@ static __always_inline bool put_source(struct fsp_scratch *s, struct pending *p)
 
 	*f = p->src_id;
 	f->flags = 0;
-	len = resolve_path(s, p->src_parent, p->src_mnt);
+	len = resolve_path(s, SLOT_FILE, p->src_parent, p->src_mnt);
 	bpf_probe_read_kernel(s->upath, name_len, p->src_name);
 	extra = append_suffix(s, 0, name_len);
 	commit_path(s, SLOT_FILE, len + extra, 0);
@@ -248,7 +318,7 @@ static __always_inline bool emit_open(struct fsp_scratch *s, struct pending *p, 
 	bool matched;
 
 	if (ret < 0)
-		return put_name(s, SLOT_FILE, p->dirfd, p->path);
+		return put_name_if(s, SLOT_FILE, p->dirfd, p->path, false);
 	f = fd_file(ret);
 	matched = put_file(s, SLOT_FILE, f);
 	if (matched && (p->open_flags & FSP_O_CREAT))
@@ -282,11 +352,11 @@ static __always_inline bool emit_rename(struct fsp_scratch *s, struct pending *p
 	matched = put_source(s, p);
 	if (ret != 0 || BPF_CORE_READ(src, d_inode, i_ino) != p->src_id.ino) {
 		if (p->obj2)
-			return put_dentry(s, SLOT_TARGET, p->obj2, p->obj2_mnt) || matched;
-		return put_name(s, SLOT_TARGET, p->dirfd2, p->path2) || matched;
+			return put_dentry_if(s, SLOT_TARGET, p->obj2, p->obj2_mnt, matched) || matched;
+		return put_name_if(s, SLOT_TARGET, p->dirfd2, p->path2, matched) || matched;
 	}
 	/* d_move() gave the source dentry its new name and parent. */
-	matched = put_dentry(s, SLOT_TARGET, p->src, p->src_mnt) || matched;
+	matched = put_dentry_if(s, SLOT_TARGET, p->src, p->src_mnt, matched) || matched;
 	if (matched)
 		track_placement(p->src);
 	return matched;
@@ -299,25 +369,26 @@ static __always_inline bool emit_rename(struct fsp_scratch *s, struct pending *p
  */
 static __always_inline bool put_object(struct fsp_scratch *s, enum fsp_slot which,
 				       struct dentry *vfs_dentry, struct vfsmount *vfs_mnt,
-				       long dirfd, const char *path, struct dentry **obj)
+				       long dirfd, const char *path, struct dentry **obj,
+				       bool needed)
 {
 	bool matched;
 
 	if (vfs_dentry) {
 		*obj = vfs_dentry;
-		return put_dentry(s, which, vfs_dentry, vfs_mnt);
+		return put_dentry_if(s, which, vfs_dentry, vfs_mnt, needed);
 	}
-	matched = put_name(s, which, dirfd, path);
+	matched = put_name_if(s, which, dirfd, path, needed);
 	*obj = slot(s, which)->flags & FSP_PATH_USER_SUFFIX ? NULL : s->ls.cur;
 	return matched;
 }
 
 static __always_inline bool emit_created(struct fsp_scratch *s, long ret, enum fsp_slot which,
 					 struct dentry *vfs_dentry, struct vfsmount *vfs_mnt,
-					 long dirfd, const char *path)
+					 long dirfd, const char *path, bool needed)
 {
 	struct dentry *obj = NULL;
-	bool matched = put_object(s, which, vfs_dentry, vfs_mnt, dirfd, path, &obj);
+	bool matched = put_object(s, which, vfs_dentry, vfs_mnt, dirfd, path, &obj, needed);
 
 	if (ret == 0 && matched && obj)
 		track_placement(obj);
@@ -334,6 +405,8 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	long ret = ctx->ret;
 	bool matched;
 
+	/* Before anything is resolved: this record must see the new paths. */
+	invalidate_at_exit(ctx->id, tid);
 	if (!p)
 		return 0;
 	if (!s)
@@ -351,12 +424,15 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 		matched = emit_open(s, p, ret);
 		break;
 	case FSP_MKDIR:
-		matched = emit_created(s, ret, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path);
+		matched = emit_created(s, ret, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path,
+				       false);
 		break;
 	case FSP_LINK:
-		matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path, &obj);
+		/* Either name may be the watched one: resolve both. */
+		matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path, &obj,
+				     true);
 		matched = emit_created(s, ret, SLOT_TARGET, p->obj2, p->obj2_mnt, p->dirfd2,
-				       p->path2) || matched;
+				       p->path2, true) || matched;
 		break;
 	case FSP_RENAME:
 		matched = emit_rename(s, p, ret);
@@ -370,7 +446,7 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 			matched = put_file(s, SLOT_FILE, fd_file(p->fd));
 		else
 			matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path,
-					     &obj);
+					     &obj, false);
 	}
 	record_send(s, matched);
 out:

@@ -13,14 +13,46 @@ const volatile bool cfg_recursive = true;
 const volatile bool cfg_follow = true;
 const volatile __u32 cfg_event_mask = 0;          /* bit (1 << enum fsp_kind) */
 const volatile __u64 cfg_wakeup_watermark = 0;    /* bytes pending before a wakeup */
+const volatile __u32 cfg_resolution = FSP_RES_PERF_BUFFER; /* enum fsp_resolution */
 
 /* Path walk state: see dentry.h. */
 struct walk_state {
 	struct dentry *dentry;
 	struct mount *mnt;
+	struct dentry *mnt_root; /* mnt's root dentry, read once per mount */
+	__u64 gen;       /* cache generation read before the walk (cache.h) */
+	__u32 mnt_id;    /* mnt's id and device: the cache keys' first half */
+	__u32 dev;
 	__u32 off;       /* start of the path in scratch.walk; it grows downwards */
 	__u16 flags;     /* enum fsp_path_flags */
-	__u16 done;
+	__u8 done;
+	__u8 start_is_dir; /* the first dentry is a directory, so cacheable */
+	__u32 steps;     /* names written */
+	__u32 n_visit;   /* cacheable directories passed on a cache miss */
+	__u8 slot;       /* enum fsp_slot the path is for */
+	__u8 pad[7];
+	struct fsp_dir_key prefix; /* the cached directory the walk stopped at */
+	/* single_fragment: the first directory passed, to cache its path. */
+	struct fsp_dir_key first_key;
+	struct dentry *first_dentry;
+	__u64 first_off;
+};
+
+/* A cacheable directory the walk passed (cache.h). */
+struct walk_visit {
+	struct fsp_dir_key key;
+	struct dentry *dentry;
+	__u32 off;       /* its path ends at walk[off] */
+	__u32 name_len;
+};
+
+/* single_fragment: a directory's whole path (path_cache values). */
+struct path_entry {
+	__u64 gen;
+	struct dentry *dentry;
+	__u32 len;
+	__u32 pad;
+	char path[FSP_PATH_MAX];
 };
 
 /* Name lookup state: see lookup.h. */
@@ -48,6 +80,12 @@ struct fsp_scratch {
 	__u64 cand[32];   /* a candidate child's name */
 	struct walk_state ws;
 	struct lookup_state ls;
+	/* fragments, perf_buffer: the last FSP_MAX_DEFS directories passed. */
+	struct walk_visit visit[FSP_MAX_DEFS];
+	/* ... staged as the record's defs, with their dentries. */
+	struct fsp_cache_def defs[2 * FSP_MAX_DEFS];
+	struct dentry *def_dentry[2 * FSP_MAX_DEFS];
+	struct path_entry entry; /* single_fragment: a value being inserted */
 	struct fsp_record rec;
 };
 

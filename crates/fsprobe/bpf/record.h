@@ -62,6 +62,8 @@ static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot whi
 	f->path_len = len;
 	f->user_len = user_len;
 	f->flags |= s->ws.flags;
+	f->prefix = s->ws.prefix;
+	f->cache_gen = s->ws.gen;
 }
 
 static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, struct vfsmount *mnt)
@@ -72,27 +74,41 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
 	f->mnt_id = mount_id(mnt);
 }
 
-/* The slot describes the existing object d; returns whether it is watched. */
-static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
-				       struct dentry *d, struct vfsmount *mnt)
+/*
+ * The slot describes the existing object d; returns whether it is
+ * watched. The path is resolved only when it will be sent: d is watched,
+ * or `needed` (the record's other slot is).
+ */
+static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
+					  struct dentry *d, struct vfsmount *mnt, bool needed)
 {
 	struct fsp_file *f = slot(s, which);
+	bool matched;
 	__u32 len;
 
 	if (!d || !mnt) {
 		f->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
+	matched = object_matches(d);
+	if (!matched && !needed)
+		return false;
 	fill_identity(f, d, mnt);
-	len = resolve_path(s, d, mnt);
+	len = resolve_path(s, which, d, mnt);
 	commit_path(s, which, len, 0);
-	return object_matches(d);
+	return matched;
+}
+
+static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
+				       struct dentry *d, struct vfsmount *mnt)
+{
+	return put_dentry_if(s, which, d, mnt, true);
 }
 
 static __always_inline bool put_file(struct fsp_scratch *s, enum fsp_slot which, struct file *file)
 {
-	return put_dentry(s, which, BPF_CORE_READ(file, f_path.dentry),
-			  BPF_CORE_READ(file, f_path.mnt));
+	return put_dentry_if(s, which, BPF_CORE_READ(file, f_path.dentry),
+			     BPF_CORE_READ(file, f_path.mnt), false);
 }
 
 /* The file open as descriptor fd in the current task, or NULL. */
@@ -151,7 +167,8 @@ static __always_inline __u32 suffix_start(struct fsp_scratch *s, __u32 from, __u
 static __always_inline __u32 append_suffix(struct fsp_scratch *s, __u32 from, __u32 ulen)
 {
 	__u32 base_len = FSP_PATH_MAX - s->ws.off;
-	__u32 sep = base_len > 1 ? 1 : 0;
+	/* No '/' after the root; always one after a cached prefix (never the root). */
+	__u32 sep = base_len > 1 || s->ws.prefix.ino ? 1 : 0;
 	__u32 n = ulen - from;
 
 	if (s->ws.off < 2 + sep) {
@@ -175,13 +192,14 @@ static __always_inline __u32 append_suffix(struct fsp_scratch *s, __u32 from, __
  * object itself when fully resolved, else its parent when only the last
  * name is missing.
  */
-static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
-				     const char *uptr)
+static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
+					const char *uptr, bool needed)
 {
 	struct fsp_file *f = slot(s, which);
 	struct dentry *base = NULL;
 	struct vfsmount *bmnt = NULL, *mnt;
 	__u32 ulen, len, extra, from;
+	bool matched;
 	long n;
 
 	n = bpf_probe_read_user_str(s->upath, FSP_PATH_MAX, uptr);
@@ -192,29 +210,44 @@ static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which,
 	ulen = n - 1;
 	lookup_path(s, base, bmnt, ulen);
 	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
-	len = resolve_path(s, s->ls.cur, mnt);
 	from = suffix_start(s, s->ls.resolved, ulen);
-	if (from >= ulen) {
-		fill_identity(f, s->ls.cur, mnt);
-		commit_path(s, which, len, 0);
-		return object_matches(s->ls.cur);
-	}
+	if (from >= ulen)
+		return put_dentry_if(s, which, s->ls.cur, mnt, needed);
+	matched = child_matches(s->ls.cur);
+	if (!matched && !needed)
+		return false;
+	len = resolve_path(s, which, s->ls.cur, mnt);
 	extra = append_suffix(s, from, ulen);
 	f->flags = FSP_PATH_USER_SUFFIX;
 	f->mnt_id = mount_id(mnt);
-	commit_path(s, which, len + extra, extra ? extra - (len > 1 ? 1 : 0) : 0);
-	return child_matches(s->ls.cur);
+	commit_path(s, which, len + extra, extra ? extra - (len > 1 || s->ws.prefix.ino ? 1 : 0) : 0);
+	return matched;
 }
 
-/* Send the record if it passed the filter. */
+static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
+				     const char *uptr)
+{
+	return put_name_if(s, which, dirfd, uptr, true);
+}
+
+/*
+ * Send the record if it passed the filter; then the directories it taught
+ * user space become cache entries (never before: a later record could
+ * otherwise refer to a directory user space has not learnt yet).
+ */
 static __always_inline void record_send(struct fsp_scratch *s, bool matched)
 {
 	struct fsp_event *e = &s->rec.hdr;
 	__u64 size, flags = BPF_RB_NO_WAKEUP;
+	__u32 paths = e->file.path_len + e->target.path_len;
+	__u32 defs = e->n_defs * sizeof(struct fsp_cache_def);
 
 	if (!matched)
 		return;
-	size = sizeof(*e) + e->file.path_len + e->target.path_len;
+	if (defs)
+		bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(paths, 2 * FSP_PATH_MAX - 1)],
+				      FSP_BOUND(defs, FSP_DEFS_ROOM - 1), s->defs);
+	size = sizeof(*e) + paths + defs;
 	if (size > sizeof(s->rec))
 		size = sizeof(s->rec);
 	e->size = size;
@@ -225,6 +258,8 @@ static __always_inline void record_send(struct fsp_scratch *s, bool matched)
 		return;
 	}
 	count(FSP_CNT_EVENTS);
+	if (e->n_defs)
+		fsp_learn_defs();
 }
 
 #endif /* FSP_RECORD_H */

@@ -28,6 +28,11 @@ impl BootClock {
         }
     }
 
+    /// CLOCK_BOOTTIME now, the clock of the records' timestamps.
+    pub(crate) fn boot_now_ns(self) -> u64 {
+        clock_ns(libc::CLOCK_BOOTTIME) as u64
+    }
+
     pub(crate) fn to_unix_ns(self, boot_ns: u64) -> i128 {
         boot_ns as i128 + self.offset_ns
     }

@@ -6,19 +6,43 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::event::EventKind;
 
-/// How the kernel side turns dentries into paths (see the README).
+/// How the kernel side turns dentries into paths, and what it caches
+/// (bpf/cache.h, src/cache.rs). Every mode reports whole, exact paths;
+/// they differ in where the cost and the memory go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResolutionMode {
-    /// Per-inode fragments in an in-kernel LRU; user space rebuilds paths.
+    /// The walk stops at the first directory user space knows; user space
+    /// keeps (parent, name) fragments of directories and rebuilds prefixes
+    /// by following parents.
     Fragments,
-    /// A whole path per inode in an in-kernel map.
+    /// The kernel keeps whole paths of directories; a hit on the file's
+    /// directory skips the walk.
     SingleFragment,
-    /// The path travels in the event (default).
+    /// The walk stops at the first directory user space knows; the event
+    /// carries only the rest, and user space keeps whole prefixes (default).
     #[default]
     PerfBuffer,
 }
 
 impl ResolutionMode {
+    /// Entries of the in-kernel cache unless set: the seed benchmark's
+    /// 40,000 directories; 4,096 whole paths (4 KiB each) for single_fragment.
+    pub fn default_cache_size(self) -> u32 {
+        match self {
+            ResolutionMode::SingleFragment => 4096,
+            ResolutionMode::Fragments | ResolutionMode::PerfBuffer => 40_000,
+        }
+    }
+
+    /// enum fsp_resolution in bpf/events.h.
+    pub(crate) fn raw(self) -> u32 {
+        match self {
+            ResolutionMode::PerfBuffer => 0,
+            ResolutionMode::Fragments => 1,
+            ResolutionMode::SingleFragment => 2,
+        }
+    }
+
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -105,6 +129,7 @@ pub struct ProbeBuilder {
     pub(crate) max_watches: u32,
     pub(crate) exclude_own_process: bool,
     pub(crate) btf: Option<PathBuf>,
+    pub(crate) cache_size: Option<u32>,
 }
 
 /// Where the running kernel publishes its BTF.
@@ -125,6 +150,7 @@ impl Default for ProbeBuilder {
             max_watches: 1 << 20,
             exclude_own_process: true,
             btf: None,
+            cache_size: None,
         }
     }
 }
@@ -191,6 +217,15 @@ impl ProbeBuilder {
         self
     }
 
+    /// Entries of the in-kernel path cache (default
+    /// [`ResolutionMode::default_cache_size`]): directories for fragments
+    /// and perf_buffer, whole directory paths (4 KiB each) for
+    /// single_fragment.
+    pub fn cache_size(mut self, entries: u32) -> Self {
+        self.cache_size = Some(entries);
+        self
+    }
+
     /// Backend (default auto).
     pub fn backend(mut self, backend: BackendKind) -> Self {
         self.backend = backend;
@@ -218,10 +253,13 @@ impl ProbeBuilder {
 
     /// Checks the options and canonicalizes the watched paths.
     pub(crate) fn validate(&self) -> Result<Config> {
-        if self.resolution_mode != ResolutionMode::PerfBuffer {
-            return Err(Error::NotImplemented(format!(
-                "dentry resolution mode '{}'",
-                self.resolution_mode
+        let cache_size = self
+            .cache_size
+            .unwrap_or(self.resolution_mode.default_cache_size());
+        if !(16..=1 << 24).contains(&cache_size) {
+            return Err(Error::InvalidOption(format!(
+                "the cache size must be between 16 and {} entries, not {cache_size}",
+                1 << 24
             )));
         }
         if self.paths_filtering && self.paths.is_empty() {
@@ -275,6 +313,8 @@ impl ProbeBuilder {
             max_watches: self.max_watches,
             exclude_own_process: self.exclude_own_process,
             btf: self.btf.clone(),
+            resolution_mode: self.resolution_mode,
+            cache_size,
         })
     }
 }
@@ -294,6 +334,9 @@ pub(crate) struct Config {
     pub exclude_own_process: bool,
     /// A BTF file given instead of the kernel's.
     pub btf: Option<PathBuf>,
+    pub resolution_mode: ResolutionMode,
+    /// Entries of the mode's in-kernel cache.
+    pub cache_size: u32,
 }
 
 impl Config {

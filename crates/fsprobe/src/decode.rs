@@ -1,12 +1,16 @@
 //! Raw records (bpf/events.h) → typed events, with every length checked.
 use std::mem::size_of;
 
+use std::path::PathBuf;
+
+use crate::cache::{Def, DirKey, PathCache};
 use crate::clock::BootClock;
+use crate::config::ResolutionMode;
 use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr, path_from_bytes};
-use crate::skel::types::{fsp_event, fsp_file};
+use crate::skel::types::{fsp_cache_def, fsp_dir_key, fsp_event, fsp_file};
 
 /// Mirrors bpf/events.h; the generated types carry the layout.
-const FSP_EVENT_VERSION: u8 = 1;
+const FSP_EVENT_VERSION: u8 = 2;
 const PATH_TRUNCATED: u16 = 1;
 const PATH_USER_SUFFIX: u16 = 2;
 const PATH_DISCONNECTED: u16 = 4;
@@ -18,8 +22,9 @@ const ATTR_SIZE: u32 = 8;
 const ATTR_TIMES: u32 = 16;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
-const _: () = assert!(size_of::<fsp_event>() == 136);
-const _: () = assert!(size_of::<fsp_file>() == 24);
+const _: () = assert!(size_of::<fsp_event>() == 192);
+const _: () = assert!(size_of::<fsp_file>() == 48);
+const _: () = assert!(size_of::<fsp_cache_def>() == 24);
 
 /// Why a record could not be decoded (a bug, or a version mismatch).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,7 +35,7 @@ pub enum DecodeError {
     Version(u8),
     #[error("unknown event kind {0}")]
     Kind(u8),
-    #[error("paths of {0} bytes overrun a record of {1} bytes")]
+    #[error("paths and defs of {0} bytes overrun a record of {1} bytes")]
     Overrun(usize, usize),
 }
 
@@ -88,14 +93,14 @@ pub(crate) fn split_kernel_dev(dev: u32) -> (u32, u32) {
     (dev >> 20, dev & 0xfffff)
 }
 
-fn file_ref(raw: &fsp_file, path: &[u8]) -> FileRef {
+fn file_ref(raw: &fsp_file, path: PathBuf, unknown_prefix: bool) -> FileRef {
     FileRef {
-        path: path_from_bytes(path),
+        path,
         inode: raw.ino,
         device: split_kernel_dev(raw.dev),
         mount_id: raw.mnt_id,
         mode: raw.mode,
-        truncated: raw.flags & PATH_TRUNCATED != 0,
+        truncated: raw.flags & PATH_TRUNCATED != 0 || unknown_prefix,
         user_suffix_len: if raw.flags & PATH_USER_SUFFIX != 0 {
             raw.user_len
         } else {
@@ -129,41 +134,138 @@ fn header(bytes: &[u8]) -> Result<fsp_event, DecodeError> {
     Ok(h)
 }
 
-/// Decodes one record.
-pub(crate) fn decode(bytes: &[u8], clock: BootClock) -> Result<Event, DecodeError> {
-    let h = header(bytes)?;
-    if h.version != FSP_EVENT_VERSION {
-        return Err(DecodeError::Version(h.version));
+fn dir_key(k: &fsp_dir_key) -> DirKey {
+    DirKey {
+        mnt_id: k.mnt_id,
+        dev: k.dev,
+        ino: k.ino,
     }
-    let kind = EventKind::from_raw(h.kind).ok_or(DecodeError::Kind(h.kind))?;
-    let data = &bytes[size_of::<fsp_event>()..];
-    let (file_len, target_len) = (h.file.path_len as usize, h.target.path_len as usize);
-    if file_len + target_len > data.len() {
-        return Err(DecodeError::Overrun(file_len + target_len, bytes.len()));
+}
+
+/// Decodes records, rebuilding cached path prefixes (src/cache.rs).
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    clock: BootClock,
+    cache: PathCache,
+    /// Prefixes user space did not know (a bug if ever non-zero); such
+    /// paths are reported truncated.
+    pub(crate) unknown_prefixes: u64,
+    /// An epoch flush to publish to the kernel (cache_gen[1]).
+    pub(crate) new_epoch: Option<u64>,
+}
+
+/// One slot (file or target) of a record, as sent.
+struct Slot<'a> {
+    raw: &'a fsp_file,
+    kernel: &'a [u8],
+}
+
+impl Decoder {
+    /// `cache_limit`: user-space cache entries kept before an epoch flush.
+    pub(crate) fn new(clock: BootClock, mode: ResolutionMode, cache_limit: usize) -> Self {
+        Decoder {
+            clock,
+            cache: PathCache::new(mode, cache_limit),
+            unknown_prefixes: 0,
+            new_epoch: None,
+        }
     }
-    let has_target = matches!(kind, EventKind::Rename | EventKind::Link);
-    Ok(Event {
-        time_ns: clock.to_unix_ns(h.ts_ns),
-        kind,
-        syscall: syscall_name(h.syscall_nr),
-        retval: h.retval,
-        process: Process {
-            pid: h.pid,
-            tid: h.tid,
-            ppid: h.ppid,
-            comm: comm(&h.comm),
-            uid: h.uid,
-            gid: h.gid,
-        },
-        file: file_ref(&h.file, &data[..file_len]),
-        target: has_target.then(|| file_ref(&h.target, &data[file_len..file_len + target_len])),
-        open: (kind == EventKind::Open).then_some(OpenInfo {
-            flags: h.open_flags,
-            mode: h.mode,
-        }),
-        mkdir_mode: (kind == EventKind::Mkdir).then_some(h.mode),
-        setattr: (kind == EventKind::Setattr).then(|| setattr(&h)),
-    })
+
+    /// The slot's whole path: its cached prefix, if any, then what the
+    /// kernel sent; then learns the directories it defines.
+    fn path(&mut self, slot: &Slot, which: u8, defs: &[fsp_cache_def]) -> (PathBuf, bool) {
+        let mut full = Vec::with_capacity(slot.kernel.len() + 64);
+        let prefix = (slot.raw.prefix.ino != 0).then(|| dir_key(&slot.raw.prefix));
+        let mut unknown = false;
+        if let Some(key) = prefix
+            && self.cache.prefix(key, slot.raw.cache_gen, &mut full).is_err()
+        {
+            self.unknown_prefixes += 1;
+            unknown = true;
+            full.clear();
+        }
+        let prefix_len = full.len();
+        full.extend_from_slice(slot.kernel);
+        let mine: Vec<Def> = defs
+            .iter()
+            .filter(|d| d.slot == which)
+            .map(|d| Def {
+                key: dir_key(&d.key),
+                end: d.end as usize,
+                name_len: d.name_len as usize,
+            })
+            .collect();
+        if !mine.is_empty() && !unknown {
+            self.cache
+                .learn(slot.raw.cache_gen, &full, prefix_len, prefix, &mine);
+        }
+        (path_from_bytes(&full), unknown)
+    }
+
+    /// Decodes one record.
+    pub(crate) fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let h = header(bytes)?;
+        if h.version != FSP_EVENT_VERSION {
+            return Err(DecodeError::Version(h.version));
+        }
+        let kind = EventKind::from_raw(h.kind).ok_or(DecodeError::Kind(h.kind))?;
+        let data = &bytes[size_of::<fsp_event>()..];
+        let (file_len, target_len) = (h.file.path_len as usize, h.target.path_len as usize);
+        let defs_len = h.n_defs as usize * size_of::<fsp_cache_def>();
+        let needed = file_len + target_len + defs_len;
+        if needed > data.len() {
+            return Err(DecodeError::Overrun(needed, bytes.len()));
+        }
+        let defs: Vec<fsp_cache_def> = data[file_len + target_len..needed]
+            .chunks_exact(size_of::<fsp_cache_def>())
+            // SAFETY: each chunk holds size_of::<fsp_cache_def>() bytes of
+            // plain integers, valid for any bit pattern; read_unaligned
+            // copes with the defs' byte alignment.
+            .map(|c| unsafe { std::ptr::read_unaligned(c.as_ptr().cast::<fsp_cache_def>()) })
+            .collect();
+        let clock = self.clock;
+        if let Some(epoch) = self.cache.maintain(h.ts_ns, || clock.boot_now_ns()) {
+            self.new_epoch = Some(epoch);
+        }
+        let file = Slot {
+            raw: &h.file,
+            kernel: &data[..file_len],
+        };
+        let (file_path, file_unknown) = self.path(&file, 0, &defs);
+        let has_target = matches!(kind, EventKind::Rename | EventKind::Link);
+        let target = if has_target {
+            let slot = Slot {
+                raw: &h.target,
+                kernel: &data[file_len..file_len + target_len],
+            };
+            let (path, unknown) = self.path(&slot, 1, &defs);
+            Some(file_ref(&h.target, path, unknown))
+        } else {
+            None
+        };
+        Ok(Event {
+            time_ns: self.clock.to_unix_ns(h.ts_ns),
+            kind,
+            syscall: syscall_name(h.syscall_nr),
+            retval: h.retval,
+            process: Process {
+                pid: h.pid,
+                tid: h.tid,
+                ppid: h.ppid,
+                comm: comm(&h.comm),
+                uid: h.uid,
+                gid: h.gid,
+            },
+            file: file_ref(&h.file, file_path, file_unknown),
+            target,
+            open: (kind == EventKind::Open).then_some(OpenInfo {
+                flags: h.open_flags,
+                mode: h.mode,
+            }),
+            mkdir_mode: (kind == EventKind::Mkdir).then_some(h.mode),
+            setattr: (kind == EventKind::Setattr).then(|| setattr(&h)),
+        })
+    }
 }
 
 #[cfg(test)]

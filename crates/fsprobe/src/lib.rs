@@ -29,6 +29,7 @@
 //! Running a probe needs root and a kernel with BTF (5.10 or newer).
 
 mod backend;
+mod cache;
 mod clock;
 mod config;
 mod decode;

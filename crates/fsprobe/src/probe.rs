@@ -3,7 +3,7 @@
 //! channel. When the channel is full the worker waits, the ring buffer
 //! fills, and the kernel counts what it cannot send: nothing is lost
 //! without being counted.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::backend::{self, Backend};
 use crate::clock::BootClock;
 use crate::config::{Config, KERNEL_BTF, ProbeBuilder};
-use crate::decode::decode;
+use crate::decode::Decoder;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
 use crate::watch::Seeder;
@@ -30,6 +30,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const CNT_LOST_RINGBUF: u32 = 1;
 const CNT_LOST_PENDING: u32 = 2;
 const CNT_WATCH_FULL: u32 = 3;
+const CNT_WALK_CACHED: u32 = 4;
+const CNT_WALK_FULL: u32 = 5;
 
 /// What the probe reports once it is running.
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +64,13 @@ pub struct Summary {
     pub watch_limit_hits: u64,
     /// Records that could not be decoded (a version mismatch; a bug).
     pub undecodable: u64,
+    /// Paths whose cached prefix user space did not know, so reported
+    /// truncated (a bug if ever non-zero).
+    pub unknown_prefixes: u64,
+    /// In-kernel path walks cut short by the resolution mode's cache.
+    pub walks_cached: u64,
+    /// In-kernel path walks that went up to the root.
+    pub walks_full: u64,
 }
 
 impl Summary {
@@ -256,12 +265,19 @@ fn run(
         }
     };
     let clock = BootClock::now();
+    // User space keeps twice the kernel's entries before an epoch flush:
+    // the kernel's LRU evicts, user space cannot tell which.
+    let decoder = RefCell::new(Decoder::new(
+        clock,
+        config.resolution_mode,
+        2 * config.cache_size as usize,
+    ));
     let delivered = Cell::new(0u64);
     let undecodable = Cell::new(0u64);
     let mut builder = RingBufferBuilder::new();
     let added = builder
         .add(&backend.skel.maps.events, |data: &[u8]| {
-            match decode(data, clock) {
+            match decoder.borrow_mut().decode(data) {
                 Ok(event) => {
                     if tx.send(Record::Event(Box::new(event))).is_ok() {
                         delivered.set(delivered.get() + 1);
@@ -297,6 +313,7 @@ fn run(
         let _ = ring.poll(POLL_INTERVAL);
         let _ = ring.consume();
         losses.report(counters, &tx);
+        publish_epoch(&backend, &mut decoder.borrow_mut());
     }
     let _ = ring.consume();
     losses.report(counters, &tx);
@@ -307,5 +324,19 @@ fn run(
         lost_in_flight: losses.in_flight,
         watch_limit_hits: read_counter(counters, CNT_WATCH_FULL),
         undecodable: undecodable.get(),
+        unknown_prefixes: decoder.borrow().unknown_prefixes,
+        walks_cached: read_counter(counters, CNT_WALK_CACHED),
+        walks_full: read_counter(counters, CNT_WALK_FULL),
+    }
+}
+
+/// Tells the kernel about a user-space cache flush (bpf/cache.h: cache_gen[1]).
+fn publish_epoch(backend: &Backend, decoder: &mut Decoder) {
+    if let Some(epoch) = decoder.new_epoch.take() {
+        let _ = backend.skel.maps.cache_gen.update(
+            &1u32.to_ne_bytes(),
+            &epoch.to_ne_bytes(),
+            MapFlags::ANY,
+        );
     }
 }

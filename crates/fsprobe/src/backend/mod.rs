@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject, TracepointCategory};
 
-use crate::config::{BackendKind, Config};
+use crate::config::{BackendKind, Config, ResolutionMode};
 use crate::error::{BpfContext, Error, Result};
 use crate::libbpf_log;
 use crate::skel::{FsprobeSkel, FsprobeSkelBuilder};
@@ -193,6 +193,20 @@ impl<'obj> Backend<'obj> {
         // also polls every 100 ms (see PERFORMANCE-NOTES: a wakeup per
         // event costs more than resolving the path).
         ro.cfg_wakeup_watermark = (config.buffer_bytes / 4) as u64;
+        ro.cfg_resolution = config.resolution_mode.raw();
+        // Only the mode's own cache gets memory.
+        let (dirs, paths) = match config.resolution_mode {
+            ResolutionMode::SingleFragment => (1, config.cache_size),
+            _ => (config.cache_size, 1),
+        };
+        open.maps
+            .dir_cache
+            .set_max_entries(dirs)
+            .context("sizing the directory cache")?;
+        open.maps
+            .path_cache
+            .set_max_entries(paths)
+            .context("sizing the path cache")?;
         open.maps
             .events
             .set_max_entries(config.buffer_bytes as u32)
@@ -230,6 +244,7 @@ impl<'obj> Backend<'obj> {
             .events
             .iter()
             .flat_map(|k| syscalls::syscalls(*k).iter().copied())
+            .chain(syscalls::PATH_CHANGERS.iter().copied())
             .collect();
         names.sort_unstable();
         names.dedup();

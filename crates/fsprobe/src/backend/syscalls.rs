@@ -31,3 +31,21 @@ pub(crate) fn syscalls(kind: EventKind) -> &'static [&'static str] {
         EventKind::Modify => &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
     }
 }
+
+/// Syscalls that can change the path of a cached directory or let a new
+/// one reuse its key: hooked in every mode to invalidate the path caches
+/// (bpf/cache.h), whatever events are selected.
+pub(crate) const PATH_CHANGERS: &[&str] = &[
+    "rename",
+    "renameat",
+    "renameat2",
+    "rmdir",
+    "unlinkat",
+    "mount",
+    "umount",
+    "move_mount",
+    "pivot_root",
+    "clone",
+    "clone3",
+    "unshare",
+];

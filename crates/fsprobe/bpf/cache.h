@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The path caches behind --dentry-resolution-mode.
+ *
+ * Every mode caches directories only, keyed by (mount id, device, inode):
+ * a directory has one dentry (d_splice_alias()), so its path through a
+ * given mount is unique; a file may have several (hard links).
+ *
+ * - perf_buffer and fragments: dir_cache holds the directories user space
+ *   knows. The walk stops at the first one it meets; the record carries
+ *   that directory's key (the "prefix") and only the path below it, plus
+ *   "defs" for the directories it passed, which user space learns (whole
+ *   prefixes, or (parent, name) fragments) and the kernel inserts into
+ *   dir_cache once the record is in the ring.
+ * - single_fragment: path_cache holds whole paths of directories; a hit
+ *   on the file's directory skips the rest of the walk.
+ *
+ * Exactness. An entry is valid only for the generation it was made in and
+ * only for the very dentry it was made from. The generation is bumped at
+ * the entry and the exit of every syscall that can change the path of a
+ * cached directory or reuse its key: rename (d_move()), rmdir (a freed
+ * dentry and inode number can be reused elsewhere), mount, umount,
+ * move_mount, pivot_root, and clone/clone3/unshare with CLONE_NEWNS (new
+ * mounts can reuse the ids of freed ones). A walk reads the generation
+ * before it reads any dentry, and tags what it inserts with it: if a
+ * rename's d_move() ran after that read, its exit bump has already made
+ * the new entries stale, or will. User space bumps its own epoch (the
+ * second slot) to drop its mirror without a race with the kernel's
+ * increments.
+ */
+#ifndef FSP_CACHE_H
+#define FSP_CACHE_H
+
+#include "maps.h"
+
+struct dir_cached {
+	__u64 gen;
+	struct dentry *dentry;
+};
+
+/* fragments, perf_buffer: the directories user space knows. Sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 40000);
+	__type(key, struct fsp_dir_key);
+	__type(value, struct dir_cached);
+} dir_cache SEC(".maps");
+
+/* single_fragment: whole paths of directories. Sized by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct fsp_dir_key);
+	__type(value, struct path_entry);
+} path_cache SEC(".maps");
+
+/* [0]: the kernel's generation (bumped here); [1]: user space's epoch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} cache_gen SEC(".maps");
+
+/* The current generation; never 0 (0 means "no walk" in a record). */
+static __always_inline __u64 current_gen(void)
+{
+	__u32 kernel = 0, user = 1;
+	__u64 *g = bpf_map_lookup_elem(&cache_gen, &kernel);
+	__u64 *e = bpf_map_lookup_elem(&cache_gen, &user);
+	__u64 gen = (g ? *g : 0) + ((e ? *e : 0) << 40) + 1;
+
+	barrier(); /* read before any dentry of the walk */
+	return gen;
+}
+
+static __always_inline void bump_gen(void)
+{
+	__u32 kernel = 0;
+	__u64 *g = bpf_map_lookup_elem(&cache_gen, &kernel);
+
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
+static __always_inline bool caches_fragments(void)
+{
+	return cfg_resolution == FSP_RES_PERF_BUFFER || cfg_resolution == FSP_RES_FRAGMENTS;
+}
+
+/*
+ * The walk is at directory d (walk state w), about to write its name:
+ * returns true when the rest of the path comes from a cache. On a miss,
+ * remembers d so the record can teach it (or single_fragment insert it).
+ */
+static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
+{
+	struct walk_state *w = &s->ws;
+	struct fsp_dir_key key = {
+		.mnt_id = w->mnt_id,
+		.dev = w->dev,
+		.ino = BPF_CORE_READ(d, d_inode, i_ino),
+	};
+	struct walk_visit *v;
+
+	if (caches_fragments()) {
+		struct dir_cached *c = bpf_map_lookup_elem(&dir_cache, &key);
+
+		if (c && c->gen == w->gen && c->dentry == d) {
+			w->prefix = key;
+			return true;
+		}
+		v = &s->visit[w->n_visit & (FSP_MAX_DEFS - 1)];
+		v->key = key;
+		v->dentry = d;
+		v->off = w->off;
+		v->name_len = BPF_CORE_READ(d, d_name.len);
+		w->n_visit++;
+		return false;
+	}
+	/* single_fragment: only the file's own directory is looked up. */
+	if (w->n_visit)
+		return false;
+	w->n_visit = 1;
+	w->first_key = key;
+	w->first_dentry = d;
+	w->first_off = w->off;
+
+	struct path_entry *e = bpf_map_lookup_elem(&path_cache, &key);
+	__u32 len;
+
+	if (!e || e->gen != w->gen || e->dentry != d)
+		return false;
+	len = e->len;
+	if (len == 0 || len >= w->off)
+		return false; /* would not fit: walk instead */
+	w->off -= len;
+	bpf_probe_read_kernel(&s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)],
+			      FSP_BOUND(len, FSP_PATH_MAX - 1), e->path);
+	w->n_visit = 2; /* a hit: nothing to insert */
+	return true;
+}
+
+/*
+ * After a whole walk: stage the defs of the directories passed (the
+ * FSP_MAX_DEFS nearest the top, so that each one's parent is known), or
+ * insert the directory's path (single_fragment).
+ */
+static __always_inline void cache_after_walk(struct fsp_scratch *s)
+{
+	struct walk_state *w = &s->ws;
+	__u32 n = w->n_visit, keep, first, at;
+
+	if (w->flags & (FSP_PATH_TRUNCATED | FSP_PATH_DISCONNECTED))
+		return;
+	if (!caches_fragments()) {
+		struct path_entry *e = &s->entry;
+		__u32 len = w->first_off - w->off;
+
+		if (n != 1 || w->first_off > FSP_PATH_MAX || len == 0 || len >= FSP_PATH_MAX)
+			return;
+		e->gen = w->gen;
+		e->dentry = w->first_dentry;
+		e->len = len;
+		bpf_probe_read_kernel(e->path, FSP_BOUND(len, FSP_PATH_MAX - 1),
+				      &s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)]);
+		bpf_map_update_elem(&path_cache, &w->first_key, e, BPF_ANY);
+		return;
+	}
+	keep = n < FSP_MAX_DEFS ? n : FSP_MAX_DEFS;
+	first = n - keep;
+	at = s->rec.hdr.n_defs;
+	for (__u32 j = 0; j < FSP_MAX_DEFS; j++) {
+		__u32 vi = FSP_BOUND(first + j, FSP_MAX_DEFS - 1);
+		__u32 di = FSP_BOUND(at, 2 * FSP_MAX_DEFS - 1);
+		struct walk_visit *v = &s->visit[vi];
+		struct fsp_cache_def *def = &s->defs[di];
+
+		if (j >= keep || at >= 2 * FSP_MAX_DEFS)
+			break;
+		def->key.mnt_id = v->key.mnt_id;
+		def->key.dev = v->key.dev;
+		def->key.ino = v->key.ino;
+		def->end = v->off - w->off;
+		def->name_len = v->name_len;
+		def->slot = w->slot;
+		s->def_dentry[di] = v->dentry;
+		at++;
+	}
+	s->rec.hdr.n_defs = at;
+}
+
+/*
+ * The record is in the ring: the directories it taught user space may now
+ * stop later walks. Global, so its loop is verified once.
+ */
+__noinline int fsp_learn_defs(void)
+{
+	struct fsp_scratch *s = get_scratch();
+	struct dir_cached c = {};
+
+	if (!s)
+		return 0;
+	for (__u32 i = 0; i < 2 * FSP_MAX_DEFS; i++) {
+		struct fsp_cache_def *def;
+
+		if (i >= s->rec.hdr.n_defs)
+			break;
+		def = &s->defs[i & (2 * FSP_MAX_DEFS - 1)];
+		c.gen = def->slot ? s->rec.hdr.target.cache_gen : s->rec.hdr.file.cache_gen;
+		c.dentry = s->def_dentry[i & (2 * FSP_MAX_DEFS - 1)];
+		bpf_map_update_elem(&dir_cache, &def->key, &c, BPF_ANY);
+	}
+	return 0;
+}
+
+#endif /* FSP_CACHE_H */
