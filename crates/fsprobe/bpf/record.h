@@ -58,7 +58,8 @@ static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot whi
 	__u32 pos = data_pos(s, which);
 
 	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, FSP_MASK)], FSP_BOUND(len, FSP_MASK),
-			      &s->walk[FSP_BOUND(s->ws.off, FSP_MASK)]);
+			      /* off is FSP_PATH_MAX when a cached prefix left nothing to walk */
+			      &s->walk[FSP_BOUND(s->ws.off, 2 * FSP_PATH_MAX - 1)]);
 	f->path_len = len;
 	f->user_len = user_len;
 	f->flags |= s->ws.flags;

@@ -99,7 +99,12 @@ impl PathCache {
     }
 
     /// Appends the path of cached directory `key` as of generation `generation`.
-    pub(crate) fn prefix(&self, key: DirKey, generation: u64, out: &mut Vec<u8>) -> Result<(), UnknownPrefix> {
+    pub(crate) fn prefix(
+        &self,
+        key: DirKey,
+        generation: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), UnknownPrefix> {
         match &self.mirror {
             Mirror::None => Err(UnknownPrefix),
             Mirror::Prefixes(m) => match m.get(&key) {
@@ -113,7 +118,10 @@ impl PathCache {
                 let mut names: Vec<&[u8]> = Vec::new();
                 let mut at = Some(key);
                 while let Some(k) = at {
-                    let f = m.get(&k).filter(|f| f.generation == generation).ok_or(UnknownPrefix)?;
+                    let f = m
+                        .get(&k)
+                        .filter(|f| f.generation == generation)
+                        .ok_or(UnknownPrefix)?;
                     // Each directory is met once on the way up; more is a cycle.
                     if names.len() > 4096 {
                         return Err(UnknownPrefix);
@@ -134,7 +142,14 @@ impl PathCache {
     /// (prefix included), `prefix_len` the prefix's length in it, `prefix`
     /// the cached directory the walk stopped at; `defs` come in walk
     /// order, deepest first.
-    pub(crate) fn learn(&mut self, generation: u64, full: &[u8], prefix_len: usize, prefix: Option<DirKey>, defs: &[Def]) {
+    pub(crate) fn learn(
+        &mut self,
+        generation: u64,
+        full: &[u8],
+        prefix_len: usize,
+        prefix: Option<DirKey>,
+        defs: &[Def],
+    ) {
         let kernel = &full[prefix_len.min(full.len())..];
         match &mut self.mirror {
             Mirror::None => {}
@@ -150,7 +165,14 @@ impl PathCache {
                     }
                     let parent = defs.get(i + 1).map(|p| p.key).or(prefix);
                     let name = kernel[d.end - d.name_len..d.end].into();
-                    m.insert(d.key, Fragment { generation, parent, name });
+                    m.insert(
+                        d.key,
+                        Fragment {
+                            generation,
+                            parent,
+                            name,
+                        },
+                    );
                 }
             }
         }

@@ -178,7 +178,10 @@ impl Decoder {
         let prefix = (slot.raw.prefix.ino != 0).then(|| dir_key(&slot.raw.prefix));
         let mut unknown = false;
         if let Some(key) = prefix
-            && self.cache.prefix(key, slot.raw.cache_gen, &mut full).is_err()
+            && self
+                .cache
+                .prefix(key, slot.raw.cache_gen, &mut full)
+                .is_err()
         {
             self.unknown_prefixes += 1;
             unknown = true;
