@@ -15,7 +15,7 @@
 #                      when everything passed; the logs of a failing run are always kept
 #   --timeout SECS     stop a guest that has not powered off after SECS (default 900,
 #                      or FSPROBE_VM_TIMEOUT)
-#   --test-timeout SECS  kill a test binary in the guest after SECS (default 300)
+#   --test-timeout SECS  kill a test binary in the guest after SECS (default 600)
 #   --lockup-kill SECS stop a guest as soon as its kernel reports a CPU stuck in a
 #                      soft lockup for SECS or more (default 120; 0 disables)
 #   --append ARGS      extra kernel command-line arguments
@@ -38,7 +38,7 @@ filter=
 tests=
 keep=0
 timeout_s=${FSPROBE_VM_TIMEOUT:-900}
-test_timeout=300
+test_timeout=600
 lockup_kill=120
 append_extra=
 build=1

@@ -275,6 +275,10 @@ impl Decoder {
 mod tests {
     use super::*;
 
+    fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        Decoder::new(BootClock::now(), ResolutionMode::PerfBuffer, 100).decode(bytes)
+    }
+
     fn record(h: &fsp_event, paths: &[u8]) -> Vec<u8> {
         // SAFETY: fsp_event is plain data; viewing it as bytes is sound.
         let head = unsafe {
@@ -304,7 +308,7 @@ mod tests {
     #[test]
     fn decodes_both_paths_of_a_rename() {
         let h = rename_header();
-        let e = decode(&record(&h, b"/a/old/b/new2"), BootClock::now()).unwrap();
+        let e = decode(&record(&h, b"/a/old/b/new2")).unwrap();
         assert_eq!(e.kind, EventKind::Rename);
         assert_eq!(e.syscall, "renameat2");
         assert_eq!(e.file.path, std::path::Path::new("/a/old"));
@@ -316,23 +320,20 @@ mod tests {
     fn rejects_overrun_short_and_foreign_records() {
         let h = rename_header();
         assert_eq!(
-            decode(&record(&h, b"/a/old/b/new"), BootClock::now()),
-            Err(DecodeError::Overrun(13, 148))
+            decode(&record(&h, b"/a/old/b/new")),
+            Err(DecodeError::Overrun(13, 204))
         );
-        assert_eq!(
-            decode(&[0u8; 10], BootClock::now()),
-            Err(DecodeError::Short(10))
-        );
+        assert_eq!(decode(&[0u8; 10]), Err(DecodeError::Short(10)));
         let mut bad = rename_header();
         bad.version = 9;
         assert_eq!(
-            decode(&record(&bad, b"/a/old/b/new2"), BootClock::now()),
+            decode(&record(&bad, b"/a/old/b/new2")),
             Err(DecodeError::Version(9))
         );
         bad.version = FSP_EVENT_VERSION;
         bad.kind = 77;
         assert_eq!(
-            decode(&record(&bad, b"/a/old/b/new2"), BootClock::now()),
+            decode(&record(&bad, b"/a/old/b/new2")),
             Err(DecodeError::Kind(77))
         );
     }
@@ -345,10 +346,80 @@ mod tests {
         h.file.flags = PATH_USER_SUFFIX;
         h.file.user_len = 2;
         h.target.path_len = 0;
-        let e = decode(&record(&h, b"/a\xff\xfe"), BootClock::now()).unwrap();
+        let e = decode(&record(&h, b"/a\xff\xfe")).unwrap();
         assert_eq!(e.file.path_bytes(), b"/a\xff\xfe");
         assert_eq!(e.file.user_suffix_len, 2);
         assert!(!e.file.is_kernel_resolved());
         assert!(e.target.is_none());
+    }
+
+    fn def_bytes(ino: u64, end: u16, name_len: u16) -> Vec<u8> {
+        let d = fsp_cache_def {
+            key: fsp_dir_key {
+                mnt_id: 21,
+                dev: 8,
+                ino,
+            },
+            end,
+            name_len,
+            ..Default::default()
+        };
+        // SAFETY: fsp_cache_def is plain data; viewing it as bytes is sound.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&d as *const fsp_cache_def).cast::<u8>(),
+                size_of::<fsp_cache_def>(),
+            )
+        }
+        .to_vec()
+    }
+
+    fn open_header(path_len: u16, n_defs: u16) -> fsp_event {
+        let mut h = fsp_event {
+            version: FSP_EVENT_VERSION,
+            kind: EventKind::Open as u8,
+            syscall_nr: 257,
+            n_defs,
+            ..Default::default()
+        };
+        h.file.path_len = path_len;
+        h.file.cache_gen = 5;
+        h
+    }
+
+    #[test]
+    fn rebuilds_a_cached_prefix_in_both_user_space_modes() {
+        for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
+            let mut decoder = Decoder::new(BootClock::now(), mode, 100);
+            // Walked to the root: teaches /srv/data (ino 30) then /srv (ino 20).
+            let first = [
+                record(&open_header(15, 2), b"/srv/data/a.txt"),
+                def_bytes(30, 9, 4),
+                def_bytes(20, 4, 3),
+            ]
+            .concat();
+            let e = decoder.decode(&first).unwrap();
+            assert_eq!(e.file.path, std::path::Path::new("/srv/data/a.txt"));
+            // Stopped at /srv/data: only "/b.txt" travels.
+            let mut h = open_header(6, 0);
+            h.file.prefix = fsp_dir_key {
+                mnt_id: 21,
+                dev: 8,
+                ino: 30,
+            };
+            let e = decoder.decode(&record(&h, b"/b.txt")).unwrap();
+            assert_eq!(
+                e.file.path,
+                std::path::Path::new("/srv/data/b.txt"),
+                "{mode}"
+            );
+            assert!(e.file.is_kernel_resolved());
+            // Another generation (a rename happened): the prefix is unknown,
+            // and the path is reported truncated rather than wrong.
+            h.file.cache_gen = 6;
+            let e = decoder.decode(&record(&h, b"/b.txt")).unwrap();
+            assert!(e.file.truncated, "{mode}");
+            assert_eq!(decoder.unknown_prefixes, 1);
+        }
     }
 }

@@ -193,7 +193,7 @@ impl Workload {
             let pick = self.rng.below(100);
             let done = match pick {
                 0..=11 => self.mkdir(),
-                12..=27 if grow || pick % 2 == 0 => self.create(),
+                12..=27 if grow || pick.is_multiple_of(2) => self.create(),
                 28..=37 => self.write(),
                 38..=45 => self.chmod(),
                 46..=55 => self.rename_file(),
@@ -266,7 +266,6 @@ impl Workload {
         use std::io::Write;
         let path = self.some_path(false)?;
         let mut f = std::fs::OpenOptions::new()
-            .write(true)
             .append(true)
             .open(as_path(&path))
             .unwrap_or_else(|e| panic!("open {:?}: {e}", as_path(&path)));
