@@ -1,0 +1,152 @@
+//! Path caches must never serve a stale path: after a mount is moved or
+//! replaced by another mount of the same directory, and after a directory
+//! is renamed, every mode reports the new path. Each case first warms the
+//! cache through the old path (the probe's summary shows walks it served).
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::*;
+
+const MODES: [&str; 3] = ["perf_buffer", "fragments", "single_fragment"];
+
+/// The `n`th open (1-based) by this thread of a file whose path ends with `suffix`.
+fn nth_open(probe: &Probe, suffix: &str, n: usize) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let opens: Vec<serde_json::Value> = probe
+            .events()
+            .into_iter()
+            .filter(|v| v["event"] == "open" && v["process"]["tid"] == tid())
+            .filter(|v| path_of(v, "file").ends_with(suffix))
+            .collect();
+        if let Some(v) = opens.get(n - 1) {
+            return v.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no open #{n} of *{suffix}; got:\n{}",
+            dump(&opens)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Opens `file` twice: the second open is served by the cache.
+fn open_twice(probe: &Probe, file: &Path, suffix: &str) {
+    for _ in 0..2 {
+        fs::File::open(file).unwrap();
+    }
+    let second = nth_open(probe, suffix, 2);
+    assert_eq!(path_of(&second, "file"), file.to_str().unwrap());
+}
+
+fn cached_walks(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("fsprobe: path walks: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))
+}
+
+/// MS_MOVE keeps the mount (same id, same dentries) at another place.
+fn move_mount(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    let (f, t) = (
+        cstr(from.as_os_str().as_encoded_bytes()),
+        cstr(to.as_os_str().as_encoded_bytes()),
+    );
+    // SAFETY: valid NUL-terminated paths; the other arguments may be NULL for MS_MOVE.
+    let rc = unsafe {
+        libc::mount(
+            f.as_ptr(),
+            t.as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mount --move {} {}: {}",
+        from.display(),
+        to.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn a_moved_mount_is_reported_at_its_new_place() {
+    for mode in MODES {
+        let dir = Scratch::new(&format!("move-{mode}"));
+        let first = dir.join("first");
+        let tmpfs = Mounted::tmpfs(&first);
+        fs::create_dir_all(first.join("d/e")).unwrap();
+        fs::write(first.join("d/e/f"), b"x").unwrap();
+        let probe = watch(&dir.path, &["--dentry-resolution-mode", mode]);
+        open_twice(&probe, &first.join("d/e/f"), "/d/e/f");
+        let second = dir.join("second");
+        move_mount(&first, &second);
+        let moved = Mounted { at: second.clone() };
+        std::mem::forget(tmpfs);
+        let now = second.join("d/e/f");
+        fs::File::open(&now).unwrap();
+        let ev = nth_open(&probe, "/d/e/f", 3);
+        assert_eq!(path_of(&ev, "file"), now.to_str().unwrap(), "{mode}: {ev}");
+        let finished = probe.stop();
+        assert!(
+            cached_walks(&finished.stderr) > 0,
+            "{mode}: the cache served nothing"
+        );
+        drop(moved);
+    }
+}
+
+#[test]
+fn a_directory_bound_again_elsewhere_is_reported_at_the_new_mount() {
+    for mode in MODES {
+        let dir = Scratch::new(&format!("rebind-{mode}"));
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("d/e")).unwrap();
+        fs::write(src.join("d/e/f"), b"x").unwrap();
+        let probe = watch(&dir.path, &["--dentry-resolution-mode", mode]);
+        let old = dir.join("old");
+        let bind = Mounted::bind(&src, &old);
+        open_twice(&probe, &old.join("d/e/f"), "/d/e/f");
+        drop(bind);
+        // The new bind mount may well get the freed mount's id and memory:
+        // only the invalidation on mount syscalls keeps the old path out.
+        let new = dir.join("new");
+        let _bind = Mounted::bind(&src, &new);
+        let now = new.join("d/e/f");
+        fs::File::open(&now).unwrap();
+        let ev = nth_open(&probe, "/d/e/f", 3);
+        assert_eq!(path_of(&ev, "file"), now.to_str().unwrap(), "{mode}: {ev}");
+        assert_eq!(ev["file"]["mount_id"], mount_id_of(&new), "{mode}");
+        probe.stop();
+    }
+}
+
+#[test]
+fn files_under_a_renamed_directory_get_the_new_name() {
+    for mode in MODES {
+        let dir = Scratch::new(&format!("rename-{mode}"));
+        fs::create_dir_all(dir.join("a/b/c")).unwrap();
+        fs::write(dir.join("a/b/c/f"), b"x").unwrap();
+        let probe = watch(&dir.path, &["--dentry-resolution-mode", mode]);
+        open_twice(&probe, &dir.join("a/b/c/f"), "/c/f");
+        fs::rename(dir.join("a/b"), dir.join("a/B")).unwrap();
+        let now = dir.join("a/B/c/f");
+        fs::File::open(&now).unwrap();
+        let ev = nth_open(&probe, "/c/f", 3);
+        assert_eq!(path_of(&ev, "file"), now.to_str().unwrap(), "{mode}: {ev}");
+        let finished = probe.stop();
+        assert!(
+            cached_walks(&finished.stderr) > 0,
+            "{mode}: the cache served nothing"
+        );
+    }
+}
