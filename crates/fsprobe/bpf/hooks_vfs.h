@@ -45,6 +45,11 @@ static __always_inline void on_path_rename(const struct path *old_dir, struct de
 {
 	struct pending *p = pending_of(FSP_RENAME, FSP_RENAME);
 
+	/*
+	 * Renames that no syscall hook saw (io_uring, nfsd, overlayfs copy-up)
+	 * still invalidate the path caches, if only before d_move().
+	 */
+	bump_gen();
 	if (!p)
 		return;
 	capture_source(p, old_dentry, BPF_CORE_READ(old_dir, mnt));

@@ -1,0 +1,263 @@
+//! A run with the fsprobe library watching the scenario's tree, consumed
+//! like the CLI's `-f none`: every record is received, counted and dropped.
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use fsprobe::{Probe, Ready, Record, ResolutionMode, Summary};
+
+use crate::run::{self, Consumed, RunResult};
+use crate::tree::Tree;
+use crate::workload::{Pace, Workload};
+
+/// After the workload, how long the stream may stay silent before the
+/// missing events are declared missing (the worker polls every 100 ms).
+const DRAIN_IDLE: Duration = Duration::from_millis(1500);
+
+pub struct ProbeRun {
+    pub result: RunResult,
+    pub summary: Summary,
+    pub ready: Ready,
+    /// Events the workload should produce (0 when the tree is not watched).
+    pub expected: u64,
+    /// Lost events announced in the stream by `Record::Lost`.
+    pub lost_in_stream: u64,
+    /// Events of other processes in the watched tree (none expected).
+    pub other_events: u64,
+    /// The first such event, for the record.
+    pub first_other: Option<String>,
+}
+
+impl ProbeRun {
+    /// Every operation is one open event: delivered + lost must equal the
+    /// operations, the in-stream notices must match the summary, and the
+    /// library's count must cover what the consumer received. A mismatch
+    /// is a finding about the library, reported, not a broken benchmark.
+    pub fn accounting_error(&self) -> Option<String> {
+        let (s, ops) = (&self.summary, self.expected);
+        // Counted by the consumer, by thread: the workload's events only.
+        let delivered = self.result.delivered;
+        if delivered + s.lost() != ops {
+            return Some(format!(
+                "delivered {delivered} + lost {} != {ops} operations",
+                s.lost()
+            ));
+        }
+        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight {
+            return Some(format!(
+                "{} lost in the stream but {} in the summary",
+                self.lost_in_stream,
+                s.lost()
+            ));
+        }
+        let received = delivered + self.other_events;
+        (s.events < received).then(|| {
+            format!(
+                "the summary counts {} events, the consumer received {received}",
+                s.events
+            )
+        })
+    }
+}
+
+/// What the probe watches.
+#[derive(Debug, Clone, Copy)]
+pub enum Watch<'a> {
+    /// The scenario's tree: every operation is an event.
+    Tree,
+    /// Another (empty) directory: the hooks run and the filter says no,
+    /// which isolates the cost of being attached.
+    Elsewhere(&'a Path),
+}
+
+pub fn start(
+    tree: &Tree,
+    watch: Watch,
+    mode: ResolutionMode,
+    pages: usize,
+) -> fsprobe::Result<Probe> {
+    let root = match watch {
+        Watch::Tree => &tree.root,
+        Watch::Elsewhere(dir) => dir,
+    };
+    Probe::builder()
+        .path(root)
+        .resolution_mode(mode)
+        .buffer_pages(pages)
+        .start()
+}
+
+/// A started probe that runs one workload after another (the rate search
+/// keeps one probe for all its steps: a detach takes seconds).
+pub struct Session {
+    probe: Probe,
+    watch_tree: bool,
+    setup_s: f64,
+    /// `Record::Lost` counts over every run so far.
+    lost_in_stream: u64,
+    /// The workloads' events delivered over every run so far.
+    delivered: u64,
+    other_events: u64,
+    first_other: Option<String>,
+}
+
+/// One workload under a [`Session`].
+pub struct StepRun {
+    pub result: RunResult,
+    /// Losses announced in the stream during this run.
+    pub lost: u64,
+}
+
+impl Session {
+    pub fn start(
+        tree: &Tree,
+        watch: Watch,
+        mode: ResolutionMode,
+        pages: usize,
+    ) -> fsprobe::Result<Session> {
+        let t0 = Instant::now();
+        let probe = start(tree, watch, mode, pages)?;
+        Ok(Session {
+            probe,
+            watch_tree: matches!(watch, Watch::Tree),
+            setup_s: t0.elapsed().as_secs_f64(),
+            lost_in_stream: 0,
+            delivered: 0,
+            other_events: 0,
+            first_other: None,
+        })
+    }
+
+    /// Runs the workload `w` once and drains its events.
+    pub fn run(&mut self, w: &Workload, pace: Pace) -> fsprobe::Result<StepRun> {
+        let pid = w.pid();
+        let expected = |ops| if self.watch_tree { ops } else { 0 };
+        let (mut delivered, mut lost, mut others) = (0u64, 0u64, 0u64);
+        let mut first_other = None;
+        let run = run::measure(w, pace, |finished, ops| {
+            let records = self.probe.records();
+            let mut idle_since: Option<Instant> = None;
+            loop {
+                match records.recv_timeout(Duration::from_millis(20)) {
+                    Ok(Record::Event(e)) if e.process.pid == pid => {
+                        (delivered, idle_since) = (delivered + 1, None)
+                    }
+                    Ok(Record::Event(e)) => {
+                        others += 1;
+                        first_other.get_or_insert_with(|| {
+                            format!("{} {} by {}", e.kind, e.file.path.display(), e.process.comm)
+                        });
+                    }
+                    Ok(Record::Lost { count, .. }) => (lost, idle_since) = (lost + count, None),
+                    Err(RecvTimeoutError::Timeout) => {
+                        let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
+                        if finished.load(Ordering::SeqCst) && idle > DRAIN_IDLE {
+                            break;
+                        }
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                if delivered + lost >= expected(ops) && finished.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            Consumed {
+                delivered,
+                lost: Some(lost),
+            }
+        });
+        let mut result = run.map_err(|source| fsprobe::Error::Io {
+            what: "running the workload".into(),
+            source,
+        })?;
+        self.lost_in_stream += lost;
+        self.delivered += delivered;
+        self.other_events += others;
+        if self.first_other.is_none() {
+            self.first_other = first_other;
+        }
+        result.setup_s = Some(self.setup_s);
+        Ok(StepRun { result, lost })
+    }
+
+    /// Stops the probe (detaching takes seconds) and returns the totals.
+    pub fn finish(self) -> fsprobe::Result<Finished> {
+        let ready = self.probe.ready().clone();
+        let t1 = Instant::now();
+        let summary = self.probe.join()?;
+        Ok(Finished {
+            summary,
+            ready,
+            teardown_s: t1.elapsed().as_secs_f64(),
+            lost_in_stream: self.lost_in_stream,
+            delivered: self.delivered,
+            other_events: self.other_events,
+            first_other: self.first_other,
+        })
+    }
+}
+
+/// A stopped session.
+pub struct Finished {
+    pub summary: Summary,
+    pub ready: Ready,
+    pub teardown_s: f64,
+    pub lost_in_stream: u64,
+    pub delivered: u64,
+    pub other_events: u64,
+    pub first_other: Option<String>,
+}
+
+impl Finished {
+    /// Over a whole session: the in-stream notices must match the summary
+    /// and the library's count must cover what the consumer received.
+    pub fn stream_error(&self) -> Option<String> {
+        let s = &self.summary;
+        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight {
+            return Some(format!(
+                "{} lost in the stream but {} in the summary",
+                self.lost_in_stream,
+                s.lost()
+            ));
+        }
+        let received = self.delivered + self.other_events;
+        (s.events < received).then(|| {
+            format!(
+                "the summary counts {} events, the consumer received {received}",
+                s.events
+            )
+        })
+    }
+}
+
+/// Starts a probe, runs the workload once under it, stops it.
+pub fn measure(
+    tree: &Tree,
+    w: &Workload,
+    pace: Pace,
+    watch: Watch,
+    mode: ResolutionMode,
+    pages: usize,
+) -> fsprobe::Result<ProbeRun> {
+    let mut session = Session::start(tree, watch, mode, pages)?;
+    let expected = match watch {
+        Watch::Tree => pace.ops(),
+        Watch::Elsewhere(_) => 0,
+    };
+    let step = session.run(w, pace);
+    let done = session.finish();
+    let mut result = step?.result;
+    let done = done?;
+    result.teardown_s = Some(done.teardown_s);
+    result.lost = Some(done.summary.lost());
+    Ok(ProbeRun {
+        result,
+        summary: done.summary,
+        ready: done.ready,
+        lost_in_stream: done.lost_in_stream,
+        expected,
+        other_events: done.other_events,
+        first_other: done.first_other,
+    })
+}

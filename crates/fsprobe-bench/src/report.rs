@@ -1,0 +1,133 @@
+//! The results: one JSON document, and the same figures as Markdown.
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Machine;
+use crate::rate::RateResult;
+use crate::run::{Cpus, RunResult};
+use crate::stats::Spread;
+use crate::tree::Scenario;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Method {
+    pub iterations: u64,
+    pub repetitions: usize,
+    pub peer_repetitions: usize,
+    pub seed: u64,
+    pub cpus: Cpus,
+    pub default_buffer_pages: usize,
+    pub sweep_pages: Vec<usize>,
+    pub sweep_repetitions: usize,
+    pub rate_step_secs: f64,
+    pub rate_pages: Vec<usize>,
+    pub rate_scenarios: Vec<u8>,
+    pub backend: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Results {
+    pub benchmark: String,
+    pub fsprobe_version: String,
+    pub quick: bool,
+    pub started: String,
+    pub wall_s: f64,
+    pub machine: Machine,
+    pub method: Method,
+    pub notes: Vec<String>,
+    pub peers_unavailable: Vec<(String, String)>,
+    pub scenarios: Vec<ScenarioResult>,
+    /// Kernel-to-user transports and whether they were measured.
+    pub transports: Vec<(String, String)>,
+    pub max_rate: Vec<RateResult>,
+    /// The benchmark was broken (a probe or a workload did not start, an
+    /// open failed): the exit code is 1.
+    pub failures: Vec<String>,
+    /// Findings about the library (events neither delivered nor counted
+    /// as lost, in-stream notices that disagree with the summary). They
+    /// are results, not failures: the exit code stays 0.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub scenario: Scenario,
+    pub dirs: usize,
+    pub build_s: f64,
+    pub max_path_bytes: usize,
+    pub watched_inodes: Option<u64>,
+    /// Baseline, fsprobe per mode, peers.
+    pub rows: Vec<Row>,
+    /// fsprobe (default mode) per ring buffer size.
+    pub sweep: Vec<Row>,
+    /// The smallest size from which every larger size lost nothing.
+    pub drop_limit_pages: Option<usize>,
+}
+
+/// One listener (or one buffer size) over its repeated runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub tool: String,
+    pub mode: String,
+    pub buffer_pages: Option<usize>,
+    /// "ok", "not implemented: …", "unavailable: …" or "failed: …".
+    pub status: String,
+    pub ns_per_op: Option<Spread>,
+    pub ratio_to_baseline: Option<f64>,
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: Option<u64>,
+    pub bytes_per_event: Option<f64>,
+    pub allocs_per_event: Option<f64>,
+    pub consumer_cpu_ns_per_event: Option<f64>,
+    pub note: Option<String>,
+    pub runs: Vec<RunResult>,
+}
+
+impl Row {
+    pub fn status(tool: &str, mode: &str, pages: Option<usize>, status: String) -> Row {
+        Row {
+            tool: tool.into(),
+            mode: mode.into(),
+            buffer_pages: pages,
+            status,
+            ns_per_op: None,
+            ratio_to_baseline: None,
+            expected: 0,
+            delivered: 0,
+            lost: None,
+            bytes_per_event: None,
+            allocs_per_event: None,
+            consumer_cpu_ns_per_event: None,
+            note: None,
+            runs: Vec::new(),
+        }
+    }
+
+    /// Totals over the runs; per-event figures are totals over delivered
+    /// events. `heap` is false for peers (their heap is not ours).
+    pub fn finish(&mut self, baseline: Option<f64>, heap: bool) {
+        let runs = &self.runs;
+        let ns: Vec<f64> = runs.iter().map(|r| r.ns_per_op).collect();
+        self.ns_per_op = Spread::of(&ns);
+        self.ratio_to_baseline = match (self.ns_per_op, baseline) {
+            (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
+            _ => None,
+        };
+        self.expected = runs.iter().map(|r| r.ops).sum();
+        self.delivered = runs.iter().map(|r| r.delivered).sum();
+        self.lost = match runs.is_empty() {
+            true => None,
+            false => runs.iter().map(|r| r.lost).sum(),
+        };
+        let per_event = |x: u64| (self.delivered > 0).then(|| x as f64 / self.delivered as f64);
+        if heap {
+            self.bytes_per_event = per_event(runs.iter().map(|r| r.heap_bytes).sum());
+            self.allocs_per_event = per_event(runs.iter().map(|r| r.heap_allocs).sum());
+        }
+        let cpu: Option<u64> = runs.iter().map(|r| r.consumer_cpu_ns).sum();
+        self.consumer_cpu_ns_per_event = cpu.and_then(per_event);
+        if self.status.is_empty() {
+            self.status = "ok".into();
+        }
+    }
+}
