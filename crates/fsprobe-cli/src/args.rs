@@ -70,6 +70,31 @@ pub struct Args {
     #[arg(long = "max-watches", default_value_t = 1 << 20)]
     pub max_watches: u32,
 
+    /// Report only this process (thread-group id; repeatable). Checked in
+    /// the kernel, so other processes cost no buffer space.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+
+    /// Report all processes but this one (repeatable).
+    #[arg(long = "exclude-pid", value_name = "PID", conflicts_with = "pids")]
+    pub exclude_pids: Vec<u32>,
+
+    /// Report only this real user id (repeatable).
+    #[arg(long = "uid", value_name = "UID")]
+    pub uids: Vec<u32>,
+
+    /// Report all users but this one (repeatable).
+    #[arg(long = "exclude-uid", value_name = "UID", conflicts_with = "uids")]
+    pub exclude_uids: Vec<u32>,
+
+    /// Report only this command name (task comm, at most 15 bytes; repeatable).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+
+    /// Report all commands but this one (repeatable).
+    #[arg(long = "exclude-comm", value_name = "NAME", conflicts_with = "comms")]
+    pub exclude_comms: Vec<String>,
+
     /// Entries of the in-kernel path cache [default: 40000 directories;
     /// 4096 whole paths with single_fragment].
     #[arg(long = "cache-size", value_name = "ENTRIES")]

@@ -28,6 +28,17 @@ fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
     })
 }
 
+/// One process filter from its include and exclude flags (clap keeps them exclusive).
+fn process_filter<T: Clone>(include: &[T], exclude: &[T]) -> fsprobe::ProcessFilter<T> {
+    if !include.is_empty() {
+        fsprobe::ProcessFilter::Include(include.to_vec())
+    } else if !exclude.is_empty() {
+        fsprobe::ProcessFilter::Exclude(exclude.to_vec())
+    } else {
+        fsprobe::ProcessFilter::Off
+    }
+}
+
 fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
     let mut builder = match &args.btf {
         Some(btf) => fsprobe::Probe::builder().btf(btf),
@@ -36,6 +47,10 @@ fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
     if let Some(entries) = args.cache_size {
         builder = builder.cache_size(entries);
     }
+    builder = builder
+        .pid_filter(process_filter(&args.pids, &args.exclude_pids))
+        .uid_filter(process_filter(&args.uids, &args.exclude_uids))
+        .comm_filter(process_filter(&args.comms, &args.exclude_comms));
     builder
         .paths(args.paths.iter().cloned())
         .recursive(args.recursive)
@@ -104,13 +119,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let summary = probe.join()?;
     eprintln!(
-        "fsprobe: {} events, {} lost (buffer full: {}, in flight: {}, undecodable: {}), watch limit hits: {}",
+        "fsprobe: {} events, {} lost (buffer full: {}, in flight: {}, undecodable: {}), watch limit hits: {}, syscalls filtered out by process: {}",
         summary.events,
         summary.lost(),
         summary.lost_buffer_full,
         summary.lost_in_flight,
         summary.undecodable,
-        summary.watch_limit_hits
+        summary.watch_limit_hits,
+        summary.filtered_by_process
     );
     eprintln!(
         "fsprobe: path walks: {} cut short by the {} cache, {} to the root",

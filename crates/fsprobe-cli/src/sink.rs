@@ -91,8 +91,13 @@ impl<W: Write> Sink for TableSink<W> {
         }
         match record {
             Record::Event(e) => writeln!(self.out, "{}", event_line(e)),
-            Record::Lost { count, reason } => {
-                writeln!(self.out, "{:<8} {count} events lost ({reason:?})", "LOST")
+            Record::Lost { count, reason, cpu } => {
+                let at = cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "{:<8} {count} events lost{at} ({reason:?})",
+                    "LOST"
+                )
             }
         }
     }

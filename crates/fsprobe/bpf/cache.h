@@ -101,8 +101,11 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 		.dev = w->dev,
 		.ino = BPF_CORE_READ(d, d_inode, i_ino),
 	};
+	struct fsp_cache_scratch *cs = get_cache_scratch();
 	struct walk_visit *v;
 
+	if (!cs)
+		return false;
 	if (caches_fragments()) {
 		struct dir_cached *c = bpf_map_lookup_elem(&dir_cache, &key);
 
@@ -110,7 +113,7 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 			w->prefix = key;
 			return true;
 		}
-		v = &s->visit[w->n_visit & (FSP_MAX_DEFS - 1)];
+		v = &cs->visit[w->n_visit & (FSP_MAX_DEFS - 1)];
 		v->key = key;
 		v->dentry = d;
 		v->off = w->off;
@@ -149,12 +152,13 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 static __always_inline void cache_after_walk(struct fsp_scratch *s)
 {
 	struct walk_state *w = &s->ws;
+	struct fsp_cache_scratch *cs = get_cache_scratch();
 	__u32 n = w->n_visit, keep, first, at;
 
-	if (w->flags & (FSP_PATH_TRUNCATED | FSP_PATH_DISCONNECTED))
+	if (!cs || w->flags & (FSP_PATH_TRUNCATED | FSP_PATH_DISCONNECTED))
 		return;
 	if (!caches_fragments()) {
-		struct path_entry *e = &s->entry;
+		struct path_entry *e = &cs->entry;
 		__u32 len = w->first_off - w->off;
 
 		if (n != 1 || w->first_off > FSP_PATH_MAX || len == 0 || len >= FSP_PATH_MAX)
@@ -172,11 +176,11 @@ static __always_inline void cache_after_walk(struct fsp_scratch *s)
 	at = s->rec.hdr.n_defs;
 	for (__u32 j = 0; j < FSP_MAX_DEFS; j++) {
 		__u32 vi = FSP_BOUND(first + j, FSP_MAX_DEFS - 1);
-		__u32 di = FSP_BOUND(at, 2 * FSP_MAX_DEFS - 1);
-		struct walk_visit *v = &s->visit[vi];
-		struct fsp_cache_def *def = &s->defs[di];
+		__u32 di = FSP_BOUND(at, FSP_DEF_SLOTS - 1);
+		struct walk_visit *v = &cs->visit[vi];
+		struct fsp_cache_def *def = &cs->defs[di];
 
-		if (j >= keep || at >= 2 * FSP_MAX_DEFS)
+		if (j >= keep || at >= FSP_DEFS_PER_RECORD)
 			break;
 		def->key.mnt_id = v->key.mnt_id;
 		def->key.dev = v->key.dev;
@@ -184,7 +188,7 @@ static __always_inline void cache_after_walk(struct fsp_scratch *s)
 		def->end = v->off - w->off;
 		def->name_len = v->name_len;
 		def->slot = w->slot;
-		s->def_dentry[di] = v->dentry;
+		cs->def_dentry[di] = v->dentry;
 		at++;
 	}
 	s->rec.hdr.n_defs = at;
@@ -197,18 +201,20 @@ static __always_inline void cache_after_walk(struct fsp_scratch *s)
 __noinline int fsp_learn_defs(void)
 {
 	struct fsp_scratch *s = get_scratch();
+	struct fsp_cache_scratch *cs = get_cache_scratch();
 	struct dir_cached c = {};
 
-	if (!s)
+	if (!s || !cs)
 		return 0;
-	for (__u32 i = 0; i < 2 * FSP_MAX_DEFS; i++) {
+	for (__u32 i = 0; i < FSP_DEFS_PER_RECORD; i++) {
 		struct fsp_cache_def *def;
 
 		if (i >= s->rec.hdr.n_defs)
 			break;
-		def = &s->defs[i & (2 * FSP_MAX_DEFS - 1)];
-		c.gen = def->slot ? s->rec.hdr.target.cache_gen : s->rec.hdr.file.cache_gen;
-		c.dentry = s->def_dentry[i & (2 * FSP_MAX_DEFS - 1)];
+		def = &cs->defs[i & (FSP_DEF_SLOTS - 1)];
+		c.gen = def->slot == 0 ? s->rec.hdr.file.cache_gen :
+			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.exe.cache_gen;
+		c.dentry = cs->def_dentry[i & (FSP_DEF_SLOTS - 1)];
 		bpf_map_update_elem(&dir_cache, &def->key, &c, BPF_ANY);
 	}
 	return 0;

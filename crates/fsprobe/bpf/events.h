@@ -3,8 +3,9 @@
  * The one definition of what travels from the BPF programs to user space.
  *
  * A record is a fixed header (struct fsp_event) followed by the bytes of
- * the file's path and then the target's path (no NUL terminators; their
- * lengths are in file.path_len and target.path_len), then n_defs
+ * the file's path, the target's path and the executable's path (no NUL
+ * terminators; their lengths are in file.path_len, target.path_len and
+ * exe.path_len), then n_defs
  * struct fsp_cache_def (unaligned). The Rust decoder
  * (src/decode.rs) checks every length against the record size.
  *
@@ -15,7 +16,7 @@
 #ifndef FSP_EVENTS_H
 #define FSP_EVENTS_H
 
-#define FSP_EVENT_VERSION 2
+#define FSP_EVENT_VERSION 3
 
 /* Longest path the kernel accepts (include/uapi/linux/limits.h). */
 #define FSP_PATH_MAX 4096
@@ -92,7 +93,7 @@ struct fsp_cache_def {
 	struct fsp_dir_key key;
 	__u16 end;
 	__u16 name_len;
-	__u8 slot;       /* 0: the file, 1: the target */
+	__u8 slot;       /* 0: the file, 1: the target, 2: the executable */
 	__u8 pad[3];
 };
 
@@ -111,39 +112,65 @@ struct fsp_file {
 	 */
 	struct fsp_dir_key prefix;
 	__u64 cache_gen;  /* cache generation the walk saw; 0: no walk */
+	char fstype[16];  /* super_block->s_type->name, NUL-padded */
 };
 
 struct fsp_event {
-	__u32 size;       /* whole record: header + both paths */
+	__u32 size;       /* whole record: header, paths and defs */
 	__u8 version;     /* FSP_EVENT_VERSION */
 	__u8 kind;        /* enum fsp_kind */
 	__u16 syscall_nr; /* the syscall that caused the event */
+	/*
+	 * Events that passed every filter are numbered per CPU, in the order
+	 * they enter the ring buffer (a BPF program is not preempted on its
+	 * CPU): a gap in one CPU's numbers is exactly the events lost there.
+	 */
+	__u64 seq;
 	__u64 ts_ns;      /* CLOCK_BOOTTIME, bpf_ktime_get_boot_ns() */
 	__s64 retval;     /* the syscall's return value */
+	__u32 cpu;
 	__u32 pid;        /* thread-group id */
 	__u32 tid;
 	__u32 ppid;
-	__u32 uid;
+	__u32 uid;        /* real ids */
 	__u32 gid;
+	__u32 euid;       /* effective ids */
+	__u32 egid;
+	__u32 mnt_ns;     /* the task's mount namespace inode number */
+	__u32 pid_ns;     /* the task's pid namespace inode number */
 	__u32 open_flags; /* open: O_* flags as passed */
 	__u32 mode;       /* open: creation mode; mkdir: mode; setattr: new mode */
 	__u32 attr_mask;  /* setattr: enum fsp_attr */
 	__u32 attr_uid;   /* setattr: new owner ((u32)-1: unchanged) */
 	__u32 attr_gid;   /* setattr: new group ((u32)-1: unchanged) */
+	__u32 pad32;
 	__s64 attr_size;  /* setattr: new size (truncate) */
+	__u64 cgroup_id;  /* cgroup v2 id (the cgroup directory's inode) */
 	char comm[16];
 	__u16 n_defs;     /* struct fsp_cache_def entries after the paths */
-	__u16 pad16;
-	__u32 pad32;
+	__u16 pad16[3];
 	struct fsp_file file;   /* the object (rename/link: the source) */
 	struct fsp_file target; /* rename: the new name; link: the new link */
+	struct fsp_file exe;    /* the task's executable (mm->exe_file) */
 };
 
-/* What the transport carries: the header, two whole paths and the defs. */
-#define FSP_DEFS_ROOM 2048 /* >= 2 * FSP_MAX_DEFS * sizeof(struct fsp_cache_def) */
+/* What the transport carries: the header, three whole paths and the defs. */
+/*
+ * At most 63 defs per record (all slots). The data is sized so that the
+ * verifier can check the masked offsets: the defs start anywhere below
+ * 4 * FSP_PATH_MAX.
+ */
+#define FSP_DEFS_ROOM 1536 /* >= 63 * sizeof(struct fsp_cache_def) */
 struct fsp_record {
 	struct fsp_event hdr;
-	char data[2 * FSP_PATH_MAX + FSP_DEFS_ROOM];
+	char data[4 * FSP_PATH_MAX + FSP_DEFS_ROOM];
+};
+
+/* Process filters (--pid, --uid, --comm): cfg_*_filter values. */
+enum fsp_proc_filter {
+	FSP_FILTER_OFF = 0,
+	FSP_FILTER_INCLUDE = 1, /* only the listed ones */
+	FSP_FILTER_EXCLUDE = 2, /* all but the listed ones */
 };
 
 /* Keys of the watched map: a file's identity. */
@@ -167,6 +194,7 @@ enum fsp_counter {
 	FSP_CNT_WATCH_FULL,      /* watched map full: an inode could not be followed */
 	FSP_CNT_WALK_CACHED,     /* path walks cut short by a cache hit */
 	FSP_CNT_WALK_FULL,       /* path walks to the root */
+	FSP_CNT_FILTERED_PROC,   /* syscalls left out by --pid/--uid/--comm */
 	FSP_CNT_MAX,
 };
 

@@ -93,4 +93,29 @@ static __always_inline void track_placement(struct dentry *d)
 	}
 }
 
+/* Is the value listed in a process filter map what its mode wants? */
+static __always_inline bool filter_allows(__u32 mode, bool listed)
+{
+	return mode == FSP_FILTER_OFF || listed == (mode == FSP_FILTER_INCLUDE);
+}
+
+/*
+ * --pid, --uid, --comm: checked at syscall entry, so the calls of unwanted
+ * processes cost no pending entry and no ring-buffer space. uid is the
+ * real uid; comm the thread's name (task->comm).
+ */
+static __always_inline bool process_wanted(__u32 tgid, __u32 uid)
+{
+	char comm[16] = {};
+
+	if (!filter_allows(cfg_pid_filter, bpf_map_lookup_elem(&pid_filter, &tgid)))
+		return false;
+	if (!filter_allows(cfg_uid_filter, bpf_map_lookup_elem(&uid_filter, &uid)))
+		return false;
+	if (cfg_comm_filter == FSP_FILTER_OFF)
+		return true;
+	bpf_get_current_comm(comm, sizeof(comm));
+	return filter_allows(cfg_comm_filter, bpf_map_lookup_elem(&comm_filter, comm));
+}
+
 #endif /* FSP_FILTER_H */

@@ -270,6 +270,10 @@ int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 	invalidate_at_entry(nr, args, tid);
 	if ((pid_tgid >> 32) == cfg_self_tgid)
 		return 0;
+	if (!process_wanted(pid_tgid >> 32, (__u32)bpf_get_current_uid_gid())) {
+		count(FSP_CNT_FILTERED_PROC);
+		return 0;
+	}
 	__builtin_memset(p, 0, sizeof(*p));
 	/*
 	 * Each sys_enter_* record holds only its own arguments, and the

@@ -14,6 +14,14 @@ const volatile bool cfg_follow = true;
 const volatile __u32 cfg_event_mask = 0;          /* bit (1 << enum fsp_kind) */
 const volatile __u64 cfg_wakeup_watermark = 0;    /* bytes pending before a wakeup */
 const volatile __u32 cfg_resolution = FSP_RES_PERF_BUFFER; /* enum fsp_resolution */
+/* --pid / --uid / --comm: enum fsp_proc_filter, with the listed values in the maps below. */
+const volatile __u32 cfg_pid_filter = FSP_FILTER_OFF;
+const volatile __u32 cfg_uid_filter = FSP_FILTER_OFF;
+const volatile __u32 cfg_comm_filter = FSP_FILTER_OFF;
+
+/* Staged defs of one record (all slots), in a power of two. */
+#define FSP_DEF_SLOTS 64
+#define FSP_DEFS_PER_RECORD (FSP_DEF_SLOTS - 1)
 
 /* Path walk state: see dentry.h. */
 struct walk_state {
@@ -80,14 +88,35 @@ struct fsp_scratch {
 	__u64 cand[32];   /* a candidate child's name */
 	struct walk_state ws;
 	struct lookup_state ls;
+	struct fsp_record rec;
+};
+
+/*
+ * Per-CPU scratch of the path caches (cache.h), apart from fsp_scratch:
+ * a per-CPU map value is at most 32 KiB (PCPU_MIN_UNIT_SIZE).
+ */
+struct fsp_cache_scratch {
 	/* fragments, perf_buffer: the last FSP_MAX_DEFS directories passed. */
 	struct walk_visit visit[FSP_MAX_DEFS];
 	/* ... staged as the record's defs, with their dentries. */
-	struct fsp_cache_def defs[2 * FSP_MAX_DEFS];
-	struct dentry *def_dentry[2 * FSP_MAX_DEFS];
+	struct fsp_cache_def defs[FSP_DEF_SLOTS];
+	struct dentry *def_dentry[FSP_DEF_SLOTS];
 	struct path_entry entry; /* single_fragment: a value being inserted */
-	struct fsp_record rec;
 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fsp_cache_scratch);
+} cache_scratch SEC(".maps");
+
+static __always_inline struct fsp_cache_scratch *get_cache_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cache_scratch, &zero);
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -117,6 +146,36 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+/* The next sequence number of each CPU (struct fsp_event.seq). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} seq_next SEC(".maps");
+
+/* The process filters' values (sized by user space). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} uid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[16]);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
 
 static __always_inline struct fsp_scratch *get_scratch(void)
 {

@@ -14,11 +14,27 @@
 #define FSP_AT_FDCWD -100
 #define FSP_MASK (FSP_PATH_MAX - 1)
 
-enum fsp_slot { SLOT_FILE = 0, SLOT_TARGET = 1 };
+enum fsp_slot { SLOT_FILE = 0, SLOT_TARGET = 1, SLOT_EXE = 2 };
 
 static __always_inline struct fsp_file *slot(struct fsp_scratch *s, enum fsp_slot which)
 {
-	return which == SLOT_FILE ? &s->rec.hdr.file : &s->rec.hdr.target;
+	if (which == SLOT_FILE)
+		return &s->rec.hdr.file;
+	return which == SLOT_TARGET ? &s->rec.hdr.target : &s->rec.hdr.exe;
+}
+
+/* The inode number of the pid namespace task lives in (task_active_pid_ns()). */
+static __always_inline __u32 task_pid_ns(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level = BPF_CORE_READ(pid, level);
+	struct upid upid = {};
+
+	/* pid->numbers[level]: the flexible array, indexed at run time. */
+	bpf_probe_read_kernel(&upid, sizeof(upid),
+			      (char *)pid + bpf_core_field_offset(struct pid, numbers) +
+				      (level & 31) * bpf_core_type_size(struct upid));
+	return BPF_CORE_READ(upid.ns, ns.inum);
 }
 
 static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16 nr, __s64 ret)
@@ -39,6 +55,12 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)uid_gid;
 	e->gid = uid_gid >> 32;
+	e->euid = BPF_CORE_READ(task, cred, euid.val);
+	e->egid = BPF_CORE_READ(task, cred, egid.val);
+	e->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	e->pid_ns = task_pid_ns(task);
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cpu = bpf_get_smp_processor_id();
 	e->attr_uid = (__u32)-1;
 	e->attr_gid = (__u32)-1;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -47,7 +69,11 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16
 /* Where the next path starts in rec.data: after the file's path. */
 static __always_inline __u32 data_pos(struct fsp_scratch *s, enum fsp_slot which)
 {
-	return which == SLOT_FILE ? 0 : s->rec.hdr.file.path_len;
+	if (which == SLOT_FILE)
+		return 0;
+	if (which == SLOT_TARGET)
+		return s->rec.hdr.file.path_len;
+	return s->rec.hdr.file.path_len + s->rec.hdr.target.path_len;
 }
 
 /* Copy the path built in s->walk into the record's slot. */
@@ -57,7 +83,7 @@ static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot whi
 	struct fsp_file *f = slot(s, which);
 	__u32 pos = data_pos(s, which);
 
-	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, FSP_MASK)], FSP_BOUND(len, FSP_MASK),
+	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, 2 * FSP_PATH_MAX - 1)], FSP_BOUND(len, FSP_MASK),
 			      /* off is FSP_PATH_MAX when a cached prefix left nothing to walk */
 			      &s->walk[FSP_BOUND(s->ws.off, 2 * FSP_PATH_MAX - 1)]);
 	f->path_len = len;
@@ -73,6 +99,7 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
 	f->dev = BPF_CORE_READ(d, d_sb, s_dev);
 	f->mode = BPF_CORE_READ(d, d_inode, i_mode);
 	f->mnt_id = mount_id(mnt);
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), BPF_CORE_READ(d, d_sb, s_type, name));
 }
 
 /*
@@ -231,6 +258,19 @@ static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which,
 	return put_name_if(s, which, dirfd, uptr, true);
 }
 
+/* The exe slot: the task's executable, resolved like any file. */
+static __always_inline void put_exe(struct fsp_scratch *s)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+
+	if (!exe) {
+		s->rec.hdr.exe.flags = FSP_PATH_MISSING; /* a kernel thread */
+		return;
+	}
+	put_dentry(s, SLOT_EXE, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt));
+}
+
 /*
  * Send the record if it passed the filter; then the directories it taught
  * user space become cache entries (never before: a later record could
@@ -239,15 +279,22 @@ static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which,
 static __always_inline void record_send(struct fsp_scratch *s, bool matched)
 {
 	struct fsp_event *e = &s->rec.hdr;
+	struct fsp_cache_scratch *cs = get_cache_scratch();
 	__u64 size, flags = BPF_RB_NO_WAKEUP;
-	__u32 paths = e->file.path_len + e->target.path_len;
-	__u32 defs = e->n_defs * sizeof(struct fsp_cache_def);
+	__u32 paths, defs, zero = 0;
+	__u64 *seq;
 
-	if (!matched)
+	if (!matched || !cs)
 		return;
+	put_exe(s);
+	paths = e->file.path_len + e->target.path_len + e->exe.path_len;
+	defs = FSP_BOUND(e->n_defs, FSP_DEF_SLOTS - 1) * sizeof(struct fsp_cache_def);
 	if (defs)
-		bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(paths, 2 * FSP_PATH_MAX - 1)],
-				      FSP_BOUND(defs, FSP_DEFS_ROOM - 1), s->defs);
+		bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(paths, 4 * FSP_PATH_MAX - 1)], defs,
+				      cs->defs);
+	seq = bpf_map_lookup_elem(&seq_next, &zero);
+	if (seq)
+		e->seq = (*seq)++;
 	size = sizeof(*e) + paths + defs;
 	if (size > sizeof(s->rec))
 		size = sizeof(s->rec);

@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     e.retval
                 );
             }
-            Record::Lost { count, reason } => eprintln!("lost {count} events ({reason:?})"),
+            Record::Lost { count, reason, .. } => eprintln!("lost {count} events ({reason:?})"),
         }
     }
     let summary = probe.join()?;

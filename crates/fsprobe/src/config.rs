@@ -130,7 +130,45 @@ pub struct ProbeBuilder {
     pub(crate) exclude_own_process: bool,
     pub(crate) btf: Option<PathBuf>,
     pub(crate) cache_size: Option<u32>,
+    pub(crate) pids: ProcessFilter<u32>,
+    pub(crate) uids: ProcessFilter<u32>,
+    pub(crate) comms: ProcessFilter<String>,
 }
+
+/// Which processes are reported: checked in the kernel at syscall entry,
+/// so filtered-out processes cost no buffer space.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ProcessFilter<T> {
+    /// Every process.
+    #[default]
+    Off,
+    /// Only these.
+    Include(Vec<T>),
+    /// All but these.
+    Exclude(Vec<T>),
+}
+
+impl<T> ProcessFilter<T> {
+    /// The listed values.
+    pub(crate) fn values(&self) -> &[T] {
+        match self {
+            ProcessFilter::Off => &[],
+            ProcessFilter::Include(v) | ProcessFilter::Exclude(v) => v,
+        }
+    }
+
+    /// enum fsp_proc_filter in bpf/events.h.
+    pub(crate) fn raw(&self) -> u32 {
+        match self {
+            ProcessFilter::Off => 0,
+            ProcessFilter::Include(_) => 1,
+            ProcessFilter::Exclude(_) => 2,
+        }
+    }
+}
+
+/// Most values one process filter holds.
+pub const MAX_FILTER_VALUES: usize = 64;
 
 /// Where the running kernel publishes its BTF.
 pub(crate) const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -151,6 +189,9 @@ impl Default for ProbeBuilder {
             exclude_own_process: true,
             btf: None,
             cache_size: None,
+            pids: ProcessFilter::Off,
+            uids: ProcessFilter::Off,
+            comms: ProcessFilter::Off,
         }
     }
 }
@@ -226,6 +267,25 @@ impl ProbeBuilder {
         self
     }
 
+    /// Report only the processes (thread-group ids) given, or all but them.
+    pub fn pid_filter(mut self, filter: ProcessFilter<u32>) -> Self {
+        self.pids = filter;
+        self
+    }
+
+    /// Report only the real user ids given, or all but them.
+    pub fn uid_filter(mut self, filter: ProcessFilter<u32>) -> Self {
+        self.uids = filter;
+        self
+    }
+
+    /// Report only the command names (task comm, at most 15 bytes) given,
+    /// or all but them.
+    pub fn comm_filter(mut self, filter: ProcessFilter<String>) -> Self {
+        self.comms = filter;
+        self
+    }
+
     /// Backend (default auto).
     pub fn backend(mut self, backend: BackendKind) -> Self {
         self.backend = backend;
@@ -284,6 +344,27 @@ impl ProbeBuilder {
                 "the watch limit must be at least 1".into(),
             ));
         }
+        for (what, n) in [
+            ("pid", self.pids.values().len()),
+            ("uid", self.uids.values().len()),
+            ("comm", self.comms.values().len()),
+        ] {
+            if n > MAX_FILTER_VALUES {
+                return Err(Error::InvalidOption(format!(
+                    "at most {MAX_FILTER_VALUES} values per {what} filter, not {n}"
+                )));
+            }
+        }
+        if let Some(long) = self
+            .comms
+            .values()
+            .iter()
+            .find(|c| c.is_empty() || c.len() > 15)
+        {
+            return Err(Error::InvalidOption(format!(
+                "command name '{long}' must be 1 to 15 bytes long (the kernel's task comm)"
+            )));
+        }
         let paths = self
             .paths
             .iter()
@@ -315,6 +396,9 @@ impl ProbeBuilder {
             btf: self.btf.clone(),
             resolution_mode: self.resolution_mode,
             cache_size,
+            pids: self.pids.clone(),
+            uids: self.uids.clone(),
+            comms: self.comms.clone(),
         })
     }
 }
@@ -337,6 +421,9 @@ pub(crate) struct Config {
     pub resolution_mode: ResolutionMode,
     /// Entries of the mode's in-kernel cache.
     pub cache_size: u32,
+    pub pids: ProcessFilter<u32>,
+    pub uids: ProcessFilter<u32>,
+    pub comms: ProcessFilter<String>,
 }
 
 impl Config {

@@ -10,7 +10,7 @@ use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr, path_f
 use crate::skel::types::{fsp_cache_def, fsp_dir_key, fsp_event, fsp_file};
 
 /// Mirrors bpf/events.h; the generated types carry the layout.
-const FSP_EVENT_VERSION: u8 = 2;
+const FSP_EVENT_VERSION: u8 = 3;
 const PATH_TRUNCATED: u16 = 1;
 const PATH_USER_SUFFIX: u16 = 2;
 const PATH_DISCONNECTED: u16 = 4;
@@ -22,8 +22,8 @@ const ATTR_SIZE: u32 = 8;
 const ATTR_TIMES: u32 = 16;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
-const _: () = assert!(size_of::<fsp_event>() == 192);
-const _: () = assert!(size_of::<fsp_file>() == 48);
+const _: () = assert!(size_of::<fsp_event>() == 328);
+const _: () = assert!(size_of::<fsp_file>() == 64);
 const _: () = assert!(size_of::<fsp_cache_def>() == 24);
 
 /// Why a record could not be decoded (a bug, or a version mismatch).
@@ -79,6 +79,7 @@ pub(crate) fn syscall_name(nr: u16) -> &'static str {
     }
 }
 
+/// A NUL-padded kernel string (task comm, file-system type).
 fn comm(raw: &[i8; 16]) -> String {
     let bytes: Vec<u8> = raw
         .iter()
@@ -108,6 +109,7 @@ fn file_ref(raw: &fsp_file, path: PathBuf, unknown_prefix: bool) -> FileRef {
         },
         disconnected: raw.flags & PATH_DISCONNECTED != 0,
         missing: raw.flags & PATH_MISSING != 0,
+        fstype: comm(&raw.fstype),
     }
 }
 
@@ -214,12 +216,14 @@ impl Decoder {
         let kind = EventKind::from_raw(h.kind).ok_or(DecodeError::Kind(h.kind))?;
         let data = &bytes[size_of::<fsp_event>()..];
         let (file_len, target_len) = (h.file.path_len as usize, h.target.path_len as usize);
+        let exe_len = h.exe.path_len as usize;
+        let paths = file_len + target_len + exe_len;
         let defs_len = h.n_defs as usize * size_of::<fsp_cache_def>();
-        let needed = file_len + target_len + defs_len;
+        let needed = paths + defs_len;
         if needed > data.len() {
             return Err(DecodeError::Overrun(needed, bytes.len()));
         }
-        let defs: Vec<fsp_cache_def> = data[file_len + target_len..needed]
+        let defs: Vec<fsp_cache_def> = data[paths..needed]
             .chunks_exact(size_of::<fsp_cache_def>())
             // SAFETY: each chunk holds size_of::<fsp_cache_def>() bytes of
             // plain integers, valid for any bit pattern; read_unaligned
@@ -246,7 +250,19 @@ impl Decoder {
         } else {
             None
         };
+        let exe = if h.exe.flags & PATH_MISSING == 0 {
+            let slot = Slot {
+                raw: &h.exe,
+                kernel: &data[file_len + target_len..paths],
+            };
+            let (path, unknown) = self.path(&slot, 2, &defs);
+            Some(file_ref(&h.exe, path, unknown))
+        } else {
+            None
+        };
         Ok(Event {
+            seq: h.seq,
+            cpu: h.cpu,
             time_ns: self.clock.to_unix_ns(h.ts_ns),
             kind,
             syscall: syscall_name(h.syscall_nr),
@@ -258,6 +274,14 @@ impl Decoder {
                 comm: comm(&h.comm),
                 uid: h.uid,
                 gid: h.gid,
+                euid: h.euid,
+                egid: h.egid,
+                exe,
+                mnt_ns: h.mnt_ns,
+                pid_ns: h.pid_ns,
+                cgroup_id: h.cgroup_id,
+                cgroup: None,
+                container: None,
             },
             file: file_ref(&h.file, file_path, file_unknown),
             target,
@@ -321,7 +345,7 @@ mod tests {
         let h = rename_header();
         assert_eq!(
             decode(&record(&h, b"/a/old/b/new")),
-            Err(DecodeError::Overrun(13, 204))
+            Err(DecodeError::Overrun(13, 340))
         );
         assert_eq!(decode(&[0u8; 10]), Err(DecodeError::Short(10)));
         let mut bad = rename_header();

@@ -99,6 +99,15 @@ impl Serialize for EventKind {
     }
 }
 
+/// A container, recognised from its cgroup path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerId {
+    /// "docker", "containerd", "cri-o", "podman", "systemd-nspawn" or "lxc".
+    pub runtime: &'static str,
+    /// The runtime's id (64 hex digits) or the machine's name.
+    pub id: String,
+}
+
 /// Who caused the event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Process {
@@ -114,6 +123,26 @@ pub struct Process {
     pub uid: u32,
     /// Real group id.
     pub gid: u32,
+    /// Effective user id.
+    pub euid: u32,
+    /// Effective group id.
+    pub egid: u32,
+    /// The executable (the task's `mm->exe_file`), resolved in the kernel
+    /// like any file; `None` for kernel threads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<FileRef>,
+    /// Inode number of the task's mount namespace (as in `/proc/PID/ns/mnt`).
+    pub mnt_ns: u32,
+    /// Inode number of the task's pid namespace (as in `/proc/PID/ns/pid`).
+    pub pid_ns: u32,
+    /// cgroup v2 id: the inode number of the cgroup's directory.
+    pub cgroup_id: u64,
+    /// The cgroup's path under the cgroup2 mount, when it still exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<std::sync::Arc<str>>,
+    /// The container, when the cgroup path follows a known runtime's pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerId>,
 }
 
 /// A file named by an event, identified by the kernel.
@@ -138,6 +167,8 @@ pub struct FileRef {
     pub disconnected: bool,
     /// No path could be obtained at all.
     pub missing: bool,
+    /// The file system's type (e.g. "ext4", "tmpfs", "overlay").
+    pub fstype: String,
 }
 
 impl FileRef {
@@ -194,6 +225,9 @@ impl Serialize for FileRef {
         map.serialize_entry("mount_id", &self.mount_id)?;
         map.serialize_entry("device", &format!("{}:{}", self.device.0, self.device.1))?;
         map.serialize_entry("mode", &format!("{:o}", self.mode))?;
+        if !self.fstype.is_empty() {
+            map.serialize_entry("fstype", &self.fstype)?;
+        }
         if self.truncated {
             map.serialize_entry("truncated", &true)?;
         }
@@ -302,6 +336,11 @@ fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
 /// One file-system operation that reached the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// Position in its CPU's stream of events that passed the filters:
+    /// consecutive unless events were lost in between.
+    pub seq: u64,
+    /// The CPU the event was recorded on.
+    pub cpu: u32,
     /// Wall-clock time, nanoseconds since the Unix epoch.
     pub time_ns: i128,
     /// What happened.
@@ -346,6 +385,8 @@ impl Serialize for Event {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("time", &self.time_rfc3339())?;
         map.serialize_entry("event", &self.kind)?;
+        map.serialize_entry("seq", &self.seq)?;
+        map.serialize_entry("cpu", &self.cpu)?;
         map.serialize_entry("syscall", self.syscall)?;
         map.serialize_entry("retval", &self.retval)?;
         map.serialize_entry("process", &self.process)?;
@@ -382,12 +423,14 @@ pub enum LossReason {
 pub enum Record {
     /// A file-system event.
     Event(Box<Event>),
-    /// `count` events were lost since the previous notice.
+    /// `count` events were lost here, between the records around it.
     Lost {
         /// How many.
         count: u64,
         /// Why.
         reason: LossReason,
+        /// The CPU they were lost on, when known (a gap in its `seq`).
+        cpu: Option<u32>,
     },
 }
 
@@ -395,11 +438,14 @@ impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Record::Event(e) => e.serialize(s),
-            Record::Lost { count, reason } => {
-                let mut map = s.serialize_map(Some(3))?;
+            Record::Lost { count, reason, cpu } => {
+                let mut map = s.serialize_map(None)?;
                 map.serialize_entry("event", "lost")?;
                 map.serialize_entry("count", count)?;
                 map.serialize_entry("reason", reason)?;
+                if let Some(cpu) = cpu {
+                    map.serialize_entry("cpu", cpu)?;
+                }
                 map.end()
             }
         }

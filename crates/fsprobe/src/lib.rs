@@ -20,7 +20,7 @@
 //! for record in probe.records() {
 //!     match record {
 //!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
-//!         Record::Lost { count, reason } => eprintln!("lost {count} events: {reason:?}"),
+//!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {reason:?}"),
 //!     }
 //! }
 //! # Ok::<(), fsprobe::Error>(())
@@ -36,6 +36,7 @@ mod decode;
 mod error;
 mod event;
 mod libbpf_log;
+mod loss;
 mod probe;
 mod tracefs;
 mod watch;
@@ -54,7 +55,7 @@ mod skel {
 }
 
 pub use clock::rfc3339;
-pub use config::{BackendKind, ProbeBuilder, ResolutionMode};
+pub use config::{BackendKind, MAX_FILTER_VALUES, ProbeBuilder, ProcessFilter, ResolutionMode};
 pub use error::{Error, Result};
 pub use event::{
     Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, base64,

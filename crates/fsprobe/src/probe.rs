@@ -21,6 +21,7 @@ use crate::config::{Config, KERNEL_BTF, ProbeBuilder};
 use crate::decode::Decoder;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
+use crate::loss::{LossTracker, SeqTracker, read_counter, read_percpu};
 use crate::watch::Seeder;
 
 /// How long the worker sleeps in the ring buffer when nothing wakes it.
@@ -28,10 +29,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// enum fsp_counter in bpf/events.h.
 const CNT_LOST_RINGBUF: u32 = 1;
-const CNT_LOST_PENDING: u32 = 2;
 const CNT_WATCH_FULL: u32 = 3;
 const CNT_WALK_CACHED: u32 = 4;
 const CNT_WALK_FULL: u32 = 5;
+const CNT_FILTERED_PROC: u32 = 6;
 
 /// What the probe reports once it is running.
 #[derive(Debug, Clone, Serialize)]
@@ -56,8 +57,13 @@ pub struct Ready {
 pub struct Summary {
     /// Events handed to the consumer.
     pub events: u64,
-    /// Events dropped because the ring buffer was full.
+    /// Events dropped because the ring buffer was full (gaps in the
+    /// per-CPU sequence numbers).
     pub lost_buffer_full: u64,
+    /// The same, as counted by the kernel; equal to `lost_buffer_full`.
+    pub lost_buffer_full_counted: u64,
+    /// Syscalls left out in the kernel by the process filters.
+    pub filtered_by_process: u64,
     /// Events dropped because too many syscalls were in flight.
     pub lost_in_flight: u64,
     /// New files that could not be followed: the watch limit was reached.
@@ -209,47 +215,6 @@ fn setup<'obj>(
     Ok((backend, ready))
 }
 
-/// Sums one per-CPU counter.
-fn read_counter(map: &impl MapCore, index: u32) -> u64 {
-    map.lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
-        .ok()
-        .flatten()
-        .map(|cpus| {
-            cpus.iter()
-                .filter_map(|v| {
-                    v.get(..8)
-                        .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// Turns kernel loss counters into in-stream notices.
-struct LossTracker {
-    buffer_full: u64,
-    in_flight: u64,
-}
-
-impl LossTracker {
-    fn report(&mut self, counters: &impl MapCore, tx: &SyncSender<Record>) {
-        let now_full = read_counter(counters, CNT_LOST_RINGBUF);
-        let now_flight = read_counter(counters, CNT_LOST_PENDING);
-        for (now, seen, reason) in [
-            (now_full, &mut self.buffer_full, LossReason::BufferFull),
-            (now_flight, &mut self.in_flight, LossReason::TooManyInFlight),
-        ] {
-            if now > *seen {
-                let _ = tx.send(Record::Lost {
-                    count: now - *seen,
-                    reason,
-                });
-                *seen = now;
-            }
-        }
-    }
-}
-
 fn run(
     config: Config,
     tx: SyncSender<Record>,
@@ -274,11 +239,19 @@ fn run(
     ));
     let delivered = Cell::new(0u64);
     let undecodable = Cell::new(0u64);
+    let seqs = RefCell::new(SeqTracker::default());
     let mut builder = RingBufferBuilder::new();
     let added = builder
         .add(&backend.skel.maps.events, |data: &[u8]| {
             match decoder.borrow_mut().decode(data) {
                 Ok(event) => {
+                    if let Some(count) = seqs.borrow_mut().on_event(event.cpu, event.seq) {
+                        let _ = tx.send(Record::Lost {
+                            count,
+                            reason: LossReason::BufferFull,
+                            cpu: Some(event.cpu),
+                        });
+                    }
                     if tx.send(Record::Event(Box::new(event))).is_ok() {
                         delivered.set(delivered.get() + 1);
                     }
@@ -302,10 +275,8 @@ fn run(
         }
     };
     let counters = &backend.skel.maps.counters;
-    let mut losses = LossTracker {
-        buffer_full: 0,
-        in_flight: 0,
-    };
+    let seq_next = &backend.skel.maps.seq_next;
+    let mut losses = LossTracker::default();
     while !stop.load(Ordering::SeqCst) {
         // Records are committed without a wakeup until the watermark, and
         // ring_buffer__poll() consumes only rings whose epoll fired: consume
@@ -313,20 +284,37 @@ fn run(
         let _ = ring.poll(POLL_INTERVAL);
         let _ = ring.consume();
         losses.report(counters, &tx);
+        let stalled = seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
+        send_trailing_losses(stalled, &tx);
         publish_epoch(&backend, &mut decoder.borrow_mut());
     }
     let _ = ring.consume();
     losses.report(counters, &tx);
+    let trailing = seqs.borrow_mut().finish(&read_percpu(seq_next, 0));
+    send_trailing_losses(trailing, &tx);
     drop(ring);
     Summary {
         events: delivered.get(),
-        lost_buffer_full: losses.buffer_full,
+        lost_buffer_full: seqs.borrow().lost(),
         lost_in_flight: losses.in_flight,
+        lost_buffer_full_counted: read_counter(counters, CNT_LOST_RINGBUF),
+        filtered_by_process: read_counter(counters, CNT_FILTERED_PROC),
         watch_limit_hits: read_counter(counters, CNT_WATCH_FULL),
         undecodable: undecodable.get(),
         unknown_prefixes: decoder.borrow().unknown_prefixes,
         walks_cached: read_counter(counters, CNT_WALK_CACHED),
         walks_full: read_counter(counters, CNT_WALK_FULL),
+    }
+}
+
+/// Events numbered on a CPU but never received: lost after its last record.
+fn send_trailing_losses(lost: Vec<(u32, u64)>, tx: &SyncSender<Record>) {
+    for (cpu, count) in lost {
+        let _ = tx.send(Record::Lost {
+            count,
+            reason: LossReason::BufferFull,
+            cpu: Some(cpu),
+        });
     }
 }
 

@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, OpenObject, TracepointCategory};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
 
 use crate::config::{BackendKind, Config, ResolutionMode};
 use crate::error::{BpfContext, Error, Result};
@@ -147,6 +147,7 @@ impl<'obj> Backend<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         let mut backend = Backend::load(config, kind, storage)?;
+        backend.fill_process_filters(config)?;
         backend.attach_syscalls(config)?;
         backend.attach_vfs_hooks()?;
         Ok(backend)
@@ -194,6 +195,9 @@ impl<'obj> Backend<'obj> {
         // event costs more than resolving the path).
         ro.cfg_wakeup_watermark = (config.buffer_bytes / 4) as u64;
         ro.cfg_resolution = config.resolution_mode.raw();
+        ro.cfg_pid_filter = config.pids.raw();
+        ro.cfg_uid_filter = config.uids.raw();
+        ro.cfg_comm_filter = config.comms.raw();
         // Only the mode's own cache gets memory.
         let (dirs, paths) = match config.resolution_mode {
             ResolutionMode::SingleFragment => (1, config.cache_size),
@@ -235,6 +239,30 @@ impl<'obj> Backend<'obj> {
             attached: Vec::new(),
             missing: Vec::new(),
         })
+    }
+
+    /// The values of --pid, --uid and --comm, before anything is attached.
+    fn fill_process_filters(&self, config: &Config) -> Result<()> {
+        let maps = &self.skel.maps;
+        let one = [1u8];
+        for pid in config.pids.values() {
+            maps.pid_filter
+                .update(&pid.to_ne_bytes(), &one, MapFlags::ANY)
+                .context("filling the pid filter")?;
+        }
+        for uid in config.uids.values() {
+            maps.uid_filter
+                .update(&uid.to_ne_bytes(), &one, MapFlags::ANY)
+                .context("filling the uid filter")?;
+        }
+        for comm in config.comms.values() {
+            let mut key = [0u8; 16];
+            key[..comm.len()].copy_from_slice(comm.as_bytes());
+            maps.comm_filter
+                .update(&key, &one, MapFlags::ANY)
+                .context("filling the comm filter")?;
+        }
+        Ok(())
     }
 
     /// Attaches to the entry and exit tracepoints of every selected syscall.

@@ -1,0 +1,171 @@
+//! Loss accounting: nothing is dropped without a record saying so.
+//!
+//! Events dropped because the ring buffer was full leave a gap in their
+//! CPU's sequence numbers (bpf/events.h: struct fsp_event.seq), so they are
+//! reported exactly where they happened. Events dropped before they were
+//! numbered (too many syscalls in flight) are known only from the kernel's
+//! per-CPU counters, read after each drain of the ring.
+use std::sync::mpsc::SyncSender;
+
+use libbpf_rs::{MapCore, MapFlags};
+
+use crate::event::{LossReason, Record};
+
+/// enum fsp_counter in bpf/events.h.
+const CNT_LOST_PENDING: u32 = 2;
+
+/// One per-CPU u64 array element, per CPU.
+pub(crate) fn read_percpu(map: &impl MapCore, index: u32) -> Vec<u64> {
+    map.lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
+        .ok()
+        .flatten()
+        .map(|cpus| {
+            cpus.iter()
+                .map(|v| {
+                    v.get(..8)
+                        .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Sums one per-CPU counter.
+pub(crate) fn read_counter(map: &impl MapCore, index: u32) -> u64 {
+    read_percpu(map, index).iter().sum()
+}
+
+/// Turns the kernel's count of syscalls it could not track into notices.
+#[derive(Debug, Default)]
+pub(crate) struct LossTracker {
+    pub(crate) in_flight: u64,
+}
+
+impl LossTracker {
+    pub(crate) fn report(&mut self, counters: &impl MapCore, tx: &SyncSender<Record>) {
+        let now = read_counter(counters, CNT_LOST_PENDING);
+        if now > self.in_flight {
+            let _ = tx.send(Record::Lost {
+                count: now - self.in_flight,
+                reason: LossReason::TooManyInFlight,
+                cpu: None,
+            });
+            self.in_flight = now;
+        }
+    }
+}
+
+/// Follows each CPU's sequence numbers.
+#[derive(Debug, Default)]
+pub(crate) struct SeqTracker {
+    /// The next number expected from each CPU.
+    next: Vec<u64>,
+    /// The kernel's next number per CPU at the previous check, when user
+    /// space had not received up to it.
+    pending: Vec<Option<u64>>,
+    lost: u64,
+}
+
+impl SeqTracker {
+    fn grow(&mut self, cpus: usize) {
+        if self.next.len() < cpus {
+            self.next.resize(cpus, 0);
+            self.pending.resize(cpus, None);
+        }
+    }
+
+    /// A record numbered `seq` arrived from `cpu`: how many were lost before it.
+    pub(crate) fn on_event(&mut self, cpu: u32, seq: u64) -> Option<u64> {
+        let c = cpu as usize;
+        self.grow(c + 1);
+        let gap = seq.saturating_sub(self.next[c]);
+        self.next[c] = self.next[c].max(seq + 1);
+        self.lost += gap;
+        (gap > 0).then_some(gap)
+    }
+
+    /// After a drain, with the kernel's next numbers: events numbered but
+    /// not received are either still being written or lost. Those still
+    /// missing at the next check (a whole poll interval later) were lost.
+    pub(crate) fn stalled(&mut self, kernel_next: &[u64]) -> Vec<(u32, u64)> {
+        self.grow(kernel_next.len());
+        let mut lost = Vec::new();
+        for (c, &k) in kernel_next.iter().enumerate() {
+            if k <= self.next[c] {
+                self.pending[c] = None;
+                continue;
+            }
+            match self.pending[c] {
+                Some(earlier) if earlier > self.next[c] => {
+                    let count = earlier - self.next[c];
+                    self.next[c] = earlier;
+                    self.lost += count;
+                    lost.push((c as u32, count));
+                    self.pending[c] = (k > earlier).then_some(k);
+                }
+                _ => self.pending[c] = Some(k),
+            }
+        }
+        lost
+    }
+
+    /// At stop, after the last drain: whatever was numbered and not received is lost.
+    pub(crate) fn finish(&mut self, kernel_next: &[u64]) -> Vec<(u32, u64)> {
+        self.grow(kernel_next.len());
+        let mut lost = Vec::new();
+        for (c, &k) in kernel_next.iter().enumerate() {
+            if k > self.next[c] {
+                let count = k - self.next[c];
+                self.next[c] = k;
+                self.lost += count;
+                lost.push((c as u32, count));
+            }
+        }
+        lost
+    }
+
+    /// Events lost so far.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_losses_at_the_point_they_happened() {
+        let mut t = SeqTracker::default();
+        assert_eq!(t.on_event(1, 0), None);
+        assert_eq!(t.on_event(1, 1), None);
+        assert_eq!(t.on_event(0, 0), None);
+        assert_eq!(t.on_event(1, 5), Some(3));
+        assert_eq!(t.on_event(0, 1), None);
+        assert_eq!(t.lost(), 3);
+    }
+
+    #[test]
+    fn trailing_losses_count_once_confirmed_or_at_the_end() {
+        let mut t = SeqTracker::default();
+        t.on_event(0, 0);
+        // The kernel numbered 3 events on CPU 0; only #0 arrived so far.
+        assert!(t.stalled(&[3]).is_empty(), "may still be in flight");
+        // Still missing one interval later: lost.
+        assert_eq!(t.stalled(&[3]), vec![(0, 2)]);
+        assert!(t.stalled(&[3]).is_empty());
+        // #3 and #4 numbered; #3 arrives, #4 never does.
+        t.on_event(0, 3);
+        assert_eq!(t.finish(&[5]), vec![(0, 1)]);
+        assert_eq!(t.lost(), 3);
+    }
+
+    #[test]
+    fn a_late_record_after_a_reported_trailing_loss_is_not_lost_twice() {
+        let mut t = SeqTracker::default();
+        t.stalled(&[2]);
+        assert_eq!(t.stalled(&[2]), vec![(0, 2)]);
+        assert_eq!(t.on_event(0, 2), None);
+        assert_eq!(t.lost(), 2);
+    }
+}
