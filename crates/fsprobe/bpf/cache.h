@@ -171,9 +171,17 @@ static __always_inline void cache_after_walk(struct fsp_scratch *s)
 		bpf_map_update_elem(&path_cache, &w->first_key, e, BPF_ANY);
 		return;
 	}
-	keep = n < FSP_MAX_DEFS ? n : FSP_MAX_DEFS;
-	first = n - keep;
+	/*
+	 * The topmost directories, as many as fit: each def's parent must be
+	 * the next def, the prefix or the root.
+	 */
 	at = s->rec.hdr.n_defs;
+	keep = n < FSP_MAX_DEFS ? n : FSP_MAX_DEFS;
+	if (at >= FSP_DEFS_PER_RECORD)
+		return;
+	if (keep > FSP_DEFS_PER_RECORD - at)
+		keep = FSP_DEFS_PER_RECORD - at;
+	first = n - keep;
 	for (__u32 j = 0; j < FSP_MAX_DEFS; j++) {
 		__u32 vi = FSP_BOUND(first + j, FSP_MAX_DEFS - 1);
 		__u32 di = FSP_BOUND(at, FSP_DEF_SLOTS - 1);

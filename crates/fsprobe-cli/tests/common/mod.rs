@@ -152,6 +152,33 @@ impl Probe {
         self.child.id()
     }
 
+    /// Waits until `n` events match `pred` (keep it cheap: it runs under
+    /// the lock the reader needs). Fails only when no new event arrived
+    /// for EVENT_TIMEOUT.
+    pub fn wait_for_count(&self, n: usize, pred: impl Fn(&Value) -> bool) {
+        let (mut seen, mut total, mut last_progress) = (0, 0, Instant::now());
+        loop {
+            {
+                let events = self.events.lock().unwrap();
+                if events.len() > total {
+                    last_progress = Instant::now();
+                }
+                seen += events[total..].iter().filter(|v| pred(v)).count();
+                total = events.len();
+            }
+            if seen >= n {
+                return;
+            }
+            if last_progress.elapsed() > EVENT_TIMEOUT {
+                panic!(
+                    "{seen} of {n} events after {EVENT_TIMEOUT:?} without progress; stderr:\n{}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGINT, then collect everything.
     pub fn stop(mut self) -> Finished {
         // SAFETY: kill() with a pid we own and a valid signal number.

@@ -12,6 +12,10 @@ use std::path::Path;
 /// Longest absolute path the workload makes, leaving room below PATH_MAX
 /// (4096 with its NUL) for the kernel to accept every call.
 const MAX_PATH: usize = 4000;
+/// How often a new directory goes into the deepest one (so that paths
+/// reach PATH_MAX), and other new entries (which then get long paths too).
+const DEEP_MKDIR: u64 = 40;
+const DEEP_OTHERS: u64 = 5;
 /// Entries kept around: enough for cache pressure, small enough that
 /// renaming a directory (which rewrites its descendants) stays cheap.
 const TARGET_ENTRIES: usize = 400;
@@ -144,14 +148,14 @@ impl Workload {
         self.entries.iter().filter(|e| e.dir)
     }
 
-    /// A directory to create in: the root, any directory, or (one time in
-    /// four) the deepest one, so paths grow close to PATH_MAX.
-    fn some_dir(&mut self) -> Vec<u8> {
+    /// A directory to create in: the root, any directory, or (`deep`
+    /// percent of the time) the deepest one, so paths grow close to PATH_MAX.
+    fn some_dir(&mut self, deep: u64) -> Vec<u8> {
         let n = self.dirs().count();
         if n == 0 || self.rng.chance(10) {
             return self.root.clone();
         }
-        if self.rng.chance(40) {
+        if self.rng.chance(deep) {
             return self
                 .dirs()
                 .max_by_key(|e| e.path.len())
@@ -175,8 +179,8 @@ impl Workload {
     }
 
     /// A new path in some directory, short enough for PATH_MAX.
-    fn new_path(&mut self) -> Option<Vec<u8>> {
-        let dir = self.some_dir();
+    fn new_path(&mut self, deep: u64) -> Option<Vec<u8>> {
+        let dir = self.some_dir(deep);
         let name = self.name();
         let path = join(&dir, &name);
         if path.len() > MAX_PATH {
@@ -211,7 +215,7 @@ impl Workload {
     }
 
     fn mkdir(&mut self) -> Option<Vec<Expected>> {
-        let path = self.new_path()?;
+        let path = self.new_path(DEEP_MKDIR)?;
         check(std::fs::create_dir(as_path(&path)), "mkdir", &path);
         let inode = inode(&path);
         self.entries.push(Entry {
@@ -247,7 +251,7 @@ impl Workload {
     }
 
     fn create(&mut self) -> Option<Vec<Expected>> {
-        let path = self.new_path()?;
+        let path = self.new_path(DEEP_OTHERS)?;
         Some(self.create_at(path))
     }
 
@@ -320,7 +324,7 @@ impl Workload {
     fn rename_file(&mut self) -> Option<Vec<Expected>> {
         let i = self.some_entry(false)?;
         let old = self.entries[i].path.clone();
-        let new = self.new_path()?;
+        let new = self.new_path(DEEP_OTHERS)?;
         let inode = inode(&old);
         check(
             std::fs::rename(as_path(&old), as_path(&new)),
@@ -340,7 +344,7 @@ impl Workload {
     fn rename_dir(&mut self) -> Option<Vec<Expected>> {
         let i = self.some_entry(true)?;
         let old = self.entries[i].path.clone();
-        let dest_dir = self.some_dir();
+        let dest_dir = self.some_dir(DEEP_OTHERS);
         if dest_dir == old || is_under(&dest_dir, &old) {
             return None;
         }
@@ -379,7 +383,7 @@ impl Workload {
 
     fn link(&mut self) -> Option<Vec<Expected>> {
         let existing = self.some_path(false)?;
-        let new = self.new_path()?;
+        let new = self.new_path(DEEP_OTHERS)?;
         check(
             std::fs::hard_link(as_path(&existing), as_path(&new)),
             "link",
@@ -416,11 +420,10 @@ impl Workload {
     }
 
     fn rmdir(&mut self) -> Option<Vec<Expected>> {
+        let parents: std::collections::HashSet<&[u8]> =
+            self.entries.iter().map(|e| parent_of(&e.path)).collect();
         let empty: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| {
-                let e = &self.entries[i];
-                e.dir && !self.entries.iter().any(|o| is_under(&o.path, &e.path))
-            })
+            .filter(|&i| self.entries[i].dir && !parents.contains(self.entries[i].path.as_slice()))
             .collect();
         if empty.is_empty() {
             return None;
