@@ -6,6 +6,7 @@
 //! numbered (too many syscalls in flight) are known only from the kernel's
 //! per-CPU counters, read after each drain of the ring.
 use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, MapFlags};
 
@@ -55,14 +56,18 @@ impl LossTracker {
     }
 }
 
+/// How long a numbered event may take to reach the ring: far more than the
+/// microseconds between numbering and committing it (bpf/record.h).
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(100);
+
 /// Follows each CPU's sequence numbers.
 #[derive(Debug, Default)]
 pub(crate) struct SeqTracker {
     /// The next number expected from each CPU.
     next: Vec<u64>,
-    /// The kernel's next number per CPU at the previous check, when user
-    /// space had not received up to it.
-    pending: Vec<Option<u64>>,
+    /// The kernel's next number per CPU when user space was first seen
+    /// behind it, and when.
+    pending: Vec<Option<(u64, Instant)>>,
     lost: u64,
 }
 
@@ -86,8 +91,12 @@ impl SeqTracker {
 
     /// After a drain, with the kernel's next numbers: events numbered but
     /// not received are either still being written or lost. Those still
-    /// missing at the next check (a whole poll interval later) were lost.
+    /// missing IN_FLIGHT_GRACE later were lost.
     pub(crate) fn stalled(&mut self, kernel_next: &[u64]) -> Vec<(u32, u64)> {
+        self.stalled_at(kernel_next, Instant::now())
+    }
+
+    fn stalled_at(&mut self, kernel_next: &[u64], now: Instant) -> Vec<(u32, u64)> {
         self.grow(kernel_next.len());
         let mut lost = Vec::new();
         for (c, &k) in kernel_next.iter().enumerate() {
@@ -96,14 +105,19 @@ impl SeqTracker {
                 continue;
             }
             match self.pending[c] {
-                Some(earlier) if earlier > self.next[c] => {
+                // Caught up with the earlier number: watch the new one.
+                Some((earlier, _)) if earlier <= self.next[c] => {
+                    self.pending[c] = Some((k, now));
+                }
+                Some((earlier, since)) if now.duration_since(since) >= IN_FLIGHT_GRACE => {
                     let count = earlier - self.next[c];
                     self.next[c] = earlier;
                     self.lost += count;
                     lost.push((c as u32, count));
-                    self.pending[c] = (k > earlier).then_some(k);
+                    self.pending[c] = (k > earlier).then_some((k, now));
                 }
-                _ => self.pending[c] = Some(k),
+                Some(_) => {}
+                None => self.pending[c] = Some((k, now)),
             }
         }
         lost
@@ -148,12 +162,16 @@ mod tests {
     #[test]
     fn trailing_losses_count_once_confirmed_or_at_the_end() {
         let mut t = SeqTracker::default();
+        let t0 = Instant::now();
         t.on_event(0, 0);
         // The kernel numbered 3 events on CPU 0; only #0 arrived so far.
-        assert!(t.stalled(&[3]).is_empty(), "may still be in flight");
-        // Still missing one interval later: lost.
-        assert_eq!(t.stalled(&[3]), vec![(0, 2)]);
-        assert!(t.stalled(&[3]).is_empty());
+        assert!(t.stalled_at(&[3], t0).is_empty(), "may still be in flight");
+        // A quick second check proves nothing yet.
+        assert!(t.stalled_at(&[3], t0 + Duration::from_millis(1)).is_empty());
+        // Still missing after the grace period: lost.
+        let later = t0 + IN_FLIGHT_GRACE;
+        assert_eq!(t.stalled_at(&[3], later), vec![(0, 2)]);
+        assert!(t.stalled_at(&[3], later).is_empty());
         // #3 and #4 numbered; #3 arrives, #4 never does.
         t.on_event(0, 3);
         assert_eq!(t.finish(&[5]), vec![(0, 1)]);
@@ -161,11 +179,13 @@ mod tests {
     }
 
     #[test]
-    fn a_late_record_after_a_reported_trailing_loss_is_not_lost_twice() {
+    fn records_arriving_within_the_grace_period_are_not_lost() {
         let mut t = SeqTracker::default();
-        t.stalled(&[2]);
-        assert_eq!(t.stalled(&[2]), vec![(0, 2)]);
-        assert_eq!(t.on_event(0, 2), None);
-        assert_eq!(t.lost(), 2);
+        let t0 = Instant::now();
+        assert!(t.stalled_at(&[2], t0).is_empty());
+        assert_eq!(t.on_event(0, 0), None);
+        assert_eq!(t.on_event(0, 1), None);
+        assert!(t.stalled_at(&[2], t0 + IN_FLIGHT_GRACE).is_empty());
+        assert_eq!(t.lost(), 0);
     }
 }

@@ -1,0 +1,216 @@
+//! Who and where: every context field of an event checked against ground
+//! truth taken from /proc and stat of the test's own processes and files.
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// The inode of /proc/PID/ns/KIND: the namespace's id.
+fn ns_of(pid: &str, kind: &str) -> u64 {
+    fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/ns/{kind}: {e}"))
+        .ino()
+}
+
+/// The file-system type of the mount with this id, from /proc/self/mountinfo.
+fn fstype_of_mount(mount_id: u64) -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| l.split(' ').next() == Some(&mount_id.to_string()))
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("mount {mount_id} not in mountinfo"))
+        .to_owned()
+}
+
+/// Where cgroup v2 is mounted (the unified hierarchy).
+fn cgroup2_root() -> PathBuf {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
+        .and_then(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .expect("a cgroup2 mount (the VM guests and the host both have one)")
+}
+
+/// A fresh cgroup v2 directory, removed afterwards.
+struct Cgroup {
+    dir: PathBuf,
+}
+
+impl Cgroup {
+    fn new(name: &str) -> Cgroup {
+        let dir = cgroup2_root().join(name);
+        let _ = fs::remove_dir(&dir);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create cgroup {}: {e}", dir.display()));
+        Cgroup { dir }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+#[test]
+fn process_fields_match_proc() {
+    let dir = Scratch::new("ctx-process");
+    let probe = watch(&dir.path, &[]);
+    let path = dir.join("made-by-me");
+    fs::write(&path, b"x").unwrap();
+    let ev = probe.wait_for("open of made-by-me", |v| is(v, "open", &path));
+    assert_by_me(&ev);
+    let p = &ev["process"];
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    assert_eq!(p["euid"], euid);
+    assert_eq!(p["egid"], egid);
+    let exe = fs::canonicalize("/proc/self/exe").unwrap();
+    assert_eq!(p["exe"]["path"].as_str(), exe.to_str(), "{ev}");
+    assert_eq!(p["exe"]["inode"], fs::metadata(&exe).unwrap().ino());
+    assert_eq!(p["mnt_ns"], ns_of("self", "mnt"));
+    assert_eq!(p["pid_ns"], ns_of("self", "pid"));
+    let mount_id = ev["file"]["mount_id"].as_u64().unwrap();
+    assert_eq!(ev["file"]["fstype"], fstype_of_mount(mount_id), "{ev}");
+    assert!(ev["seq"].is_u64() && ev["cpu"].is_u64(), "{ev}");
+    probe.stop();
+}
+
+#[test]
+fn a_file_on_tmpfs_reports_tmpfs() {
+    let dir = Scratch::new("ctx-tmpfs");
+    let mnt = dir.join("mnt");
+    let _tmpfs = Mounted::tmpfs(&mnt);
+    let probe = watch(&dir.path, &[]);
+    let path = mnt.join("on-tmpfs");
+    fs::write(&path, b"x").unwrap();
+    let ev = probe.wait_for("open on tmpfs", |v| is(v, "open", &path));
+    assert_eq!(ev["file"]["fstype"], "tmpfs", "{ev}");
+    assert_eq!(ev["file"]["mount_id"], mount_id_of(&mnt));
+    probe.stop();
+}
+
+/// Runs `script` with sh in a fresh cgroup, in new mount and pid
+/// namespaces; the script writes its own ids to `ids` before acting.
+fn run_contained(cgroup: &Cgroup, ids: &Path, script: &str) {
+    let wrapper = format!(
+        "echo $$ > {procs} && exec unshare -m -p -f sh -c '\
+         readlink /proc/self/ns/mnt > {ids}; readlink /proc/self/ns/pid >> {ids}; \
+         readlink /proc/self > /dev/null; {script}'",
+        procs = cgroup.dir.join("cgroup.procs").display(),
+        ids = ids.display(),
+    );
+    let status = Command::new("sh").arg("-c").arg(&wrapper).status().unwrap();
+    assert!(status.success(), "{wrapper}");
+}
+
+fn ns_inode_from_link(link: &str) -> u64 {
+    link.trim()
+        .rsplit_once('[')
+        .and_then(|(_, n)| n.strip_suffix(']'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a namespace link: {link}"))
+}
+
+#[test]
+fn a_contained_process_reports_its_namespaces_cgroup_and_container() {
+    let dir = Scratch::new("ctx-container");
+    let id = format!("{:064x}", 0xf5_u64 << 32 | pid() as u64);
+    let cgroup = Cgroup::new(&format!("docker-{id}.scope"));
+    let probe = watch(&dir.path, &[]);
+    let target = dir.join("from-the-container");
+    let ids = std::env::temp_dir().join(format!("fsprobe-ids-{}", pid()));
+    run_contained(&cgroup, &ids, &format!("touch {}", target.display()));
+    let ev = probe.wait_for("open by the contained process", |v| {
+        v["event"] == "open" && path_of(v, "file") == target.to_str().unwrap()
+    });
+    let lines: Vec<String> = fs::read_to_string(&ids)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let _ = fs::remove_file(&ids);
+    let p = &ev["process"];
+    assert_eq!(p["mnt_ns"], ns_inode_from_link(&lines[0]), "{ev}");
+    assert_eq!(p["pid_ns"], ns_inode_from_link(&lines[1]), "{ev}");
+    assert_ne!(p["mnt_ns"], ns_of("self", "mnt"), "a new mount namespace");
+    assert_ne!(p["pid_ns"], ns_of("self", "pid"), "a new pid namespace");
+    assert_eq!(
+        p["cgroup_id"],
+        fs::metadata(&cgroup.dir).unwrap().ino(),
+        "{ev}"
+    );
+    let name = cgroup.dir.file_name().unwrap().to_str().unwrap();
+    assert_eq!(p["cgroup"], format!("/{name}"), "{ev}");
+    assert_eq!(p["container"]["runtime"], "docker", "{ev}");
+    assert_eq!(p["container"]["id"], id.as_str(), "{ev}");
+    assert_eq!(p["comm"], "touch");
+    probe.stop();
+}
+
+#[test]
+fn process_filters_run_in_the_kernel() {
+    let dir = Scratch::new("ctx-filters");
+    let a = dir.join("by-touch");
+    let b = dir.join("by-cp");
+    let me = pid().to_string();
+    for (flag, value, expect_touch, expect_cp) in [
+        ("--comm", "touch", true, false),
+        ("--exclude-comm", "touch", false, true),
+        ("--exclude-pid", me.as_str(), true, true),
+        ("--uid", "0", true, true),
+        ("--exclude-uid", "0", false, false),
+    ] {
+        let _ = fs::remove_file(&a);
+        let _ = fs::remove_file(&b);
+        let probe = watch(&dir.path, &[flag, value]);
+        assert!(Command::new("touch").arg(&a).status().unwrap().success());
+        assert!(
+            Command::new("cp")
+                .arg("/dev/null")
+                .arg(&b)
+                .status()
+                .unwrap()
+                .success()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let finished = probe.stop();
+        let saw = |p: &Path| {
+            finished
+                .events
+                .iter()
+                .any(|v| path_of(v, "file") == p.to_str().unwrap())
+        };
+        assert_eq!(
+            saw(&a),
+            expect_touch,
+            "{flag} {value}: touch\n{}",
+            dump(&finished.events)
+        );
+        assert_eq!(
+            saw(&b),
+            expect_cp,
+            "{flag} {value}: cp\n{}",
+            dump(&finished.events)
+        );
+        let filtered: u64 = finished
+            .stderr
+            .lines()
+            .find_map(|l| l.split("syscalls filtered out by process: ").nth(1))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no filter count in {}", finished.stderr));
+        assert!(
+            filtered > 0 || flag == "--uid",
+            "{flag}: nothing was filtered in the kernel"
+        );
+    }
+}
