@@ -18,6 +18,7 @@ mount -t tmpfs tmpfs /tmp
 mount -t tracefs nodev /sys/kernel/tracing
 mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
 mount -t securityfs nodev /sys/kernel/security 2>/dev/null
+mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 
 . /vmtest.conf
 filter=$(cat /vmtest.filter)
