@@ -4,6 +4,7 @@ use std::mem::size_of;
 use std::path::PathBuf;
 
 use crate::cache::{Def, DirKey, PathCache};
+use crate::cgroup::CgroupPaths;
 use crate::clock::BootClock;
 use crate::config::ResolutionMode;
 use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr, path_from_bytes};
@@ -154,6 +155,7 @@ pub(crate) struct Decoder {
     pub(crate) unknown_prefixes: u64,
     /// An epoch flush to publish to the kernel (cache_gen[1]).
     pub(crate) new_epoch: Option<u64>,
+    cgroups: CgroupPaths,
 }
 
 /// One slot (file or target) of a record, as sent.
@@ -170,6 +172,7 @@ impl Decoder {
             cache: PathCache::new(mode, cache_limit),
             unknown_prefixes: 0,
             new_epoch: None,
+            cgroups: CgroupPaths::new(),
         }
     }
 
@@ -260,6 +263,7 @@ impl Decoder {
         } else {
             None
         };
+        let cgroup = self.cgroups.get(h.cgroup_id).cloned();
         Ok(Event {
             seq: h.seq,
             cpu: h.cpu,
@@ -280,8 +284,8 @@ impl Decoder {
                 mnt_ns: h.mnt_ns,
                 pid_ns: h.pid_ns,
                 cgroup_id: h.cgroup_id,
-                cgroup: None,
-                container: None,
+                cgroup: cgroup.as_ref().map(|c| c.path.clone()),
+                container: cgroup.and_then(|c| c.container),
             },
             file: file_ref(&h.file, file_path, file_unknown),
             target,

@@ -105,7 +105,7 @@ pub struct ContainerId {
     /// "docker", "containerd", "cri-o", "podman", "systemd-nspawn" or "lxc".
     pub runtime: &'static str,
     /// The runtime's id (64 hex digits) or the machine's name.
-    pub id: String,
+    pub id: std::sync::Arc<str>,
 }
 
 /// Who caused the event.

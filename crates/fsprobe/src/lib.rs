@@ -30,6 +30,7 @@
 
 mod backend;
 mod cache;
+mod cgroup;
 mod clock;
 mod config;
 mod decode;
