@@ -1,13 +1,14 @@
 //! Raw records (bpf/events.h) → typed events, with every length checked.
 use std::mem::size_of;
 
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 use crate::cache::{Def, DirKey, PathCache};
 use crate::cgroup::CgroupPaths;
 use crate::clock::BootClock;
 use crate::config::ResolutionMode;
-use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr, path_from_bytes};
+use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr};
 use crate::skel::types::{fsp_cache_def, fsp_dir_key, fsp_event, fsp_file};
 
 /// Mirrors bpf/events.h; the generated types carry the layout.
@@ -90,6 +91,21 @@ fn comm(raw: &[i8; 16]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A file-system type name, interned: there are a few dozen, and events
+/// then carry them without allocating.
+fn fstype_name(raw: &[i8; 16]) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashMap<[i8; 16], &'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    names
+        .entry(*raw)
+        .or_insert_with(|| Box::leak(comm(raw).into_boxed_str()))
+}
+
 /// Kernel dev_t (MAJOR = dev >> 20, MINOR = dev & 0xfffff; include/linux/kdev_t.h).
 pub(crate) fn split_kernel_dev(dev: u32) -> (u32, u32) {
     (dev >> 20, dev & 0xfffff)
@@ -110,7 +126,7 @@ fn file_ref(raw: &fsp_file, path: PathBuf, unknown_prefix: bool) -> FileRef {
         },
         disconnected: raw.flags & PATH_DISCONNECTED != 0,
         missing: raw.flags & PATH_MISSING != 0,
-        fstype: comm(&raw.fstype),
+        fstype: fstype_name(&raw.fstype),
     }
 }
 
@@ -207,7 +223,7 @@ impl Decoder {
             self.cache
                 .learn(slot.raw.cache_gen, &full, prefix_len, prefix, &mine);
         }
-        (path_from_bytes(&full), unknown)
+        (PathBuf::from(std::ffi::OsString::from_vec(full)), unknown)
     }
 
     /// Decodes one record.

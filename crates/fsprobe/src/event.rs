@@ -1,5 +1,4 @@
 //! The events fsprobe reports, as typed values.
-use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -168,7 +167,7 @@ pub struct FileRef {
     /// No path could be obtained at all.
     pub missing: bool,
     /// The file system's type (e.g. "ext4", "tmpfs", "overlay").
-    pub fstype: String,
+    pub fstype: &'static str,
 }
 
 impl FileRef {
@@ -452,10 +451,6 @@ impl Serialize for Record {
     }
 }
 
-/// Builds a path from raw bytes without any UTF-8 assumption.
-pub(crate) fn path_from_bytes(bytes: &[u8]) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(bytes))
-}
 
 #[cfg(test)]
 mod tests {
