@@ -151,6 +151,51 @@ fn a_file_moved_out_of_the_tree_is_still_reported() {
 }
 
 #[test]
+fn a_directory_moved_out_keeps_its_whole_subtree_watched() {
+    let dir = Scratch::new("follow-dir");
+    let elsewhere = outside_dir("follow-dir");
+    fs::create_dir_all(dir.join("proj/src/deep")).unwrap();
+    fs::write(dir.join("proj/src/deep/old.rs"), b"x").unwrap();
+    let probe = watch(&dir.path, &[]);
+    let moved = elsewhere.join("proj-moved");
+    fs::rename(dir.join("proj"), &moved).unwrap();
+    probe.wait_for("rename of the directory", |v| {
+        is(v, "rename", &dir.join("proj"))
+    });
+    // An existing file deep inside, and a file created after the move.
+    chmod(&moved.join("src/deep/old.rs"), 0o600);
+    let created = moved.join("src/deep/new.rs");
+    fs::write(&created, b"y").unwrap();
+    let ev = probe.wait_for("chmod inside the moved tree", |v| {
+        is(v, "setattr", &moved.join("src/deep/old.rs"))
+    });
+    assert_eq!(ev["file"]["inode"], ino(&moved.join("src/deep/old.rs")));
+    let ev = probe.wait_for("creation inside the moved tree", |v| {
+        is(v, "open", &created)
+    });
+    assert_eq!(ev["file"]["inode"], ino(&created));
+    probe.stop();
+}
+
+#[test]
+fn a_new_hard_link_to_a_watched_file_is_reported_under_its_new_name() {
+    let dir = Scratch::new("follow-link");
+    let elsewhere = outside_dir("follow-link");
+    let file = dir.join("secret.txt");
+    fs::write(&file, b"x").unwrap();
+    let probe = watch(&dir.path, &[]);
+    let alias = elsewhere.join("alias.txt");
+    fs::hard_link(&file, &alias).unwrap();
+    let ev = probe.wait_for("link", |v| is(v, "link", &file));
+    assert_eq!(path_of(&ev, "target"), alias.to_str().unwrap());
+    // Opened through the new name only: reported with that name.
+    fs::File::open(&alias).unwrap();
+    let ev = probe.wait_for("open through the new link", |v| is(v, "open", &alias));
+    assert_eq!(ev["file"]["inode"], ino(&file));
+    probe.stop();
+}
+
+#[test]
 fn follow_false_stops_at_the_tree_boundary() {
     let dir = Scratch::new("nofollow");
     let elsewhere = outside_dir("nofollow");
