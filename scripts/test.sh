@@ -18,7 +18,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test (unit + host integration, tracepoint backend)" >&2
-cargo test --workspace
+cargo test --workspace --release
 echo "== benchmark, quick mode (keeps it working; fails only if it breaks, never on a timing)" >&2
 cargo run --release --quiet -p fsprobe-bench -- --quick --no-install
 echo "== vmtest: the integration suite in Debian 5.10 / 6.1 / 6.12 x fentry, kprobe, tracepoint" >&2

@@ -451,7 +451,6 @@ impl Serialize for Record {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
