@@ -13,7 +13,7 @@
 #                      (default: every integration-test target of fsprobe-cli)
 #   --keep             keep the run directory (serial logs, initramfs, binaries) even
 #                      when everything passed; the logs of a failing run are always kept
-#   --timeout SECS     stop a guest that has not powered off after SECS (default 900,
+#   --timeout SECS     stop a guest that has not powered off after SECS (default 2400,
 #                      or FSPROBE_VM_TIMEOUT)
 #   --test-timeout SECS  kill a test binary in the guest after SECS (default 600)
 #   --lockup-kill SECS stop a guest as soon as its kernel reports a CPU stuck in a
@@ -37,7 +37,7 @@ backends=tracepoint,fentry,kprobe
 filter=
 tests=
 keep=0
-timeout_s=${FSPROBE_VM_TIMEOUT:-900}
+timeout_s=${FSPROBE_VM_TIMEOUT:-2400}
 test_timeout=600
 lockup_kill=120
 append_extra=
