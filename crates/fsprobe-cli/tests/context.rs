@@ -27,6 +27,16 @@ fn fstype_of_mount(mount_id: u64) -> String {
         .to_owned()
 }
 
+/// The mount point of the mount with this id, from /proc/self/mountinfo.
+fn mount_point_of(mount_id: u64) -> String {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| l.split(' ').next() == Some(&mount_id.to_string()))
+        .and_then(|l| l.split(' ').nth(4))
+        .unwrap_or_else(|| panic!("mount {mount_id} not in mountinfo"))
+        .replace("\\040", " ")
+}
+
 /// Where cgroup v2 is mounted (the unified hierarchy).
 fn cgroup2_root() -> PathBuf {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -96,6 +106,38 @@ fn a_file_on_tmpfs_reports_tmpfs() {
     let ev = probe.wait_for("open on tmpfs", |v| is(v, "open", &path));
     assert_eq!(ev["file"]["fstype"], "tmpfs", "{ev}");
     assert_eq!(ev["file"]["mount_id"], mount_id_of(&mnt));
+    assert_eq!(ev["file"]["mount_point"].as_str(), mnt.to_str(), "{ev}");
+    assert!(
+        ev["file"].get("host_path").is_none(),
+        "same namespace: {ev}"
+    );
+    probe.stop();
+}
+
+#[test]
+fn a_file_on_a_bind_mount_reports_the_bind_mount() {
+    let dir = Scratch::new("ctx-bind");
+    let src = dir.join("src");
+    fs::create_dir(&src).unwrap();
+    let view = dir.join("view");
+    let _bind = Mounted::bind(&src, &view);
+    let probe = watch(&dir.path, &[]);
+    let path = view.join("through-the-bind");
+    fs::write(&path, b"x").unwrap();
+    let ev = probe.wait_for("open through the bind mount", |v| is(v, "open", &path));
+    assert_eq!(ev["file"]["inode"], ino(&src.join("through-the-bind")));
+    assert_eq!(ev["file"]["mount_id"], mount_id_of(&view), "{ev}");
+    assert_eq!(ev["file"]["mount_point"].as_str(), view.to_str(), "{ev}");
+    let fstype = fstype_of_mount(mount_id_of(&view));
+    assert_eq!(ev["file"]["fstype"], fstype.as_str(), "{ev}");
+    // The process's executable sits on its own mount, found the same way.
+    let exe = &ev["process"]["exe"];
+    let exe_mount = exe["mount_id"].as_u64().unwrap();
+    assert_eq!(
+        exe["mount_point"].as_str(),
+        Some(mount_point_of(exe_mount).as_str()),
+        "{ev}"
+    );
     probe.stop();
 }
 
@@ -122,16 +164,35 @@ fn ns_inode_from_link(link: &str) -> u64 {
 }
 
 #[test]
-fn a_contained_process_reports_its_namespaces_cgroup_and_container() {
+fn a_contained_process_reports_its_namespaces_cgroup_container_and_both_paths() {
     let dir = Scratch::new("ctx-container");
     let id = format!("{:064x}", 0xf5_u64 << 32 | pid() as u64);
     let cgroup = Cgroup::new(&format!("docker-{id}.scope"));
+    // Inside its mount namespace the process bind-mounts src at view, a
+    // mount the host never sees: it writes view/NAME, which on the host
+    // is src/NAME.
+    let src = dir.join("src");
+    let view = dir.join("view");
+    fs::create_dir(&src).unwrap();
+    fs::create_dir(&view).unwrap();
     let probe = watch(&dir.path, &[]);
-    let target = dir.join("from-the-container");
+    let name = "from-the-container";
+    let (seen_inside, on_host) = (view.join(name), src.join(name));
     let ids = std::env::temp_dir().join(format!("fsprobe-ids-{}", pid()));
-    run_contained(&cgroup, &ids, &format!("touch {}", target.display()));
+    // The sleep keeps a task in the namespace, as a container's init
+    // would: fsprobe reads the namespace's mount table through it.
+    run_contained(
+        &cgroup,
+        &ids,
+        &format!(
+            "mount --bind {} {} && touch {} && sleep 1",
+            src.display(),
+            view.display(),
+            seen_inside.display()
+        ),
+    );
     let ev = probe.wait_for("open by the contained process", |v| {
-        v["event"] == "open" && path_of(v, "file") == target.to_str().unwrap()
+        v["event"] == "open" && path_of(v, "file") == seen_inside.to_str().unwrap()
     });
     let lines: Vec<String> = fs::read_to_string(&ids)
         .unwrap()
@@ -149,11 +210,27 @@ fn a_contained_process_reports_its_namespaces_cgroup_and_container() {
         fs::metadata(&cgroup.dir).unwrap().ino(),
         "{ev}"
     );
-    let name = cgroup.dir.file_name().unwrap().to_str().unwrap();
-    assert_eq!(p["cgroup"], format!("/{name}"), "{ev}");
+    let cgroup_name = cgroup.dir.file_name().unwrap().to_str().unwrap();
+    assert_eq!(p["cgroup"], format!("/{cgroup_name}"), "{ev}");
     assert_eq!(p["container"]["runtime"], "docker", "{ev}");
     assert_eq!(p["container"]["id"], id.as_str(), "{ev}");
     assert_eq!(p["comm"], "touch");
+    // Both views of the file: the process's and the host's.
+    let file = &ev["file"];
+    assert_eq!(file["host_path"].as_str(), on_host.to_str(), "{ev}");
+    assert_eq!(file["inode"], ino(&on_host), "{ev}");
+    assert_eq!(file["mount_point"].as_str(), view.to_str(), "{ev}");
+    let mount_id = file["mount_id"].as_u64().unwrap();
+    let host_mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host_mounts
+            .lines()
+            .any(|l| l.split(' ').next() == Some(&mount_id.to_string())),
+        "the namespace's own bind mount, unknown to the host: {ev}"
+    );
+    // touch itself is on a mount the namespace copied from the host.
+    let exe = &p["exe"];
+    assert_eq!(exe["host_path"], exe["path"], "{ev}");
     probe.stop();
 }
 

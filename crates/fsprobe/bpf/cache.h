@@ -74,6 +74,31 @@ static __always_inline __u64 current_gen(void)
 	return gen;
 }
 
+/* [0]: bumped by the syscalls that change the mount table (mount_changes()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} mount_gen SEC(".maps");
+
+static __always_inline __u32 current_mount_gen(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&mount_gen, &zero);
+
+	return g ? *g : 0;
+}
+
+static __always_inline void bump_mount_gen(void)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&mount_gen, &zero);
+
+	if (g)
+		__sync_fetch_and_add(g, 1);
+}
+
 static __always_inline void bump_gen(void)
 {
 	__u32 kernel = 0;

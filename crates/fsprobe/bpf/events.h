@@ -143,7 +143,12 @@ struct fsp_event {
 	__u32 attr_mask;  /* setattr: enum fsp_attr */
 	__u32 attr_uid;   /* setattr: new owner ((u32)-1: unchanged) */
 	__u32 attr_gid;   /* setattr: new group ((u32)-1: unchanged) */
-	__u32 pad32;
+	/*
+	 * Mount-table generation when the event was recorded: bumped at the
+	 * entry and exit of every syscall that can add, remove or move a
+	 * mount. User space re-reads mountinfo when it sees a newer one.
+	 */
+	__u32 mount_gen;
 	__s64 attr_size;  /* setattr: new size (truncate) */
 	__u64 cgroup_id;  /* cgroup v2 id (the cgroup directory's inode) */
 	char comm[16];

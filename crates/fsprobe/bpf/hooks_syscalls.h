@@ -193,6 +193,13 @@ static __always_inline bool may_change_paths(long nr)
 	return false;
 }
 
+/* Among those, the ones that change the mount table (user space's mountinfo). */
+static __always_inline bool changes_mounts(long nr)
+{
+	return nr != NR_rename && nr != NR_renameat && nr != NR_renameat2 && nr != NR_rmdir &&
+	       nr != NR_unlinkat;
+}
+
 static __always_inline bool changes_paths(long nr, unsigned long *a)
 {
 	__u64 clone3_flags = 0;
@@ -218,8 +225,14 @@ static __always_inline void invalidate_at_entry(long nr, unsigned long *a, __u32
 	if (!may_change_paths(nr) || !changes_paths(nr, a))
 		return;
 	bump_gen();
-	if (bpf_map_update_elem(&path_changers, &tid, &one, BPF_ANY))
-		bump_gen(); /* cannot wait for the exit: invalidate twice now */
+	if (changes_mounts(nr))
+		bump_mount_gen();
+	if (bpf_map_update_elem(&path_changers, &tid, &one, BPF_ANY)) {
+		/* cannot wait for the exit: invalidate twice now */
+		bump_gen();
+		if (changes_mounts(nr))
+			bump_mount_gen();
+	}
 }
 
 static __always_inline void invalidate_at_exit(long nr, __u32 tid)
@@ -228,6 +241,8 @@ static __always_inline void invalidate_at_exit(long nr, __u32 tid)
 		return;
 	if (bpf_map_lookup_elem(&path_changers, &tid)) {
 		bump_gen();
+		if (changes_mounts(nr))
+			bump_mount_gen();
 		bpf_map_delete_elem(&path_changers, &tid);
 	}
 }

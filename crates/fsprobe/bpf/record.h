@@ -58,6 +58,7 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16
 	e->euid = BPF_CORE_READ(task, cred, euid.val);
 	e->egid = BPF_CORE_READ(task, cred, egid.val);
 	e->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	e->mount_gen = current_mount_gen();
 	e->pid_ns = task_pid_ns(task);
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->cpu = bpf_get_smp_processor_id();

@@ -9,6 +9,7 @@ use crate::cgroup::CgroupPaths;
 use crate::clock::BootClock;
 use crate::config::ResolutionMode;
 use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr};
+use crate::mounts::{MountTables, Task};
 use crate::skel::types::{fsp_cache_def, fsp_dir_key, fsp_event, fsp_file};
 
 /// Mirrors bpf/events.h; the generated types carry the layout.
@@ -114,6 +115,8 @@ pub(crate) fn split_kernel_dev(dev: u32) -> (u32, u32) {
 fn file_ref(raw: &fsp_file, path: PathBuf, unknown_prefix: bool) -> FileRef {
     FileRef {
         path,
+        host_path: None,
+        mount_point: None,
         inode: raw.ino,
         device: split_kernel_dev(raw.dev),
         mount_id: raw.mnt_id,
@@ -172,6 +175,7 @@ pub(crate) struct Decoder {
     /// An epoch flush to publish to the kernel (cache_gen[1]).
     pub(crate) new_epoch: Option<u64>,
     cgroups: CgroupPaths,
+    mounts: MountTables,
 }
 
 /// One slot (file or target) of a record, as sent.
@@ -189,6 +193,7 @@ impl Decoder {
             unknown_prefixes: 0,
             new_epoch: None,
             cgroups: CgroupPaths::new(),
+            mounts: MountTables::new(),
         }
     }
 
@@ -224,6 +229,25 @@ impl Decoder {
                 .learn(slot.raw.cache_gen, &full, prefix_len, prefix, &mine);
         }
         (PathBuf::from(std::ffi::OsString::from_vec(full)), unknown)
+    }
+
+    /// Fills in where the file is mounted and, for a process in another
+    /// mount namespace, the file's path on the host.
+    fn place(&mut self, f: &mut FileRef, h: &fsp_event) {
+        if f.mount_id == 0 || f.missing {
+            return;
+        }
+        let (ns, generation) = (h.mnt_ns, h.mount_gen);
+        let task = Task {
+            pid: h.pid,
+            ppid: h.ppid,
+        };
+        f.mount_point = self.mounts.mount_point(ns, task, generation, f.mount_id);
+        if ns != self.mounts.own_ns && !f.truncated {
+            f.host_path = self
+                .mounts
+                .host_path_of(ns, task, generation, f.mount_id, &f.path);
+        }
     }
 
     /// Decodes one record.
@@ -265,7 +289,9 @@ impl Decoder {
                 kernel: &data[file_len..file_len + target_len],
             };
             let (path, unknown) = self.path(&slot, 1, &defs);
-            Some(file_ref(&h.target, path, unknown))
+            let mut target = file_ref(&h.target, path, unknown);
+            self.place(&mut target, &h);
+            Some(target)
         } else {
             None
         };
@@ -275,10 +301,14 @@ impl Decoder {
                 kernel: &data[file_len + target_len..paths],
             };
             let (path, unknown) = self.path(&slot, 2, &defs);
-            Some(file_ref(&h.exe, path, unknown))
+            let mut exe = file_ref(&h.exe, path, unknown);
+            self.place(&mut exe, &h);
+            Some(exe)
         } else {
             None
         };
+        let mut file = file_ref(&h.file, file_path, file_unknown);
+        self.place(&mut file, &h);
         let cgroup = self.cgroups.get(h.cgroup_id).cloned();
         Ok(Event {
             seq: h.seq,
@@ -303,7 +333,7 @@ impl Decoder {
                 cgroup: cgroup.as_ref().map(|c| c.path.clone()),
                 container: cgroup.and_then(|c| c.container),
             },
-            file: file_ref(&h.file, file_path, file_unknown),
+            file,
             target,
             open: (kind == EventKind::Open).then_some(OpenInfo {
                 flags: h.open_flags,

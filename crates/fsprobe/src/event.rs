@@ -3,6 +3,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -147,8 +148,16 @@ pub struct Process {
 /// A file named by an event, identified by the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRef {
-    /// Absolute path, resolved from kernel dentries.
+    /// Absolute path, resolved from kernel dentries up to the root of the
+    /// acting process's mount namespace: the path as that process sees it.
     pub path: PathBuf,
+    /// When the process is in another mount namespace than fsprobe: the
+    /// same file's path in fsprobe's namespace (the host), if that file
+    /// system is visible there.
+    pub host_path: Option<PathBuf>,
+    /// Where the file's mount is mounted, in the process's namespace
+    /// (from that namespace's mountinfo); `None` when it could not be read.
+    pub mount_point: Option<Arc<Path>>,
     /// Inode number (64 bits); 0 when the file could not be identified.
     pub inode: u64,
     /// Device of the file system, as `(major, minor)`.
@@ -182,16 +191,16 @@ impl FileRef {
     }
 }
 
-/// Serializes a path as a JSON string; a path that is not valid UTF-8 is
-/// written with U+FFFD replacements in `path` plus its exact bytes in
-/// base64 under `path_bytes`, so nothing is lost.
-fn serialize_path<M: SerializeMap>(map: &mut M, path: &Path) -> Result<(), M::Error> {
+/// Serializes a path as a JSON string under `key`; a path that is not
+/// valid UTF-8 is written with U+FFFD replacements plus its exact bytes in
+/// base64 under `<key>_bytes`, so nothing is lost.
+fn serialize_path<M: SerializeMap>(map: &mut M, key: &str, path: &Path) -> Result<(), M::Error> {
     let bytes = path.as_os_str().as_bytes();
     match std::str::from_utf8(bytes) {
-        Ok(s) => map.serialize_entry("path", s),
+        Ok(s) => map.serialize_entry(key, s),
         Err(_) => {
-            map.serialize_entry("path", &String::from_utf8_lossy(bytes))?;
-            map.serialize_entry("path_bytes", &base64(bytes))
+            map.serialize_entry(key, &String::from_utf8_lossy(bytes))?;
+            map.serialize_entry(&format!("{key}_bytes"), &base64(bytes))
         }
     }
 }
@@ -219,9 +228,15 @@ pub fn base64(bytes: &[u8]) -> String {
 impl Serialize for FileRef {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        serialize_path(&mut map, &self.path)?;
+        serialize_path(&mut map, "path", &self.path)?;
+        if let Some(host) = &self.host_path {
+            serialize_path(&mut map, "host_path", host)?;
+        }
         map.serialize_entry("inode", &self.inode)?;
         map.serialize_entry("mount_id", &self.mount_id)?;
+        if let Some(point) = &self.mount_point {
+            serialize_path(&mut map, "mount_point", point)?;
+        }
         map.serialize_entry("device", &format!("{}:{}", self.device.0, self.device.1))?;
         map.serialize_entry("mode", &format!("{:o}", self.mode))?;
         if !self.fstype.is_empty() {

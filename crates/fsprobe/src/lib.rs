@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod libbpf_log;
 mod loss;
+mod mounts;
 mod probe;
 mod tracefs;
 mod watch;
