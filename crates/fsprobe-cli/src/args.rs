@@ -2,7 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
-use fsprobe::{BackendKind, EventKind, ResolutionMode};
+use fsprobe::{BackendKind, EventKind, ResolutionMode, Transport};
 
 /// File-system event notifier based on eBPF: VFS events with paths
 /// resolved from kernel dentries.
@@ -48,9 +48,16 @@ pub struct Args {
           num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub paths_filtering: bool,
 
-    /// Kernel-to-user ring buffer size, in 4 KiB pages (rounded up to a power of two).
+    /// Kernel-to-user buffer size, in 4 KiB pages (rounded up to a power
+    /// of two); per CPU with --transport perf_buffer.
     #[arg(long = "perf-buffer-size", default_value_t = 128)]
     pub perf_buffer_size: usize,
+
+    /// Kernel-to-user transport: ring_buffer (one buffer, ordered, woken
+    /// when a quarter is full) or perf_buffer (one buffer per CPU, woken
+    /// per event, as the seed did).
+    #[arg(long, default_value = "ring_buffer", value_parser = parse_transport)]
+    pub transport: Transport,
 
     /// Watch whole trees, and directories created later; false: direct children only.
     #[arg(short = 'r', long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1,
@@ -112,6 +119,10 @@ pub enum Format {
 }
 
 fn parse_event(s: &str) -> Result<EventKind, String> {
+    s.parse()
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
 }
 

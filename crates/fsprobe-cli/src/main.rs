@@ -59,6 +59,7 @@ fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
         .events(args.events.iter().copied())
         .channel_size(args.chan_size)
         .buffer_pages(args.perf_buffer_size)
+        .transport(args.transport)
         .resolution_mode(args.dentry_resolution_mode)
         .backend(args.backend)
         .max_watches(args.max_watches)

@@ -99,14 +99,16 @@ fn mismatch(e: &Expected, v: &Value) -> Option<String> {
 /// One mode at a time: three workloads at once would only compete for the CPUs.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run_mode(mode: &str, ops: u64, seed: u64) {
+fn run_mode(mode: &str, transport: &str, ops: u64, seed: u64) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Scratch::new(&format!("diff-{mode}"));
+    let dir = Scratch::new(&format!("diff-{mode}-{transport}"));
     let probe = watch(
         &dir.path,
         &[
             "--dentry-resolution-mode",
             mode,
+            "--transport",
+            transport,
             "--perf-buffer-size",
             "4096",
             "-e",
@@ -128,12 +130,21 @@ fn run_mode(mode: &str, ops: u64, seed: u64) {
         ],
     );
     eprintln!(
-        "differential[{mode}]: seed {seed}, {ops} operations (replay: FSPROBE_DIFF_SEED={seed} FSPROBE_DIFF_OPS={ops})"
+        "differential[{mode}, {transport}]: seed {seed}, {ops} operations (replay: FSPROBE_DIFF_SEED={seed} FSPROBE_DIFF_OPS={ops})"
     );
     let mut work = Workload::new(&dir.path, seed);
     let mut expected: Vec<(u64, Expected)> = Vec::new();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     for op in 0..ops {
+        if transport == "perf_buffer" && op % 7 == 0 {
+            // Hop between CPUs so that records teaching directories and
+            // records using them land in different CPUs' buffers.
+            pin_to_cpu((op / 7) as usize % cpus);
+        }
         expected.extend(work.step().into_iter().map(|e| (op, e)));
+    }
+    if transport == "perf_buffer" {
+        unpin(cpus);
     }
     let removed_inodes: HashSet<u64> = expected
         .iter()
@@ -150,11 +161,17 @@ fn run_mode(mode: &str, ops: u64, seed: u64) {
     let me = pid();
     probe.wait_for_count(expected.len(), |v| v["process"]["pid"] == me);
     let finished = probe.stop();
-    let mine: Vec<&Value> = finished
+    let mut mine: Vec<&Value> = finished
         .events
         .iter()
         .filter(|v| v["event"] == "lost" || v["process"]["pid"] == pid())
         .collect();
+    if transport == "perf_buffer" {
+        // One buffer per CPU: the test thread's events come in CPU by CPU
+        // when it migrated; its syscalls ran one after another, so their
+        // times order them (RFC 3339 with fixed nanoseconds sorts as text).
+        mine.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    }
     let lost: Vec<&&Value> = mine.iter().filter(|v| v["event"] == "lost").collect();
     let mut mismatches = Vec::new();
     for (i, (op, e)) in expected.iter().enumerate() {
@@ -184,7 +201,7 @@ fn run_mode(mode: &str, ops: u64, seed: u64) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     eprintln!(
-        "differential[{mode}]: {ops} operations, {} events expected, {} received, {} mismatches, {} lost records, {extra} extra; {reused} re-created inode numbers; longest path {} bytes; {summary}",
+        "differential[{mode}, {transport}]: {ops} operations, {} events expected, {} received, {} mismatches, {} lost records, {extra} extra; {reused} re-created inode numbers; longest path {} bytes; {summary}",
         expected.len(),
         mine.len(),
         mismatches.len(),
@@ -193,7 +210,7 @@ fn run_mode(mode: &str, ops: u64, seed: u64) {
     );
     assert!(
         mismatches.is_empty() && lost.is_empty() && extra == 0,
-        "differential[{mode}] seed {seed}: {} mismatches, {} lost records, {extra} extra events; first ones:\n{}\nstderr:\n{}",
+        "differential[{mode}, {transport}] seed {seed}: {} mismatches, {} lost records, {extra} extra events; first ones:\n{}\nstderr:\n{}",
         mismatches.len(),
         lost.len(),
         mismatches
@@ -206,8 +223,32 @@ fn run_mode(mode: &str, ops: u64, seed: u64) {
     );
     assert!(
         cached > 0,
-        "differential[{mode}]: no walk was served by the cache: {summary}"
+        "differential[{mode}, {transport}]: no walk was served by the cache: {summary}"
     );
+}
+
+fn set_affinity(cpus: impl Iterator<Item = usize>) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+    // inside it; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
+}
+
+fn pin_to_cpu(cpu: usize) {
+    set_affinity(std::iter::once(cpu));
+}
+
+fn unpin(cpus: usize) {
+    set_affinity(0..cpus);
 }
 
 fn ops_and_seed() -> (u64, u64) {
@@ -223,17 +264,25 @@ fn ops_and_seed() -> (u64, u64) {
 #[test]
 fn perf_buffer_mode_matches_the_workload() {
     let (ops, seed) = ops_and_seed();
-    run_mode("perf_buffer", ops, seed);
+    run_mode("perf_buffer", "ring_buffer", ops, seed);
+}
+
+/// The perf buffer transport has one buffer per CPU: a record may refer to
+/// a directory taught by a record still unread in another CPU's buffer.
+#[test]
+fn perf_buffer_mode_over_the_perf_transport_matches_the_workload() {
+    let (ops, seed) = ops_and_seed();
+    run_mode("perf_buffer", "perf_buffer", ops, seed);
 }
 
 #[test]
 fn fragments_mode_matches_the_workload() {
     let (ops, seed) = ops_and_seed();
-    run_mode("fragments", ops, seed);
+    run_mode("fragments", "ring_buffer", ops, seed);
 }
 
 #[test]
 fn single_fragment_mode_matches_the_workload() {
     let (ops, seed) = ops_and_seed();
-    run_mode("single_fragment", ops, seed);
+    run_mode("single_fragment", "ring_buffer", ops, seed);
 }

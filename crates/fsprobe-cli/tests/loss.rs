@@ -11,11 +11,31 @@ const OPENS: usize = 20_000;
 
 #[test]
 fn lost_records_plus_events_equal_the_operations() {
-    let dir = Scratch::new("loss");
+    check_losses("ring_buffer");
+}
+
+#[test]
+fn lost_records_plus_events_equal_the_operations_over_perf_buffers() {
+    check_losses("perf_buffer");
+}
+
+fn check_losses(transport: &str) {
+    let dir = Scratch::new(&format!("loss-{transport}"));
     let path = dir.join("burst");
     fs::write(&path, b"x").unwrap();
-    // One page: a handful of records fit, the burst overflows it.
-    let probe = watch(&dir.path, &["--perf-buffer-size", "1", "-e", "open"]);
+    // One page (per CPU for perf buffers): a handful of records fit, the
+    // burst overflows it.
+    let probe = watch(
+        &dir.path,
+        &[
+            "--perf-buffer-size",
+            "1",
+            "--transport",
+            transport,
+            "-e",
+            "open",
+        ],
+    );
     for _ in 0..OPENS {
         fs::File::open(&path).unwrap();
     }
@@ -36,7 +56,7 @@ fn lost_records_plus_events_equal_the_operations() {
         .map(|v| v["count"].as_u64().unwrap())
         .sum();
     eprintln!(
-        "loss: {OPENS} opens, {delivered} delivered, {lost} lost in {} records",
+        "loss[{transport}]: {OPENS} opens, {delivered} delivered, {lost} lost in {} records",
         lost_records.len()
     );
     assert!(

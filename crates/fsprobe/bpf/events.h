@@ -171,6 +171,12 @@ struct fsp_record {
 	char data[4 * FSP_PATH_MAX + FSP_DEFS_ROOM];
 };
 
+/* enum fsp_transport: --transport. */
+enum fsp_transport {
+	FSP_TRANSPORT_RING_BUFFER = 0, /* one BPF ring buffer shared by all CPUs */
+	FSP_TRANSPORT_PERF_BUFFER = 1, /* a perf event array: one buffer per CPU */
+};
+
 /* Process filters (--pid, --uid, --comm): cfg_*_filter values. */
 enum fsp_proc_filter {
 	FSP_FILTER_OFF = 0,

@@ -467,7 +467,7 @@ int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
 			matched = put_object(s, SLOT_FILE, p->obj, p->obj_mnt, p->dirfd, p->path,
 					     &obj, false);
 	}
-	record_send(s, matched);
+	record_send(ctx, s, matched);
 out:
 	bpf_map_delete_elem(&pending_calls, &tid);
 	return 0;

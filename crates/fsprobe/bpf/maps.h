@@ -14,6 +14,7 @@ const volatile bool cfg_follow = true;
 const volatile __u32 cfg_event_mask = 0;          /* bit (1 << enum fsp_kind) */
 const volatile __u64 cfg_wakeup_watermark = 0;    /* bytes pending before a wakeup */
 const volatile __u32 cfg_resolution = FSP_RES_PERF_BUFFER; /* enum fsp_resolution */
+const volatile __u32 cfg_transport = FSP_TRANSPORT_RING_BUFFER; /* enum fsp_transport */
 /* --pid / --uid / --comm: enum fsp_proc_filter, with the listed values in the maps below. */
 const volatile __u32 cfg_pid_filter = FSP_FILTER_OFF;
 const volatile __u32 cfg_uid_filter = FSP_FILTER_OFF;
@@ -130,6 +131,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 512 * 1024);
 } events SEC(".maps");
+
+/*
+ * --transport perf_buffer: one perf buffer per CPU (libbpf sizes the
+ * array to the possible CPUs, and user space maps the buffers).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} events_perf SEC(".maps");
 
 /* Identities of the watched files and directories; never evicts. */
 struct {

@@ -273,11 +273,12 @@ static __always_inline void put_exe(struct fsp_scratch *s)
 }
 
 /*
- * Send the record if it passed the filter; then the directories it taught
+ * Send the record if it passed the filter (ctx: the program's context,
+ * which bpf_perf_event_output() needs); then the directories it taught
  * user space become cache entries (never before: a later record could
  * otherwise refer to a directory user space has not learnt yet).
  */
-static __always_inline void record_send(struct fsp_scratch *s, bool matched)
+static __always_inline void record_send(void *ctx, struct fsp_scratch *s, bool matched)
 {
 	struct fsp_event *e = &s->rec.hdr;
 	struct fsp_cache_scratch *cs = get_cache_scratch();
@@ -300,11 +301,19 @@ static __always_inline void record_send(struct fsp_scratch *s, bool matched)
 	if (size > sizeof(s->rec))
 		size = sizeof(s->rec);
 	e->size = size;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
-		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, &s->rec, size, flags)) {
-		count(FSP_CNT_LOST_RINGBUF);
-		return;
+	if (cfg_transport == FSP_TRANSPORT_PERF_BUFFER) {
+		/* Fails with -ENOSPC when this CPU's buffer is full (perf_output_begin()). */
+		if (bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, &s->rec, size)) {
+			count(FSP_CNT_LOST_RINGBUF);
+			return;
+		}
+	} else {
+		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
+			flags = BPF_RB_FORCE_WAKEUP;
+		if (bpf_ringbuf_output(&events, &s->rec, size, flags)) {
+			count(FSP_CNT_LOST_RINGBUF);
+			return;
+		}
 	}
 	count(FSP_CNT_EVENTS);
 	if (e->n_defs)

@@ -37,19 +37,23 @@ pub(crate) struct Def {
 
 #[derive(Debug)]
 struct Fragment {
-    generation: u64,
     parent: Option<DirKey>,
     name: Box<[u8]>,
 }
 
+/// Entries are kept per (directory, generation), not replaced: a record
+/// of generation g may be read after one that re-taught the directory in
+/// generation g + 1 (another CPU's buffer with perf buffers; or, in the
+/// ring, a record reserved after a rename on another CPU). Old
+/// generations go with the next epoch flush.
 #[derive(Debug)]
 enum Mirror {
     /// single_fragment: the kernel sends whole paths.
     None,
     /// perf_buffer: whole prefixes.
-    Prefixes(HashMap<DirKey, (u64, Box<[u8]>)>),
+    Prefixes(HashMap<(DirKey, u64), Box<[u8]>>),
     /// fragments: (parent, name) per directory.
-    Fragments(HashMap<DirKey, Fragment>),
+    Fragments(HashMap<(DirKey, u64), Fragment>),
 }
 
 /// Why a prefix could not be rebuilt. Never expected: the kernel only
@@ -98,6 +102,27 @@ impl PathCache {
         }
     }
 
+    /// Is directory `key` known as of generation `generation`?
+    pub(crate) fn knows(&self, key: DirKey, generation: u64) -> bool {
+        match &self.mirror {
+            Mirror::None => false,
+            Mirror::Prefixes(m) => m.contains_key(&(key, generation)),
+            Mirror::Fragments(m) => {
+                let mut at = Some(key);
+                for _ in 0..=4096 {
+                    let Some(k) = at else {
+                        return true;
+                    };
+                    match m.get(&(k, generation)) {
+                        Some(f) => at = f.parent,
+                        None => return false,
+                    }
+                }
+                false // a cycle
+            }
+        }
+    }
+
     /// Appends the path of cached directory `key` as of generation `generation`.
     pub(crate) fn prefix(
         &self,
@@ -107,21 +132,18 @@ impl PathCache {
     ) -> Result<(), UnknownPrefix> {
         match &self.mirror {
             Mirror::None => Err(UnknownPrefix),
-            Mirror::Prefixes(m) => match m.get(&key) {
-                Some((g, path)) if *g == generation => {
+            Mirror::Prefixes(m) => match m.get(&(key, generation)) {
+                Some(path) => {
                     out.extend_from_slice(path);
                     Ok(())
                 }
-                _ => Err(UnknownPrefix),
+                None => Err(UnknownPrefix),
             },
             Mirror::Fragments(m) => {
                 let mut names: Vec<&[u8]> = Vec::new();
                 let mut at = Some(key);
                 while let Some(k) = at {
-                    let f = m
-                        .get(&k)
-                        .filter(|f| f.generation == generation)
-                        .ok_or(UnknownPrefix)?;
+                    let f = m.get(&(k, generation)).ok_or(UnknownPrefix)?;
                     // Each directory is met once on the way up; more is a cycle.
                     if names.len() > 4096 {
                         return Err(UnknownPrefix);
@@ -155,7 +177,7 @@ impl PathCache {
             Mirror::None => {}
             Mirror::Prefixes(m) => {
                 for d in defs.iter().filter(|d| d.end <= kernel.len()) {
-                    m.insert(d.key, (generation, full[..prefix_len + d.end].into()));
+                    m.insert((d.key, generation), full[..prefix_len + d.end].into());
                 }
             }
             Mirror::Fragments(m) => {
@@ -165,14 +187,7 @@ impl PathCache {
                     }
                     let parent = defs.get(i + 1).map(|p| p.key).or(prefix);
                     let name = kernel[d.end - d.name_len..d.end].into();
-                    m.insert(
-                        d.key,
-                        Fragment {
-                            generation,
-                            parent,
-                            name,
-                        },
-                    );
+                    m.insert((d.key, generation), Fragment { parent, name });
                 }
             }
         }
@@ -188,8 +203,8 @@ impl PathCache {
             let epoch = self.epoch;
             match &mut self.mirror {
                 Mirror::None => {}
-                Mirror::Prefixes(m) => m.retain(|_, (g, _)| *g >> EPOCH_SHIFT == epoch),
-                Mirror::Fragments(m) => m.retain(|_, f| f.generation >> EPOCH_SHIFT == epoch),
+                Mirror::Prefixes(m) => m.retain(|(_, g), _| *g >> EPOCH_SHIFT == epoch),
+                Mirror::Fragments(m) => m.retain(|(_, g), _| *g >> EPOCH_SHIFT == epoch),
             }
             self.purge_after = None;
         }

@@ -53,6 +53,51 @@ impl ResolutionMode {
     }
 }
 
+/// How records travel from the kernel to user space (`--transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// One BPF ring buffer shared by all CPUs (Linux 5.8+): records arrive
+    /// in the order they were sent, and the consumer is woken only when a
+    /// quarter of the buffer is pending (default).
+    #[default]
+    RingBuffer,
+    /// A perf event array: one buffer per CPU, each of the buffer size,
+    /// with a wakeup per record (the seed's transport). Records of
+    /// different CPUs are not ordered between them.
+    PerfBuffer,
+}
+
+impl Transport {
+    /// enum fsp_transport in bpf/events.h.
+    pub(crate) fn raw(self) -> u32 {
+        match self {
+            Transport::RingBuffer => 0,
+            Transport::PerfBuffer => 1,
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::RingBuffer => "ring_buffer",
+            Transport::PerfBuffer => "perf_buffer",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "ring_buffer" => Ok(Transport::RingBuffer),
+            "perf_buffer" => Ok(Transport::PerfBuffer),
+            _ => Err(format!(
+                "unknown transport '{s}' (expected ring_buffer or perf_buffer)"
+            )),
+        }
+    }
+}
+
 impl FromStr for ResolutionMode {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
@@ -124,6 +169,7 @@ pub struct ProbeBuilder {
     pub(crate) events: Vec<EventKind>,
     pub(crate) channel_size: usize,
     pub(crate) buffer_pages: usize,
+    pub(crate) transport: Transport,
     pub(crate) resolution_mode: ResolutionMode,
     pub(crate) backend: BackendKind,
     pub(crate) max_watches: u32,
@@ -183,6 +229,7 @@ impl Default for ProbeBuilder {
             events: Vec::new(),
             channel_size: 1000,
             buffer_pages: 128,
+            transport: Transport::RingBuffer,
             resolution_mode: ResolutionMode::PerfBuffer,
             backend: BackendKind::Auto,
             max_watches: 1 << 20,
@@ -245,10 +292,16 @@ impl ProbeBuilder {
         self
     }
 
-    /// Size of the kernel-to-user ring buffer in 4 KiB pages, rounded up
-    /// to a power of two (default 128).
+    /// Size of the kernel-to-user buffer in 4 KiB pages, rounded up to a
+    /// power of two (default 128); per CPU with the perf buffer transport.
     pub fn buffer_pages(mut self, pages: usize) -> Self {
         self.buffer_pages = pages;
+        self
+    }
+
+    /// The kernel-to-user transport (default ring buffer).
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -390,6 +443,7 @@ impl ProbeBuilder {
             events,
             channel_size: self.channel_size,
             buffer_bytes: (self.buffer_pages * 4096).next_power_of_two(),
+            transport: self.transport,
             backend: self.backend,
             max_watches: self.max_watches,
             exclude_own_process: self.exclude_own_process,
@@ -412,7 +466,9 @@ pub(crate) struct Config {
     pub follow: bool,
     pub events: Vec<EventKind>,
     pub channel_size: usize,
+    /// Of the ring buffer, or of each CPU's perf buffer.
     pub buffer_bytes: usize,
+    pub transport: Transport,
     pub backend: BackendKind,
     pub max_watches: u32,
     pub exclude_own_process: bool,

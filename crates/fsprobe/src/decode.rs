@@ -164,6 +164,11 @@ fn dir_key(k: &fsp_dir_key) -> DirKey {
     }
 }
 
+/// The CPU a record was sent from, if it has a whole header.
+pub(crate) fn record_cpu(bytes: &[u8]) -> Option<u32> {
+    header(bytes).ok().map(|h| h.cpu)
+}
+
 /// Decodes records, rebuilding cached path prefixes (src/cache.rs).
 #[derive(Debug)]
 pub(crate) struct Decoder {
@@ -229,6 +234,16 @@ impl Decoder {
                 .learn(slot.raw.cache_gen, &full, prefix_len, prefix, &mine);
         }
         (PathBuf::from(std::ffi::OsString::from_vec(full)), unknown)
+    }
+
+    /// Does user space know every cached prefix this record refers to?
+    pub(crate) fn prefixes_known(&self, bytes: &[u8]) -> bool {
+        let Ok(h) = header(bytes) else {
+            return true; // decode() will say what is wrong
+        };
+        [&h.file, &h.target, &h.exe]
+            .into_iter()
+            .all(|f| f.prefix.ino == 0 || self.cache.knows(dir_key(&f.prefix), f.cache_gen))
     }
 
     /// Fills in where the file is mounted and, for a process in another

@@ -40,6 +40,7 @@ mod libbpf_log;
 mod loss;
 mod mounts;
 mod probe;
+mod reorder;
 mod tracefs;
 mod watch;
 
@@ -57,7 +58,9 @@ mod skel {
 }
 
 pub use clock::rfc3339;
-pub use config::{BackendKind, MAX_FILTER_VALUES, ProbeBuilder, ProcessFilter, ResolutionMode};
+pub use config::{
+    BackendKind, MAX_FILTER_VALUES, ProbeBuilder, ProcessFilter, ResolutionMode, Transport,
+};
 pub use error::{Error, Result};
 pub use event::{
     Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, base64,

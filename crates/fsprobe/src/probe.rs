@@ -12,16 +12,19 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use libbpf_rs::{MapCore, MapFlags, OpenObject, RingBufferBuilder};
+use libbpf_rs::{
+    MapCore, MapFlags, OpenObject, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+};
 use serde::Serialize;
 
 use crate::backend::{self, Backend};
 use crate::clock::BootClock;
-use crate::config::{Config, KERNEL_BTF, ProbeBuilder};
-use crate::decode::Decoder;
+use crate::config::{Config, KERNEL_BTF, ProbeBuilder, Transport};
+use crate::decode::{Decoder, record_cpu};
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, read_counter, read_percpu};
+use crate::reorder::Waiting;
 use crate::watch::Seeder;
 
 /// How long the worker sleeps in the ring buffer when nothing wakes it.
@@ -232,42 +235,23 @@ fn run(
     let clock = BootClock::now();
     // User space keeps twice the kernel's entries before an epoch flush:
     // the kernel's LRU evicts, user space cannot tell which.
-    let decoder = RefCell::new(Decoder::new(
-        clock,
-        config.resolution_mode,
-        2 * config.cache_size as usize,
-    ));
-    let delivered = Cell::new(0u64);
-    let undecodable = Cell::new(0u64);
-    let seqs = RefCell::new(SeqTracker::default());
-    let mut builder = RingBufferBuilder::new();
-    let added = builder
-        .add(&backend.skel.maps.events, |data: &[u8]| {
-            match decoder.borrow_mut().decode(data) {
-                Ok(event) => {
-                    if let Some(count) = seqs.borrow_mut().on_event(event.cpu, event.seq) {
-                        let _ = tx.send(Record::Lost {
-                            count,
-                            reason: LossReason::BufferFull,
-                            cpu: Some(event.cpu),
-                        });
-                    }
-                    if tx.send(Record::Event(Box::new(event))).is_ok() {
-                        delivered.set(delivered.get() + 1);
-                    }
-                }
-                Err(_) => undecodable.set(undecodable.get() + 1),
-            }
-            0
-        })
-        .map(|_| ());
-    let ring = added
-        .and_then(|()| builder.build())
-        .context("setting up the ring buffer");
-    let ring = match ring {
-        Ok(ring) => {
+    let handler = Handler {
+        decoder: RefCell::new(Decoder::new(
+            clock,
+            config.resolution_mode,
+            2 * config.cache_size as usize,
+        )),
+        tx: tx.clone(),
+        delivered: Cell::new(0),
+        undecodable: Cell::new(0),
+        seqs: RefCell::new(SeqTracker::default()),
+        waiting: RefCell::new(Waiting::default()),
+        may_defer: config.transport == Transport::PerfBuffer,
+    };
+    let reader = match Reader::new(&backend, &config, &handler) {
+        Ok(reader) => {
             let _ = ready_tx.send(Ok(ready));
-            ring
+            reader
         }
         Err(e) => {
             let _ = ready_tx.send(Err(e));
@@ -278,21 +262,24 @@ fn run(
     let seq_next = &backend.skel.maps.seq_next;
     let mut losses = LossTracker::default();
     while !stop.load(Ordering::SeqCst) {
-        // Records are committed without a wakeup until the watermark, and
-        // ring_buffer__poll() consumes only rings whose epoll fired: consume
-        // explicitly so that a quiet stream is delivered within the interval.
-        let _ = ring.poll(POLL_INTERVAL);
-        let _ = ring.consume();
+        reader.poll(&handler);
         losses.report(counters, &tx);
-        let stalled = seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
+        let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
         send_trailing_losses(stalled, &tx);
-        publish_epoch(&backend, &mut decoder.borrow_mut());
+        publish_epoch(&backend, &mut handler.decoder.borrow_mut());
     }
-    let _ = ring.consume();
+    reader.drain(&handler);
     losses.report(counters, &tx);
-    let trailing = seqs.borrow_mut().finish(&read_percpu(seq_next, 0));
+    let trailing = handler.seqs.borrow_mut().finish(&read_percpu(seq_next, 0));
     send_trailing_losses(trailing, &tx);
-    drop(ring);
+    drop(reader);
+    let Handler {
+        decoder,
+        delivered,
+        undecodable,
+        seqs,
+        ..
+    } = handler;
     Summary {
         events: delivered.get(),
         lost_buffer_full: seqs.borrow().lost(),
@@ -304,6 +291,147 @@ fn run(
         unknown_prefixes: decoder.borrow().unknown_prefixes,
         walks_cached: read_counter(counters, CNT_WALK_CACHED),
         walks_full: read_counter(counters, CNT_WALK_FULL),
+    }
+}
+
+/// Decodes records and hands them on; shared by the transport's callbacks.
+struct Handler {
+    decoder: RefCell<Decoder>,
+    tx: SyncSender<Record>,
+    delivered: Cell<u64>,
+    undecodable: Cell<u64>,
+    seqs: RefCell<SeqTracker>,
+    /// Perf buffer: records whose cached prefix was taught by a record
+    /// still unread in another CPU's buffer (src/reorder.rs).
+    waiting: RefCell<Waiting>,
+    may_defer: bool,
+}
+
+impl Handler {
+    fn on_record(&self, data: &[u8]) {
+        if self.may_defer {
+            // Once one record of a CPU waits, the later ones of that CPU
+            // wait behind it: each CPU's records stay in order.
+            let cpu = record_cpu(data);
+            let mut waiting = self.waiting.borrow_mut();
+            if waiting.holds(cpu) || !self.decoder.borrow().prefixes_known(data) {
+                waiting.push(cpu, data);
+                return;
+            }
+        }
+        self.decode(data);
+    }
+
+    fn decode(&self, data: &[u8]) {
+        let decoded = self.decoder.borrow_mut().decode(data);
+        match decoded {
+            Ok(event) => {
+                if let Some(count) = self.seqs.borrow_mut().on_event(event.cpu, event.seq) {
+                    let _ = self.tx.send(Record::Lost {
+                        count,
+                        reason: LossReason::BufferFull,
+                        cpu: Some(event.cpu),
+                    });
+                }
+                if self.tx.send(Record::Event(Box::new(event))).is_ok() {
+                    self.delivered.set(self.delivered.get() + 1);
+                }
+            }
+            Err(_) => self.undecodable.set(self.undecodable.get() + 1),
+        }
+    }
+
+    /// Decodes the waiting records that can be (all of them with `give_up`).
+    fn decode_waiting(&self, give_up: bool) {
+        loop {
+            let next = {
+                let decoder = self.decoder.borrow();
+                self.waiting
+                    .borrow_mut()
+                    .take_ready(|d| decoder.prefixes_known(d), give_up)
+            };
+            match next {
+                Some(data) => self.decode(&data),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The consumer's end of the transport.
+enum Reader<'a> {
+    Ring(RingBuffer<'a>),
+    Perf(PerfBuffer<'a>),
+}
+
+impl<'a> Reader<'a> {
+    fn new(backend: &'a Backend, config: &Config, handler: &'a Handler) -> Result<Reader<'a>> {
+        match config.transport {
+            Transport::RingBuffer => {
+                let mut builder = RingBufferBuilder::new();
+                builder
+                    .add(&backend.skel.maps.events, |data: &[u8]| {
+                        handler.on_record(data);
+                        0
+                    })
+                    .context("setting up the ring buffer")?;
+                let ring = builder.build().context("setting up the ring buffer")?;
+                Ok(Reader::Ring(ring))
+            }
+            Transport::PerfBuffer => {
+                // Losses are found from the gaps in each CPU's seq (the
+                // kernel's lost-sample notices would count them twice).
+                let perf = PerfBufferBuilder::new(&backend.skel.maps.events_perf)
+                    .pages(config.buffer_bytes / 4096)
+                    .sample_cb(|_cpu: i32, data: &[u8]| handler.on_record(data))
+                    .build()
+                    .context("setting up the perf buffers")?;
+                Ok(Reader::Perf(perf))
+            }
+        }
+    }
+
+    /// Waits up to POLL_INTERVAL, then reads everything pending.
+    fn poll(&self, handler: &Handler) {
+        match self {
+            // Records are committed without a wakeup until the watermark,
+            // and ring_buffer__poll() consumes only rings whose epoll
+            // fired: consume explicitly so that a quiet stream is
+            // delivered within the interval.
+            Reader::Ring(ring) => {
+                let _ = ring.poll(POLL_INTERVAL);
+                let _ = ring.consume();
+            }
+            Reader::Perf(perf) => {
+                handler.waiting.borrow_mut().next_round();
+                let _ = perf.poll(POLL_INTERVAL);
+                let _ = perf.consume();
+                handler.decode_waiting(false);
+                if !handler.waiting.borrow().is_empty() {
+                    // Teachers written while the first read was under way.
+                    handler.waiting.borrow_mut().next_round();
+                    let _ = perf.consume();
+                    handler.decode_waiting(false);
+                }
+            }
+        }
+    }
+
+    /// Reads everything pending, without waiting.
+    fn drain(&self, handler: &Handler) {
+        match self {
+            Reader::Ring(ring) => {
+                let _ = ring.consume();
+            }
+            Reader::Perf(perf) => {
+                for _ in 0..2 {
+                    handler.waiting.borrow_mut().next_round();
+                    let _ = perf.consume();
+                    handler.decode_waiting(false);
+                }
+                handler.decode_waiting(true);
+            }
+        }
     }
 }
 

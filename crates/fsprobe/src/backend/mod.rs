@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
 
-use crate::config::{BackendKind, Config, ResolutionMode};
+use crate::config::{BackendKind, Config, ResolutionMode, Transport};
 use crate::error::{BpfContext, Error, Result};
 use crate::libbpf_log;
 use crate::skel::{FsprobeSkel, FsprobeSkelBuilder};
@@ -195,6 +195,7 @@ impl<'obj> Backend<'obj> {
         // event costs more than resolving the path).
         ro.cfg_wakeup_watermark = (config.buffer_bytes / 4) as u64;
         ro.cfg_resolution = config.resolution_mode.raw();
+        ro.cfg_transport = config.transport.raw();
         ro.cfg_pid_filter = config.pids.raw();
         ro.cfg_uid_filter = config.uids.raw();
         ro.cfg_comm_filter = config.comms.raw();
@@ -211,9 +212,14 @@ impl<'obj> Backend<'obj> {
             .path_cache
             .set_max_entries(paths)
             .context("sizing the path cache")?;
+        // The unused transport gets the least memory it can have.
+        let ring_bytes = match config.transport {
+            Transport::RingBuffer => config.buffer_bytes as u32,
+            Transport::PerfBuffer => 4096,
+        };
         open.maps
             .events
-            .set_max_entries(config.buffer_bytes as u32)
+            .set_max_entries(ring_bytes)
             .context("sizing the ring buffer")?;
         open.maps
             .watched
