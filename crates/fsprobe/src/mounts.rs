@@ -274,7 +274,32 @@ impl MountTables {
             .find_map(read)
     }
 
-    /// The mount point of mount `id` in namespace `ns`.
+    /// The namespace whose table holds mount `id`, used by a task of
+    /// namespace `ns`. Usually `ns` itself; but a task keeps files opened
+    /// before it changed namespace (its executable, inherited fds), and
+    /// their mounts stay in the old one. Mount ids are unique across
+    /// namespaces (one IDA in fs/namespace.c), so any table may be asked.
+    fn holder(&mut self, ns: u32, task: Task, generation: u32, id: u32) -> Option<u32> {
+        let own = self.own_ns;
+        let has = |t: Option<&Table>| t.is_some_and(|t| t.get(id).is_some());
+        // First as the tables are (read again only for a newer generation),
+        // then reading the two likely ones again if the id is missing.
+        for reread in [None, Some(id)] {
+            if has(self.table(ns, task, generation, reread)) {
+                return Some(ns);
+            }
+            if has(self.table(own, task, generation, reread)) {
+                return Some(own);
+            }
+            if let Some((&holder, _)) = self.tables.iter().find(|(_, t)| t.get(id).is_some()) {
+                return Some(holder);
+            }
+        }
+        None
+    }
+
+    /// The mount point of mount `id`, used by a task of namespace `ns`, in
+    /// the namespace that holds it.
     pub(crate) fn mount_point(
         &mut self,
         ns: u32,
@@ -282,13 +307,14 @@ impl MountTables {
         generation: u32,
         id: u32,
     ) -> Option<Arc<Path>> {
-        self.table(ns, task, generation, Some(id))?
-            .get(id)
-            .map(|m| Arc::clone(&m.point))
+        let holder = self.holder(ns, task, generation, id)?;
+        let m = self.tables.get(&holder)?.get(id)?;
+        Some(Arc::clone(&m.point))
     }
 
-    /// The host path of `path`, seen by a task of namespace `ns` through
-    /// mount `id`; None when that file system is not visible on the host.
+    /// The host path of `path`, reached by a task of namespace `ns`
+    /// through mount `id`; None when that file system is not visible on
+    /// the host.
     pub(crate) fn host_path_of(
         &mut self,
         ns: u32,
@@ -297,7 +323,12 @@ impl MountTables {
         id: u32,
         path: &Path,
     ) -> Option<PathBuf> {
-        let m = self.table(ns, task, generation, Some(id))?.get(id)?.clone();
+        let holder = self.holder(ns, task, generation, id)?;
+        if holder == self.own_ns {
+            // A host mount: the kernel walked the host's tree.
+            return Some(path.to_owned());
+        }
+        let m = self.tables.get(&holder)?.get(id)?.clone();
         let rest = below(path.as_os_str().as_bytes(), m.point.as_os_str().as_bytes())?;
         let mut fs_path = if m.root == b"/" { Vec::new() } else { m.root };
         fs_path.extend_from_slice(rest);
