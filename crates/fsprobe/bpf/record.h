@@ -103,6 +103,17 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
 	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), BPF_CORE_READ(d, d_sb, s_type, name));
 }
 
+/* The slot gets d's identity and its path. */
+static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which, struct dentry *d,
+				     struct vfsmount *mnt)
+{
+	__u32 len;
+
+	fill_identity(slot(s, which), d, mnt);
+	len = resolve_path(s, which, d, mnt);
+	commit_path(s, which, len, 0);
+}
+
 /*
  * The slot describes the existing object d; returns whether it is
  * watched. The path is resolved only when it will be sent: d is watched,
@@ -111,20 +122,16 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
 static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
 					  struct dentry *d, struct vfsmount *mnt, bool needed)
 {
-	struct fsp_file *f = slot(s, which);
 	bool matched;
-	__u32 len;
 
 	if (!d || !mnt) {
-		f->flags = FSP_PATH_MISSING;
+		slot(s, which)->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
 	matched = object_matches(d);
 	if (!matched && !needed)
 		return false;
-	fill_identity(f, d, mnt);
-	len = resolve_path(s, which, d, mnt);
-	commit_path(s, which, len, 0);
+	describe(s, which, d, mnt);
 	return matched;
 }
 
@@ -259,17 +266,22 @@ static __always_inline bool put_name(struct fsp_scratch *s, enum fsp_slot which,
 	return put_name_if(s, which, dirfd, uptr, true);
 }
 
-/* The exe slot: the task's executable, resolved like any file. */
+/*
+ * The exe slot: the task's executable, resolved like any file (without
+ * asking the filter: it is context, not the event's object).
+ */
 static __always_inline void put_exe(struct fsp_scratch *s)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
 	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	struct dentry *d = exe ? BPF_CORE_READ(exe, f_path.dentry) : NULL;
+	struct vfsmount *mnt = exe ? BPF_CORE_READ(exe, f_path.mnt) : NULL;
 
-	if (!exe) {
+	if (!d || !mnt) {
 		s->rec.hdr.exe.flags = FSP_PATH_MISSING; /* a kernel thread */
 		return;
 	}
-	put_dentry(s, SLOT_EXE, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt));
+	describe(s, SLOT_EXE, d, mnt);
 }
 
 /*
