@@ -269,10 +269,15 @@ fn perf_buffer_mode_matches_the_workload() {
 
 /// The perf buffer transport has one buffer per CPU: a record may refer to
 /// a directory taught by a record still unread in another CPU's buffer.
+/// The decoding is the ring buffer's; what this adds is the reordering,
+/// which the CPU hops bring out within a few thousand operations (20,000
+/// of them gave 25 wrong paths without the wait in src/reorder.rs, and 10
+/// with it but one generation per directory in src/cache.rs), so a
+/// quarter of the operations suffices.
 #[test]
 fn perf_buffer_mode_over_the_perf_transport_matches_the_workload() {
     let (ops, seed) = ops_and_seed();
-    run_mode("perf_buffer", "perf_buffer", ops, seed);
+    run_mode("perf_buffer", "perf_buffer", (ops / 4).max(2000), seed);
 }
 
 #[test]
