@@ -12,8 +12,15 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use crate::event::{LossReason, Record};
 
-/// enum fsp_counter in bpf/events.h.
-const CNT_LOST_PENDING: u32 = 2;
+/// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/events.h.
+pub(crate) mod counter {
+    pub const LOST_BUFFER: u32 = 1;
+    pub const LOST_PENDING: u32 = 2;
+    pub const WATCH_FULL: u32 = 3;
+    pub const WALK_CACHED: u32 = 4;
+    pub const WALK_FULL: u32 = 5;
+    pub const FILTERED_PROC: u32 = 6;
+}
 
 /// One per-CPU u64 array element, per CPU.
 pub(crate) fn read_percpu(map: &impl MapCore, index: u32) -> Vec<u64> {
@@ -44,7 +51,7 @@ pub(crate) struct LossTracker {
 
 impl LossTracker {
     pub(crate) fn report(&mut self, counters: &impl MapCore, tx: &SyncSender<Record>) {
-        let now = read_counter(counters, CNT_LOST_PENDING);
+        let now = read_counter(counters, counter::LOST_PENDING);
         if now > self.in_flight {
             let _ = tx.send(Record::Lost {
                 count: now - self.in_flight,

@@ -23,19 +23,12 @@ use crate::config::{Config, KERNEL_BTF, ProbeBuilder, Transport};
 use crate::decode::{Decoder, record_cpu};
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
-use crate::loss::{LossTracker, SeqTracker, read_counter, read_percpu};
+use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
 use crate::reorder::Waiting;
 use crate::watch::Seeder;
 
 /// How long the worker sleeps in the ring buffer when nothing wakes it.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// enum fsp_counter in bpf/events.h.
-const CNT_LOST_RINGBUF: u32 = 1;
-const CNT_WATCH_FULL: u32 = 3;
-const CNT_WALK_CACHED: u32 = 4;
-const CNT_WALK_FULL: u32 = 5;
-const CNT_FILTERED_PROC: u32 = 6;
 
 /// What the probe reports once it is running.
 #[derive(Debug, Clone, Serialize)]
@@ -284,13 +277,13 @@ fn run(
         events: delivered.get(),
         lost_buffer_full: seqs.borrow().lost(),
         lost_in_flight: losses.in_flight,
-        lost_buffer_full_counted: read_counter(counters, CNT_LOST_RINGBUF),
-        filtered_by_process: read_counter(counters, CNT_FILTERED_PROC),
-        watch_limit_hits: read_counter(counters, CNT_WATCH_FULL),
+        lost_buffer_full_counted: read_counter(counters, counter::LOST_BUFFER),
+        filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
+        watch_limit_hits: read_counter(counters, counter::WATCH_FULL),
         undecodable: undecodable.get(),
         unknown_prefixes: decoder.borrow().unknown_prefixes,
-        walks_cached: read_counter(counters, CNT_WALK_CACHED),
-        walks_full: read_counter(counters, CNT_WALK_FULL),
+        walks_cached: read_counter(counters, counter::WALK_CACHED),
+        walks_full: read_counter(counters, counter::WALK_FULL),
     }
 }
 
