@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, unit tests, the integration tests
 # that load the real BPF programs on this host (root required), the quick
-# benchmark (about 2 minutes, results in target/fsprobe-bench-quick), and the
+# benchmark (under 3 minutes, results in target/fsprobe-bench-quick), and the
 # same integration tests inside real 5.10 / 6.1 / 6.12 kernels under QEMU,
 # once per backend (vmtest/run.sh).
 set -euo pipefail

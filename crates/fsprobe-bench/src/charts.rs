@@ -2,6 +2,7 @@
 //! system fonts and rendered by the viewer).
 use std::path::Path;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use crate::report::{Results, Row};
@@ -94,72 +95,141 @@ fn overhead(r: &Results, path: &Path) -> Res {
     Ok(())
 }
 
-/// One line: a scenario's (buffer pages, value) points.
-type Series = (u8, Vec<(f64, f64)>);
+/// One line: a scenario's (buffer pages, value) points over one transport.
+struct Series {
+    /// The scenario's place in the results, which picks the color.
+    k: usize,
+    id: u8,
+    transport: String,
+    points: Vec<(f64, f64)>,
+}
 
-/// ns/op and heap bytes per event against the ring buffer size.
+/// The sweep's transports, in the order they ran.
+fn transports(r: &Results) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for row in r.scenarios.iter().flat_map(|s| &s.sweep) {
+        if !out.contains(&row.transport) {
+            out.push(row.transport.clone());
+        }
+    }
+    out
+}
+
+/// ns/op and heap bytes per event against the buffer size: a color per
+/// scenario, solid for the ring buffer, dashed for the perf buffer (whose
+/// size is per CPU).
 fn buffers(r: &Results, path: &Path) -> Res {
     let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(600);
+    let names = transports(r);
     let series = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Series> {
-        r.scenarios
-            .iter()
-            .map(|s| {
-                let pts = s
+        let mut out = Vec::new();
+        for (k, s) in r.scenarios.iter().enumerate() {
+            for t in &names {
+                let points: Vec<(f64, f64)> = s
                     .sweep
                     .iter()
+                    .filter(|row| &row.transport == t)
                     .filter_map(|row| Some((row.buffer_pages? as f64, f(row)?)))
                     .collect();
-                (s.scenario.id, pts)
-            })
-            .collect()
+                if !points.is_empty() {
+                    let (id, transport) = (s.scenario.id, t.clone());
+                    out.push(Series {
+                        k,
+                        id,
+                        transport,
+                        points,
+                    });
+                }
+            }
+        }
+        out
     };
+    // The legends go where the lines seldom are: ns/op falls with the
+    // size, heap per event stays far above zero.
     let panels = [
         (
             &left,
             "median ns/op",
             series(&|row| row.ns_per_op.map(|s| s.median)),
+            SeriesLabelPosition::UpperRight,
         ),
         (
             &right,
             "heap bytes per event",
             series(&|row| row.bytes_per_event),
+            SeriesLabelPosition::LowerRight,
         ),
     ];
-    for (area, what, data) in panels {
+    for (area, what, data, legend) in panels {
         let ymax = data
             .iter()
-            .flat_map(|(_, p)| p.iter().map(|x| x.1))
+            .flat_map(|x| x.points.iter().map(|p| p.1))
             .fold(1.0, f64::max);
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{what} by ring buffer size"), ("sans-serif", 18))
+            .caption(format!("{what} by buffer size"), ("sans-serif", 18))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(70)
             .build_cartesian_2d((4f64..8192f64).log_scale(), 0f64..ymax * 1.15)?;
         chart
             .configure_mesh()
-            .x_desc("buffer pages (4 KiB)")
+            .x_desc("buffer pages (4 KiB; perf buffer: per CPU)")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
-        for (k, (id, pts)) in data.into_iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-                .label(format!("scenario {id}"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
-            chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        // The legend: a color per scenario, then a line style per transport.
+        let mut seen = Vec::new();
+        for line in data {
+            let color = Palette99::pick(line.k).to_rgba();
+            let style = color.stroke_width(2);
+            let pts = line.points;
+            if line.transport == "perf_buffer" {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))?;
+                let marks = pts.into_iter().map(|p| TriangleMarker::new(p, 4, style));
+                chart.draw_series(marks)?;
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), style))?;
+                let marks = pts.into_iter().map(|p| Circle::new(p, 3, color.filled()));
+                chart.draw_series(marks)?;
+            }
+            if !seen.contains(&line.k) {
+                seen.push(line.k);
+                chart
+                    .draw_series(legend_only())?
+                    .label(format!("scenario {}", line.id))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 4), (x + 15, y + 4)], color.filled())
+                    });
+            }
+        }
+        let black = BLACK.stroke_width(2);
+        for t in &names {
+            let entry = chart.draw_series(legend_only())?;
+            if t == "perf_buffer" {
+                entry.label("perf_buffer (per CPU)").legend(move |(x, y)| {
+                    DashedPathElement::new(vec![(x, y), (x + 15, y)], 4, 3, black)
+                });
+            } else {
+                let path = move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], black);
+                entry.label(t.as_str()).legend(path);
+            }
         }
         chart
             .configure_series_labels()
+            .position(legend)
             .border_style(BLACK)
             .background_style(WHITE.mix(0.85))
             .draw()?;
     }
     root.present()?;
     Ok(())
+}
+
+/// No points: a series that is only a legend entry.
+fn legend_only() -> std::iter::Empty<Circle<(f64, f64), i32>> {
+    std::iter::empty()
 }
 
 fn scenarios(items: &[crate::rate::RateResult]) -> String {

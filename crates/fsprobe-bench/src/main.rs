@@ -1,7 +1,7 @@
 //! fsprobe-bench: the seed's benchmark (six trees, 120,000 open+close of a
 //! random file), reproduced on the fsprobe library and extended with heap
-//! and CPU per event, a ring buffer size sweep, the highest clean rate, and
-//! peer tools. See README.md.
+//! and CPU per event, a buffer size sweep per transport (ring buffer, perf
+//! buffer), the highest clean rate, and peer tools. See README.md.
 /// Progress on stderr, with the time since the start.
 macro_rules! say {
     ($($t:tt)*) => {
@@ -46,10 +46,10 @@ static ALLOC: alloc::Counting = alloc::Counting;
 #[derive(Debug, Parser)]
 #[command(name = "fsprobe-bench")]
 pub struct Args {
-    /// A short run (about 2 minutes) that checks the benchmark still works:
-    /// scenario 6, 20,000 operations, 2 rounds, 3 buffer sizes, 1 s rate
-    /// steps, installed peers but auditd. Fails only when the benchmark is
-    /// broken, never on a timing or a loss.
+    /// A short run (under 3 minutes) that checks the benchmark still works:
+    /// scenario 6, 20,000 operations, 2 rounds, 3 ring buffer sizes and 2
+    /// perf buffer sizes, 1 s rate steps, installed peers but auditd. Fails
+    /// only when the benchmark is broken, never on a timing or a loss.
     #[arg(long)]
     pub quick: bool,
     /// Where results.json, results.md and the charts go
@@ -182,6 +182,7 @@ fn main() -> ExitCode {
             cpus,
             default_buffer_pages: plan::DEFAULT_PAGES,
             sweep_pages: plan.sweep_pages.clone(),
+            sweep_pages_perf: plan.sweep_pages_perf.clone(),
             sweep_repetitions: plan.sweep_reps,
             rate_step_secs: plan.rate.secs,
             rate_pages: plan.rate_pages.clone(),
@@ -193,12 +194,12 @@ fn main() -> ExitCode {
         scenarios,
         transports: vec![
             (
-                "BPF ring buffer".into(),
-                "measured (the only transport fsprobe has)".into(),
+                "BPF ring buffer (ring_buffer, the default)".into(),
+                "measured: one buffer of that many pages shared by all CPUs, a wakeup per quarter buffer pending".into(),
             ),
             (
-                "BPF perf buffer (perf event array)".into(),
-                "not implemented in fsprobe".into(),
+                "BPF perf buffer, a perf event array (perf_buffer)".into(),
+                "measured: one buffer of that many pages per CPU, a wakeup per record".into(),
             ),
         ],
         max_rate,

@@ -1,7 +1,7 @@
 //! results.md: the tables a person reads.
 use std::fmt::Write;
 
-use crate::report::{Results, Row};
+use crate::report::{Results, Row, ScenarioResult};
 
 fn num(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".into(), |v| format!("{v:.digits$}"))
@@ -77,7 +77,7 @@ fn listener(row: &Row) -> String {
 }
 
 /// fsprobe's start and stop times in a scenario (not in the timings).
-fn lifecycle(s: &crate::report::ScenarioResult) -> Option<String> {
+fn lifecycle(s: &ScenarioResult) -> Option<String> {
     let row = s
         .rows
         .iter()
@@ -92,6 +92,17 @@ fn lifecycle(s: &crate::report::ScenarioResult) -> Option<String> {
         num(median(&|r| r.setup_s), 2),
         num(median(&|r| r.teardown_s), 2),
     ))
+}
+
+/// A drop limit (pages, then `unit`), or why there is none.
+fn limit(s: &ScenarioResult, transport: &str, pages: Option<usize>, unit: &str) -> String {
+    match pages {
+        Some(p) => format!("{p}{unit}"),
+        None if s.sweep.iter().any(|r| r.transport == transport) => {
+            "none of the sizes tried".into()
+        }
+        None => "not measured".into(),
+    }
 }
 
 fn max_rate(m: &crate::rate::RateResult) -> String {
@@ -165,19 +176,19 @@ pub fn render(r: &Results) -> String {
             let _ = write!(out, "| {} {}", listener(row), cells(row));
         }
     }
-    out.push_str("\n## Ring buffer size (fsprobe, perf_buffer mode)\n\nEvery open is one event: delivered + lost must equal the operations. The drop limit is the smallest size from which no larger size lost anything.\n\n| scenario | pages | ns/op (median) | min–max | × baseline | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | status |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("\n## Buffer size per transport (fsprobe, perf_buffer resolution mode)\n\nThe ring buffer is one buffer of that many pages; the perf buffer is one buffer of that many pages per CPU. Every open is one event: delivered + lost must equal the operations. The drop limit is the smallest size from which no larger size lost anything.\n\n| scenario | transport | pages | ns/op (median) | min–max | × baseline | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | status |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &r.scenarios {
         for row in &s.sweep {
             let pages = row.buffer_pages.map_or("–".into(), |p| p.to_string());
-            let _ = write!(out, "| {} | {pages} {}", s.scenario.id, cells(row));
+            let (id, t) = (s.scenario.id, &row.transport);
+            let _ = write!(out, "| {id} | {t} | {pages} {}", cells(row));
         }
     }
-    out.push_str("\n| scenario | drop limit (pages) |\n|---|---|\n");
+    out.push_str("\n| scenario | drop limit, ring_buffer (pages) | drop limit, perf_buffer (pages per CPU) |\n|---|---|---|\n");
     for s in &r.scenarios {
-        let limit = s
-            .drop_limit_pages
-            .map_or("none of the sizes tried".into(), |p| p.to_string());
-        let _ = writeln!(out, "| {} | {limit} |", s.scenario.id);
+        let ring = limit(s, "ring_buffer", s.drop_limit_pages, "");
+        let perf = limit(s, "perf_buffer", s.drop_limit_pages_perf, "");
+        let _ = writeln!(out, "| {} | {ring} | {perf} |", s.scenario.id);
     }
     out.push_str("\n| transport | status |\n|---|---|\n");
     for (t, status) in &r.transports {
@@ -223,10 +234,17 @@ pub fn render(r: &Results) -> String {
         num(fsprobe.and_then(|f| f.bytes_per_event), 0),
         num(fsprobe.and_then(|f| f.allocs_per_event), 2)
     );
-    let limit = s6
-        .and_then(|s| s.drop_limit_pages)
-        .map_or("–".into(), |p| format!("{p} pages"));
-    let _ = writeln!(out, "| drop limit | losses below 64 pages | {limit} |");
+    let limits = s6.map_or("–".into(), |s| {
+        format!(
+            "perf buffer: {}; ring buffer: {}",
+            limit(s, "perf_buffer", s.drop_limit_pages_perf, " pages per CPU"),
+            limit(s, "ring_buffer", s.drop_limit_pages, " pages")
+        )
+    });
+    let _ = writeln!(
+        out,
+        "| drop limit | losses below 64 pages of perf buffer | {limits} |"
+    );
     let rate = r.max_rate.iter().find(|m| {
         m.scenario == 6 && m.mode == "perf_buffer" && m.buffer_pages == crate::plan::DEFAULT_PAGES
     });

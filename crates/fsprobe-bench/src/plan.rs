@@ -1,6 +1,8 @@
 //! How much to run: the full benchmark or the quick CI check.
 use std::path::PathBuf;
 
+use fsprobe::Transport;
+
 use crate::Args;
 use crate::peers::PeerKind;
 use crate::rate::Search;
@@ -16,7 +18,10 @@ pub struct Plan {
     pub reps: usize,
     /// Of those rounds, how many also run the peers.
     pub peer_reps: usize,
+    /// Ring buffer sizes of the sweep.
     pub sweep_pages: Vec<usize>,
+    /// Perf buffer sizes of the sweep (pages per CPU).
+    pub sweep_pages_perf: Vec<usize>,
     pub sweep_reps: usize,
     /// Step length, start and bisections; `pages` is set per size.
     pub rate: Search,
@@ -66,14 +71,17 @@ impl Plan {
         // fresh one, and stopping it takes about 4-5 s (the syscall
         // tracepoints detach one at a time). So the plans count probes.
         let mut plan = if args.quick {
-            // Scenario 6, 2 rounds: ~10 probes, about 2 minutes.
+            // Scenario 6, 2 rounds: ~14 probes, about 2.5 minutes.
             Plan {
                 scenarios,
                 iterations: 20_000,
                 reps: 2,
                 peer_reps: 1,
-                // 128 is the default size: its runs are reused.
+                // 128 is the default size: its runs are reused. The perf
+                // buffer runs every size (~8 s each): two keep the quick
+                // run well under 3 minutes.
                 sweep_pages: vec![8, DEFAULT_PAGES, 4096],
+                sweep_pages_perf: vec![8, 4096],
                 sweep_reps: 1,
                 rate: Search {
                     secs: 1.0,
@@ -96,7 +104,8 @@ impl Plan {
                 // fsprobe hooks-only and every peer.
                 reps: 3,
                 peer_reps: 1,
-                sweep_pages: all_pages,
+                sweep_pages: all_pages.clone(),
+                sweep_pages_perf: all_pages,
                 sweep_reps: 1,
                 rate: Search {
                     secs: 10.0,
@@ -116,5 +125,13 @@ impl Plan {
             plan.iterations = n.max(1);
         }
         plan
+    }
+
+    /// The sweep's sizes for `transport`.
+    pub fn sizes(&self, transport: Transport) -> &[usize] {
+        match transport {
+            Transport::RingBuffer => &self.sweep_pages,
+            Transport::PerfBuffer => &self.sweep_pages_perf,
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use fsprobe::{Probe, Ready, Record, ResolutionMode, Summary};
+use fsprobe::{Probe, Ready, Record, ResolutionMode, Summary, Transport};
 
 use crate::run::{self, Consumed, RunResult};
 use crate::tree::Tree;
@@ -75,6 +75,7 @@ pub fn start(
     tree: &Tree,
     watch: Watch,
     mode: ResolutionMode,
+    transport: Transport,
     pages: usize,
 ) -> fsprobe::Result<Probe> {
     let root = match watch {
@@ -84,6 +85,7 @@ pub fn start(
     Probe::builder()
         .path(root)
         .resolution_mode(mode)
+        .transport(transport)
         .buffer_pages(pages)
         .start()
 }
@@ -114,10 +116,11 @@ impl Session {
         tree: &Tree,
         watch: Watch,
         mode: ResolutionMode,
+        transport: Transport,
         pages: usize,
     ) -> fsprobe::Result<Session> {
         let t0 = Instant::now();
-        let probe = start(tree, watch, mode, pages)?;
+        let probe = start(tree, watch, mode, transport, pages)?;
         Ok(Session {
             probe,
             watch_tree: matches!(watch, Watch::Tree),
@@ -238,9 +241,10 @@ pub fn measure(
     pace: Pace,
     watch: Watch,
     mode: ResolutionMode,
+    transport: Transport,
     pages: usize,
 ) -> fsprobe::Result<ProbeRun> {
-    let mut session = Session::start(tree, watch, mode, pages)?;
+    let mut session = Session::start(tree, watch, mode, transport, pages)?;
     let expected = match watch {
         Watch::Tree => pace.ops(),
         Watch::Elsewhere(_) => 0,

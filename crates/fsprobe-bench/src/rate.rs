@@ -1,7 +1,7 @@
 //! The highest event rate sustained for a fixed time with zero loss: the
 //! rate doubles until a step loses events (or the workload thread cannot
 //! go faster), then bisects between the last clean rate and the first lossy.
-use fsprobe::ResolutionMode;
+use fsprobe::{ResolutionMode, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::probe_run::{Session, Watch};
@@ -72,7 +72,8 @@ pub fn search(
     plan: &Search,
 ) -> fsprobe::Result<RateResult> {
     let mut out = RateResult::not_run(scenario, mode, plan, "ok".into());
-    let mut session = Session::start(tree, Watch::Tree, mode, plan.pages)?;
+    let ring = Transport::RingBuffer;
+    let mut session = Session::start(tree, Watch::Tree, mode, ring, plan.pages)?;
     let mut problems = Vec::new();
     let mut step = |rate: u64, out: &mut RateResult| -> fsprobe::Result<Step> {
         let pace = Pace::Rate {

@@ -1,4 +1,5 @@
 //! The results: one JSON document, and the same figures as Markdown.
+use fsprobe::Transport;
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
@@ -16,6 +17,9 @@ pub struct Method {
     pub cpus: Cpus,
     pub default_buffer_pages: usize,
     pub sweep_pages: Vec<usize>,
+    /// Perf buffer sizes (pages per CPU); none before it was swept.
+    #[serde(default)]
+    pub sweep_pages_perf: Vec<usize>,
     pub sweep_repetitions: usize,
     pub rate_step_secs: f64,
     pub rate_pages: Vec<usize>,
@@ -57,10 +61,20 @@ pub struct ScenarioResult {
     pub watched_inodes: Option<u64>,
     /// Baseline, fsprobe per mode, peers.
     pub rows: Vec<Row>,
-    /// fsprobe (default mode) per ring buffer size.
+    /// fsprobe (default mode) per buffer size, ring buffer then perf
+    /// buffer (see `Row::transport`).
     pub sweep: Vec<Row>,
-    /// The smallest size from which every larger size lost nothing.
+    /// With the ring buffer, the smallest size from which every larger
+    /// size lost nothing.
     pub drop_limit_pages: Option<usize>,
+    /// The same with the perf buffer (pages per CPU); none in results
+    /// from before the perf buffer was swept.
+    #[serde(default)]
+    pub drop_limit_pages_perf: Option<usize>,
+}
+
+fn ring_buffer() -> String {
+    Transport::RingBuffer.name().into()
 }
 
 /// One listener (or one buffer size) over its repeated runs.
@@ -68,6 +82,10 @@ pub struct ScenarioResult {
 pub struct Row {
     pub tool: String,
     pub mode: String,
+    /// fsprobe's kernel-to-user transport: ring_buffer but in the perf
+    /// buffer rows of the sweep (and in results from before it had one).
+    #[serde(default = "ring_buffer")]
+    pub transport: String,
     pub buffer_pages: Option<usize>,
     /// "ok", "not implemented: …", "unavailable: …" or "failed: …".
     pub status: String,
@@ -88,6 +106,7 @@ impl Row {
         Row {
             tool: tool.into(),
             mode: mode.into(),
+            transport: ring_buffer(),
             buffer_pages: pages,
             status,
             ns_per_op: None,

@@ -1,10 +1,11 @@
 //! One scenario: build its tree, then interleave the baseline, fsprobe in
-//! each resolution mode and the peers (B P X… B P X…), then sweep the ring
-//! buffer size and, where planned, search the highest clean rate.
+//! each resolution mode and the peers (B P X… B P X…), then sweep the
+//! buffer size of each transport and, where planned, search the highest
+//! clean rate.
 use std::path::Path;
 use std::time::Instant;
 
-use fsprobe::ResolutionMode;
+use fsprobe::{ResolutionMode, Transport};
 
 use crate::peers::{PeerKind, Peers};
 use crate::plan::{DEFAULT_PAGES, Plan};
@@ -20,6 +21,8 @@ const MODES: [ResolutionMode; 3] = [
     ResolutionMode::Fragments,
     ResolutionMode::SingleFragment,
 ];
+
+const TRANSPORTS: [Transport; 2] = [Transport::RingBuffer, Transport::PerfBuffer];
 
 pub struct Ctx<'a> {
     pub plan: &'a Plan,
@@ -65,11 +68,16 @@ fn probe_into(row: &mut Row, ctx: &mut Ctx, tree: &Tree, seq: &[u32], id: u8, wa
     };
     let pages = row.buffer_pages.unwrap_or(DEFAULT_PAGES);
     let mode: ResolutionMode = row.mode.parse().expect("a mode name");
+    let transport: Transport = row.transport.parse().expect("a transport name");
     let Some(w) = workload(ctx, tree, seq, id) else {
         return;
     };
-    let what = format!("scenario {id}, {} ({mode}), {pages} pages", row.tool);
-    match probe_run::measure(tree, &w, pace, watch, mode, pages) {
+    let what = format!(
+        "scenario {id}, {} ({mode}), {} of {pages} pages",
+        row.tool,
+        transport.name()
+    );
+    match probe_run::measure(tree, &w, pace, watch, mode, transport, pages) {
         Ok(run) => {
             if run.result.open_errors > 0 {
                 ctx.failures
@@ -104,6 +112,19 @@ fn probe_into(row: &mut Row, ctx: &mut Ctx, tree: &Tree, seq: &[u32], id: u8, wa
 /// Whether a row may still be measured (not unimplemented, not failed).
 fn runnable(row: &Row) -> bool {
     !(row.status.starts_with("not implemented") || row.status.starts_with("failed"))
+}
+
+/// The smallest size of `transport` in the sweep from which every larger
+/// size lost nothing.
+fn drop_limit(sweep: &[Row], transport: Transport) -> Option<usize> {
+    let rows: Vec<&Row> = sweep
+        .iter()
+        .filter(|r| r.transport == transport.name())
+        .collect();
+    let clean = |r: &&Row| r.status == "ok" && r.lost == Some(0) && !r.runs.is_empty();
+    (0..rows.len())
+        .find(|&i| rows[i..].iter().all(clean))
+        .and_then(|i| rows[i].buffer_pages)
 }
 
 pub fn run(s: &Scenario, mut ctx: Ctx) -> Option<(ScenarioResult, Vec<RateResult>)> {
@@ -222,35 +243,41 @@ pub fn run(s: &Scenario, mut ctx: Ctx) -> Option<(ScenarioResult, Vec<RateResult
         ));
     }
 
-    // The default mode's rows at the default size are reused, not rerun.
+    // The default mode's rows (ring buffer) at the default size are
+    // reused, not rerun; the perf buffer runs every size.
     let default_row = rows
         .iter()
         .find(|r| r.tool == "fsprobe" && r.mode == ResolutionMode::default().name())
         .cloned();
     let mut sweep = Vec::new();
     if default_row.as_ref().is_some_and(|r| !r.runs.is_empty()) {
-        for &pages in &plan.sweep_pages {
-            if crate::stop::requested() {
-                break;
+        for transport in TRANSPORTS {
+            for &pages in plan.sizes(transport) {
+                if crate::stop::requested() {
+                    break;
+                }
+                if transport == Transport::RingBuffer && pages == DEFAULT_PAGES {
+                    sweep.extend(default_row.clone());
+                    continue;
+                }
+                say!("  {} {pages} pages", transport.name());
+                let mode = ResolutionMode::default().name();
+                let mut row = Row::status("fsprobe", mode, Some(pages), String::new());
+                row.transport = transport.name().into();
+                for _ in 0..plan.sweep_reps {
+                    probe_into(&mut row, &mut ctx, &tree, &seq, s.id, Watch::Tree);
+                }
+                row.finish(base, true);
+                let unimplemented = row.status.starts_with("not implemented");
+                sweep.push(row);
+                if unimplemented {
+                    break; // the other sizes would answer the same
+                }
             }
-            if pages == DEFAULT_PAGES {
-                sweep.extend(default_row.clone());
-                continue;
-            }
-            say!("  ring buffer {pages} pages");
-            let mode = ResolutionMode::default().name();
-            let mut row = Row::status("fsprobe", mode, Some(pages), String::new());
-            for _ in 0..plan.sweep_reps {
-                probe_into(&mut row, &mut ctx, &tree, &seq, s.id, Watch::Tree);
-            }
-            row.finish(base, true);
-            sweep.push(row);
         }
     }
-    let clean = |r: &Row| r.status == "ok" && r.lost == Some(0) && !r.runs.is_empty();
-    let drop_limit_pages = (0..sweep.len())
-        .find(|&i| sweep[i..].iter().all(clean))
-        .and_then(|i| sweep[i].buffer_pages);
+    let drop_limit_pages = drop_limit(&sweep, Transport::RingBuffer);
+    let drop_limit_pages_perf = drop_limit(&sweep, Transport::PerfBuffer);
 
     let mut rates = Vec::new();
     if plan.rate_scenarios.contains(&s.id) && !crate::stop::requested() {
@@ -301,6 +328,7 @@ pub fn run(s: &Scenario, mut ctx: Ctx) -> Option<(ScenarioResult, Vec<RateResult
             rows,
             sweep,
             drop_limit_pages,
+            drop_limit_pages_perf,
         },
         rates,
     ))
