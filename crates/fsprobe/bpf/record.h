@@ -39,10 +39,7 @@ static __always_inline __u32 task_pid_ns(struct task_struct *task)
 
 static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16 nr, __s64 ret)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
 	struct fsp_event *e = &s->rec.hdr;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 uid_gid = bpf_get_current_uid_gid();
 
 	__builtin_memset(e, 0, sizeof(*e));
 	e->version = FSP_EVENT_VERSION;
@@ -50,6 +47,21 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16
 	e->syscall_nr = nr;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	e->retval = ret;
+	e->attr_uid = (__u32)-1;
+	e->attr_gid = (__u32)-1;
+}
+
+/*
+ * Who did it: read only for a record that will be sent, since most
+ * syscalls seen are not on watched files.
+ */
+static __always_inline void record_context(struct fsp_scratch *s)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fsp_event *e = &s->rec.hdr;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
 	e->pid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
@@ -62,8 +74,6 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u16
 	e->pid_ns = task_pid_ns(task);
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->cpu = bpf_get_smp_processor_id();
-	e->attr_uid = (__u32)-1;
-	e->attr_gid = (__u32)-1;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 }
 
@@ -300,6 +310,7 @@ static __always_inline void record_send(void *ctx, struct fsp_scratch *s, bool m
 
 	if (!matched || !cs)
 		return;
+	record_context(s);
 	put_exe(s);
 	paths = e->file.path_len + e->target.path_len + e->exe.path_len;
 	defs = FSP_BOUND(e->n_defs, FSP_DEF_SLOTS - 1) * sizeof(struct fsp_cache_def);
