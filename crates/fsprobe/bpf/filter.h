@@ -108,9 +108,12 @@ static __always_inline bool process_wanted(__u32 tgid, __u32 uid)
 {
 	char comm[16] = {};
 
-	if (!filter_allows(cfg_pid_filter, bpf_map_lookup_elem(&pid_filter, &tgid)))
+	/* A helper call is never elided: test the mode before looking up. */
+	if (cfg_pid_filter != FSP_FILTER_OFF &&
+	    !filter_allows(cfg_pid_filter, bpf_map_lookup_elem(&pid_filter, &tgid)))
 		return false;
-	if (!filter_allows(cfg_uid_filter, bpf_map_lookup_elem(&uid_filter, &uid)))
+	if (cfg_uid_filter != FSP_FILTER_OFF &&
+	    !filter_allows(cfg_uid_filter, bpf_map_lookup_elem(&uid_filter, &uid)))
 		return false;
 	if (cfg_comm_filter == FSP_FILTER_OFF)
 		return true;
