@@ -257,8 +257,12 @@ fn run(
     while !stop.load(Ordering::SeqCst) {
         reader.poll(&handler);
         losses.report(counters, &tx);
-        let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
-        send_trailing_losses(stalled, &tx);
+        // A record still waiting (perf buffer) is not lost: judge the
+        // trailing gaps only when none waits.
+        if handler.waiting.borrow().is_empty() {
+            let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
+            send_trailing_losses(stalled, &tx);
+        }
         publish_epoch(&backend, &mut handler.decoder.borrow_mut());
     }
     reader.drain(&handler);
