@@ -34,14 +34,10 @@ pub(crate) struct CgroupPaths {
 /// The cgroup2 mount point, from /proc/self/mountinfo.
 fn cgroup2_mount() -> Option<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .and_then(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
+    crate::mounts::parse(&info)
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| m.point.to_path_buf())
 }
 
 impl CgroupPaths {

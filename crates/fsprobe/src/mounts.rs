@@ -31,6 +31,8 @@ pub(crate) struct Mount {
     pub root: Vec<u8>,
     /// Where it is mounted, in its namespace.
     pub point: Arc<Path>,
+    /// The file system's type (after the optional fields and " - ").
+    pub fstype: String,
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, fs/proc_namespace.c
@@ -65,11 +67,13 @@ fn parse_line(line: &str) -> Option<Mount> {
     let (major, minor) = fields.next()?.split_once(':')?;
     let root = unescape(fields.next()?);
     let point = unescape(fields.next()?);
+    let fstype = fields.skip_while(|f| *f != "-").nth(1)?.to_owned();
     Some(Mount {
         id,
         dev: (major.parse().ok()?, minor.parse().ok()?),
         root,
         point: Arc::from(Path::new(std::ffi::OsStr::from_bytes(&point))),
+        fstype,
     })
 }
 
@@ -362,6 +366,9 @@ mod tests {
         assert_eq!(m[2].dev, (8, 1));
         assert_eq!(m[2].root, b"/home");
         assert_eq!(&*m[2].point, Path::new("/mnt/home copy"));
+        assert_eq!(m[2].fstype, "ext4");
+        assert_eq!(m[5].fstype, "ext4");
+        assert_eq!(m[6].fstype, "tmpfs");
         assert_eq!(unescape("a\\134b\\012c\\0"), b"a\\b\nc\\0");
     }
 
