@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * Syscall entry and exit tracepoints: every backend's base.
+ * Syscall entry and exit: every backend's base.
  *
- * One program handles every sys_enter_* tracepoint fsprobe attaches to,
- * and one every sys_exit_*; both dispatch on the syscall number (x86-64
- * numbers). Entry records the arguments, and for unlink, rmdir and rename
- * resolves the source while it still exists. Exit resolves everything
- * else from kernel objects (the returned or passed file descriptor, or
- * the dcache, see lookup.h) and sends one record with the return value.
+ * Two raw tracepoint programs, on raw_syscalls:sys_enter and sys_exit,
+ * handle every syscall; both return at once unless the syscall number
+ * (x86-64) is in hooked_syscalls, which user space fills with the
+ * syscalls the selected events need. Entry records the arguments, and for
+ * unlink, rmdir and rename resolves the source while it still exists.
+ * Exit resolves everything else from kernel objects (the returned or
+ * passed file descriptor, or the dcache, see lookup.h) and sends one
+ * record with the return value.
+ *
+ * Why not the per-syscall sys_enter_<name> events: each is a perf event,
+ * and closing one ends in perf_trace_event_unreg(), which waits for an
+ * RCU grace period under event_mutex; with 70 of them, stopping took
+ * about 5 s. Their per-call path (perf_syscall_enter() filling a perf
+ * record with every argument) also costs more than a raw tracepoint.
  */
 #ifndef FSP_HOOKS_SYSCALLS_H
 #define FSP_HOOKS_SYSCALLS_H
@@ -29,6 +37,40 @@ enum {
 	NR_clone = 56, NR_pivot_root = 155, NR_mount = 165, NR_umount2 = 166,
 	NR_unshare = 272, NR_move_mount = 429, NR_clone3 = 435,
 };
+
+/* Above every x86-64 syscall number; x32 calls (bit 30 set) fall outside. */
+#define FSP_NR_SYSCALLS 512
+
+/* arch/x86/include/asm/thread_info.h: the task is in a 32-bit syscall. */
+#define FSP_TS_COMPAT 0x0002
+
+/* Syscalls to handle, by x86-64 number: 1 = hooked (user space fills it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FSP_NR_SYSCALLS);
+	__type(key, __u32);
+	__type(value, __u8);
+} hooked_syscalls SEC(".maps");
+
+/*
+ * Is syscall nr one to handle? 32-bit (ia32) syscalls have numbers of
+ * their own table and are skipped, as the sys_enter_<name> events skip
+ * them (trace_get_syscall_nr() returns -1 when in_32bit_syscall()).
+ */
+static __always_inline bool hooked(long nr)
+{
+	struct task_struct *task;
+	__u32 key = nr;
+	__u8 *on;
+
+	if (nr < 0 || nr >= FSP_NR_SYSCALLS)
+		return false;
+	on = bpf_map_lookup_elem(&hooked_syscalls, &key);
+	if (!on || !*on)
+		return false;
+	task = (struct task_struct *)bpf_get_current_task();
+	return !(BPF_CORE_READ(task, thread_info.status) & FSP_TS_COMPAT);
+}
 
 #define FSP_CLONE_NEWNS 0x00020000
 
@@ -267,21 +309,32 @@ static __always_inline void resolve_source(struct fsp_scratch *s, struct pending
 	capture_source(p, s->ls.cur, (struct vfsmount *)&s->ls.mnt->mnt);
 }
 
-SEC("tracepoint")
-int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
+SEC("raw_tp/sys_enter")
+int fsp_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
+	/* TP_PROTO(struct pt_regs *regs, long id) */
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = ctx->args[1];
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, zero = 0;
-	struct fsp_scratch *s = get_scratch();
-	struct pending *p = bpf_map_lookup_elem(&pending_scratch, &zero);
+	struct fsp_scratch *s;
+	struct pending *p;
 	unsigned long args[6];
 	struct file *f;
-	int nr = (int)ctx->id; /* __syscall_nr is an int; padding follows */
 
+	if (!hooked(nr))
+		return 0;
+	s = get_scratch();
+	p = bpf_map_lookup_elem(&pending_scratch, &zero);
 	if (!s || !p)
 		return 0;
-	/* ctx->args: see below. */
-	bpf_probe_read_kernel(args, sizeof(args), ctx->args);
+	/* The x86-64 syscall convention: di, si, dx, r10, r8, r9. */
+	args[0] = BPF_CORE_READ(regs, di);
+	args[1] = BPF_CORE_READ(regs, si);
+	args[2] = BPF_CORE_READ(regs, dx);
+	args[3] = BPF_CORE_READ(regs, r10);
+	args[4] = BPF_CORE_READ(regs, r8);
+	args[5] = BPF_CORE_READ(regs, r9);
 	invalidate_at_entry(nr, args, tid);
 	if ((pid_tgid >> 32) == cfg_self_tgid)
 		return 0;
@@ -290,14 +343,6 @@ int fsp_sys_enter(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	}
 	__builtin_memset(p, 0, sizeof(*p));
-	/*
-	 * Each sys_enter_* record holds only its own arguments, and the
-	 * kernel refuses to attach a program whose direct ctx loads go past
-	 * the record (perf_event_attach_bpf_prog(): max_ctx_offset). The
-	 * record sits at the start of an 8 KiB per-CPU perf trace buffer, so
-	 * copying the six-argument window reads only mapped memory; decode_args()
-	 * uses the arguments that the syscall has.
-	 */
 	if (!decode_args(p, nr, args) || !event_enabled(p->kind))
 		return 0;
 	p->nr = nr;
@@ -414,20 +459,27 @@ static __always_inline bool emit_created(struct fsp_scratch *s, long ret, enum f
 	return matched;
 }
 
-SEC("tracepoint")
-int fsp_sys_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("raw_tp/sys_exit")
+int fsp_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+	/* TP_PROTO(struct pt_regs *regs, long ret); the number as syscall_get_nr() */
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long ret = ctx->args[1];
+	long nr = BPF_CORE_READ(regs, orig_ax);
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct fsp_scratch *s = get_scratch();
-	struct pending *p = bpf_map_lookup_elem(&pending_calls, &tid);
+	struct fsp_scratch *s;
+	struct pending *p;
 	struct dentry *obj = NULL;
-	long ret = ctx->ret;
 	bool matched;
 
+	if (!hooked(nr))
+		return 0;
 	/* Before anything is resolved: this record must see the new paths. */
-	invalidate_at_exit(ctx->id, tid);
+	invalidate_at_exit(nr, tid);
+	p = bpf_map_lookup_elem(&pending_calls, &tid);
 	if (!p)
 		return 0;
+	s = get_scratch();
 	if (!s)
 		goto out;
 	record_begin(s, p->kind, p->nr, ret);

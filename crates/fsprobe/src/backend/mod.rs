@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, TracepointCategory};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
 
 use crate::config::{BackendKind, Config, ResolutionMode, Transport};
 use crate::error::{BpfContext, Error, Result};
@@ -271,7 +271,9 @@ impl<'obj> Backend<'obj> {
         Ok(())
     }
 
-    /// Attaches to the entry and exit tracepoints of every selected syscall.
+    /// Marks every selected syscall in `hooked_syscalls`, then attaches the
+    /// two raw tracepoints, raw_syscalls:sys_enter and sys_exit (see
+    /// bpf/hooks_syscalls.h for why not one event per syscall).
     fn attach_syscalls(&mut self, config: &Config) -> Result<()> {
         let tracefs = tracefs::ensure_mounted()?;
         let mut names: Vec<&'static str> = config
@@ -282,23 +284,31 @@ impl<'obj> Backend<'obj> {
             .collect();
         names.sort_unstable();
         names.dedup();
+        let on = [1u8];
         for name in names {
+            // This kernel's syscalls are those with an event in tracefs
+            // (fchmodat2 is new in 6.6, for one).
             if !tracefs::has_syscall(&tracefs, name) {
                 self.missing.push(name);
                 continue;
             }
-            let progs = &self.skel.progs;
-            for (prog, phase) in [
-                (&progs.fsp_sys_enter, "enter"),
-                (&progs.fsp_sys_exit, "exit"),
-            ] {
-                let tp = format!("sys_{phase}_{name}");
-                let link = prog
-                    .attach_tracepoint(TracepointCategory::Syscalls, &tp)
-                    .context(format!("attaching to syscalls/{tp}"))?;
-                self.links.push(link);
-            }
+            let nr = syscalls::number(name);
+            self.skel
+                .maps
+                .hooked_syscalls
+                .update(&nr.to_ne_bytes(), &on, MapFlags::ANY)
+                .context(format!("hooking syscall {name} ({nr})"))?;
             self.attached.push(name);
+        }
+        let progs = &self.skel.progs;
+        for (prog, tp) in [
+            (&progs.fsp_sys_enter, "sys_enter"),
+            (&progs.fsp_sys_exit, "sys_exit"),
+        ] {
+            let link = prog
+                .attach_raw_tracepoint(tp)
+                .context(format!("attaching to raw_syscalls/{tp}"))?;
+            self.links.push(link);
         }
         Ok(())
     }

@@ -1,6 +1,5 @@
-//! The syscalls behind each kind of event: every backend hooks their
-//! entry and exit tracepoints (bpf/hooks_syscalls.h) for arguments and
-//! return values.
+//! The syscalls behind each kind of event: every backend handles their
+//! entry and exit (bpf/hooks_syscalls.h) for arguments and return values.
 use crate::event::EventKind;
 
 /// The syscalls behind each kind of event.
@@ -49,3 +48,73 @@ pub(crate) const PATH_CHANGERS: &[&str] = &[
     "clone3",
     "unshare",
 ];
+
+/// The x86-64 number of a syscall named here, as its tracefs event names
+/// it (arch/x86/entry/syscalls/syscall_64.tbl; the event of umount2 is
+/// `umount`). The BPF side switches on the same numbers.
+pub(crate) fn number(name: &str) -> u32 {
+    match name {
+        "write" => 1,
+        "open" => 2,
+        "pwrite64" => 18,
+        "writev" => 20,
+        "clone" => 56,
+        "truncate" => 76,
+        "ftruncate" => 77,
+        "rename" => 82,
+        "mkdir" => 83,
+        "rmdir" => 84,
+        "creat" => 85,
+        "link" => 86,
+        "unlink" => 87,
+        "chmod" => 90,
+        "fchmod" => 91,
+        "chown" => 92,
+        "fchown" => 93,
+        "lchown" => 94,
+        "utime" => 132,
+        "pivot_root" => 155,
+        "mount" => 165,
+        "umount" => 166,
+        "utimes" => 235,
+        "openat" => 257,
+        "mkdirat" => 258,
+        "fchownat" => 260,
+        "futimesat" => 261,
+        "unlinkat" => 263,
+        "renameat" => 264,
+        "linkat" => 265,
+        "fchmodat" => 268,
+        "unshare" => 272,
+        "utimensat" => 280,
+        "pwritev" => 296,
+        "renameat2" => 316,
+        "pwritev2" => 328,
+        "move_mount" => 429,
+        "clone3" => 435,
+        "openat2" => 437,
+        "fchmodat2" => 452,
+        _ => unreachable!("syscall {name} has no number in syscalls::number"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hooked_syscall_has_a_distinct_number() {
+        let mut names: Vec<&str> = EventKind::ALL
+            .iter()
+            .flat_map(|k| syscalls(*k).iter().copied())
+            .chain(PATH_CHANGERS.iter().copied())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut numbers: Vec<u32> = names.iter().map(|n| number(n)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), names.len());
+        assert!(numbers.iter().all(|&n| n < 512), "FSP_NR_SYSCALLS");
+    }
+}
