@@ -67,9 +67,8 @@ impl Plan {
                 workspace.join("bench-results")
             }
         });
-        // Most of the wall time is fixed cost per probe: each run starts a
-        // fresh one, and stopping it takes about 4-5 s (the syscall
-        // tracepoints detach one at a time). So the plans count probes.
+        // Part of the wall time is fixed cost per probe: each run starts a
+        // fresh one (load, attach, seed the tree). So the plans count probes.
         let mut plan = if args.quick {
             // Scenario 6, 2 rounds: ~14 probes, about 2.5 minutes.
             Plan {
