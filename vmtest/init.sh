@@ -22,6 +22,11 @@ mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
 
 . /vmtest.conf
 filter=$(cat /vmtest.filter)
+# run.sh boots one guest per kernel and backend: vmtest.backends=<list>
+# on the kernel command line picks this guest's backends.
+for arg in $(cat /proc/cmdline); do
+	case $arg in vmtest.backends=*) BACKENDS=$(echo "${arg#*=}" | tr , ' ') ;; esac
+done
 
 out=/dev/ttyS1
 [ -c "$out" ] && : 2>/dev/null >"$out" || out=/dev/console

@@ -3,9 +3,10 @@
 
 Usage: report.py RUN_DIR KERNELS BACKENDS   (comma-separated lists)
 
-RUN_DIR holds, per kernel K: K.tests.log (the tests' serial port), K.console.log
-(the kernel console), K.status (written by run.sh), and `expected` (the tests
-each binary lists, one "binary test" per line). Exits 1 when a test failed or a
+RUN_DIR holds, per guest (one per kernel K and backend B): K-B.tests.log (the
+tests' serial port), K-B.console.log (the kernel console), K-B.status (written
+by run.sh), and `expected` (the tests each binary lists, one "binary test" per
+line). Exits 1 when a test failed or a
 guest did not finish; the last line is always `vmtest: N passed, M failed`.
 """
 import os
@@ -133,17 +134,18 @@ def main():
     total_pass = total_fail = 0
     all_done = True
     for k in kernels:
-        tests_log = read(os.path.join(run_dir, f"{k}.tests.log"))
-        console = read(os.path.join(run_dir, f"{k}.console.log"))
-        if not any("=== VMTEST KERNEL" in l for l in tests_log):
-            tests_log = console  # no second serial port: everything is on the console
-        info, runs = parse_tests_log(tests_log)
-        status = dict(l.partition("=")[::2] for l in read(os.path.join(run_dir, f"{k}.status")))
-        reason = status.get("reason", "")
-        secs = status.get("secs", "?")
-
-        running = None
         for backend in backends:
+            unit = f"{k}-{backend}"
+            tests_log = read(os.path.join(run_dir, f"{unit}.tests.log"))
+            console = read(os.path.join(run_dir, f"{unit}.console.log"))
+            if not any("=== VMTEST KERNEL" in l for l in tests_log):
+                tests_log = console  # no second serial port: everything is on the console
+            info, runs = parse_tests_log(tests_log)
+            status = dict(l.partition("=")[::2] for l in read(os.path.join(run_dir, f"{unit}.status")))
+            reason = status.get("reason", "")
+            secs = status.get("secs", "?")
+
+            running = None
             passed = failed = ignored = notrun = 0
             secs_b = 0
             for binary in binaries:
@@ -179,21 +181,23 @@ def main():
             total_fail += failed
             rows.append((k, info["kernel"], backend, passed, failed, ignored, notrun, secs_b))
 
-        if info["done"]:
-            state = f"powered off after {secs} s"
-        else:
-            all_done = False
-            why = reason or f"exited without finishing (qemu status {status.get('qemu_rc', '?')})"
-            state = f"DID NOT FINISH after {secs} s: {why}"
-            if running:
-                state += f"; was running {running[0]} {running[1]}"
-        guests.append(f"  {k:<5} {info['kernel']}: {state}")
-        if info["info"]:
-            guests.append(f"        {info['info']}")
-        for left in info["leftover"]:
-            guests.append(f"        leftover process killed after a test binary: {left}")
-        for text, n in kernel_trouble(console)[:8]:
-            troubles.append(f"  {k:<5} {text}" + (f"   (x{n})" if n > 1 else ""))
+            if info["done"]:
+                state = f"powered off after {secs} s"
+            else:
+                all_done = False
+                why = reason or f"exited without finishing (qemu status {status.get('qemu_rc', '?')})"
+                state = f"DID NOT FINISH after {secs} s: {why}"
+                if running:
+                    state += f"; was running {running[1]}"
+            if os.path.exists(os.path.join(run_dir, f"{unit}.attempt1.status")):
+                state += " (second boot: the first crashed or locked up)"
+            guests.append(f"  {k:<5} {backend:<10} {info['kernel']}: {state}")
+            if info["info"] and backend == backends[0]:
+                guests.append(f"        {info['info']}")
+            for left in info["leftover"]:
+                guests.append(f"        leftover process killed after a test binary: {left}")
+            for text, n in kernel_trouble(console)[:8]:
+                troubles.append(f"  {k:<5} {backend:<10} {text}" + (f"   (x{n})" if n > 1 else ""))
 
     print(f"{'kernel':<7} {'uname -r':<30} {'backend':<11} {'passed':>6} {'failed':>6} {'ignored':>7} {'notrun':>6} {'time':>7}")
     for k, kernel, backend, p, f, i, n, s in rows:

@@ -19,6 +19,9 @@
 #   --lockup-kill SECS stop a guest as soon as its kernel reports a CPU stuck in a
 #                      soft lockup for SECS or more (default 120; 0 disables)
 #   --append ARGS      extra kernel command-line arguments
+#   --jobs N           guests (one per kernel and backend) run at the same time
+#                      (default: the host's CPUs)
+#   --accel ACCEL      QEMU accelerator (default tcg,thread=single; see step 5)
 #   --no-build         reuse the binaries of the last build instead of running cargo
 #   --update-kernels   look for newer kernel packages even when some are cached
 #   -h, --help         print this help
@@ -41,6 +44,8 @@ timeout_s=${FSPROBE_VM_TIMEOUT:-2400}
 test_timeout=600
 lockup_kill=120
 append_extra=
+jobs=$(nproc)
+accel=tcg,thread=single
 build=1
 update_kernels=
 
@@ -57,6 +62,8 @@ while [ $# -gt 0 ]; do
 	--test-timeout) test_timeout=${2:?}; shift 2 ;;
 	--lockup-kill) lockup_kill=${2:?}; shift 2 ;;
 	--append) append_extra=${2?}; shift 2 ;;
+	--jobs) jobs=${2:?}; shift 2 ;;
+	--accel) accel=${2:?}; shift 2 ;;
 	--no-build) build=0; shift ;;
 	--update-kernels) update_kernels=--update; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -72,6 +79,7 @@ done
 for b in "${backend_list[@]}"; do
 	case $b in tracepoint | fentry | kprobe | auto) ;; *) die "unknown backend '$b'" ;; esac
 done
+[ "$jobs" -ge 1 ] 2>/dev/null || die "--jobs: not a positive number: '$jobs'"
 for n in "$timeout_s" "$test_timeout" "$lockup_kill"; do
 	[[ $n =~ ^[0-9]+$ ]] || die "not a number of seconds: '$n'"
 done
@@ -123,29 +131,32 @@ done >"$run/expected"
 expect_auto=${FSPROBE_VM_EXPECT_AUTO:-fentry}
 "$here/initramfs.sh" "$run/bin" "$run/initrd.gz" "${backend_list[*]}" "$filter" "$expect_auto" "$test_timeout"
 
-# 5. Boot each kernel in turn; a watchdog stops a guest that overruns its time or
-#    whose kernel is stuck in a soft lockup.
-qpid=
-trap '{ [ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true; }; exit 130' INT TERM
-trap '{ [ -z "$qpid" ] || kill "$qpid" 2>/dev/null || true; }' EXIT
-# A guest kernel that crashes (an Oops or a panic) is booted once more; the
-# first attempt's logs are kept as <kernel>.attempt1.*. The crash seen (twice,
-# both on 6.12) is an int3 Oops at a jump-label site in the syscall entry/exit
-# path while tracepoints are attached or detached: a vCPU ran a stale
-# translation of code that text_poke_bp() had already finished patching, which
-# multi-threaded TCG allows. The second boot therefore runs single-threaded TCG
-# (the two vCPUs take turns on one host thread): slower, but immune.
+# 5. Boot one guest per kernel and backend, up to --jobs at a time. Each
+#    guest runs single-threaded TCG (its two vCPUs take turns on one host
+#    thread), so guests in parallel use the host's CPUs, and nine short
+#    guests pack onto them better than three long ones. Multi-threaded TCG
+#    is not the default: with it, a vCPU can run a stale translation of
+#    kernel text that another vCPU has just patched (text_poke_bp(), when
+#    tracepoints or trampolines are attached or detached). We saw an int3
+#    Oops at a jump-label site (twice, 6.12) and both vCPUs stuck in soft
+#    lockups with fsprobe starting and stopping (5.10 and 6.1) with it,
+#    never with one host thread.
+#    A watchdog stops a guest that overruns its time or whose kernel keeps
+#    reporting soft lockups; a guest that crashed or was stopped for
+#    lockups is booted once more (the first attempt's logs are kept as
+#    <kernel>-<backend>.attempt1.*).
 boot() {
-	local k=$1 accel=${2:-tcg}
-	console=$run/$k.console.log
-	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package")): backends ${backend_list[*]}" >&2
+	local unit=$1 k=${1%-*} b=${1##*-} start elapsed stuck reason qpid rc secs
+	local console=$run/$unit.console.log
+	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package")) for $b" >&2
 	start=$(date +%s)
 	qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 -m 2048 -nographic -no-reboot \
 		-kernel "$cache/kernels/$k/vmlinuz" -initrd "$run/initrd.gz" \
-		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf $append_extra" \
-		-monitor none -serial "file:$console" -serial "file:$run/$k.tests.log" \
-		</dev/null >"$run/$k.qemu.log" 2>&1 &
+		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf vmtest.backends=$b $append_extra" \
+		-monitor none -serial "file:$console" -serial "file:$run/$unit.tests.log" \
+		</dev/null >"$run/$unit.qemu.log" 2>&1 &
 	qpid=$!
+	trap 'kill "$qpid" 2>/dev/null; exit 130' INT TERM
 	reason=
 	while kill -0 "$qpid" 2>/dev/null; do
 		sleep 2
@@ -153,10 +164,12 @@ boot() {
 		if [ "$elapsed" -ge "$timeout_s" ]; then
 			reason="stopped by the ${timeout_s} s --timeout"
 		elif [ "$lockup_kill" -gt 0 ]; then
+			# Some kernels (5.10) re-arm the watchdog after each report and
+			# print "stuck for 22s" again and again: add the reports up.
 			stuck=$(grep -aoE 'soft lockup - CPU#[0-9]+ stuck for [0-9]+s' "$console" 2>/dev/null |
-				sed 's/.* for \([0-9]*\)s/\1/' | sort -n | tail -n 1 || true)
-			if [ -n "$stuck" ] && [ "$stuck" -ge "$lockup_kill" ]; then
-				reason="stopped: kernel soft lockup (a CPU stuck for ${stuck} s; --lockup-kill ${lockup_kill})"
+				sed 's/.* for \([0-9]*\)s/\1/' | awk '{ t += $1 } END { print t + 0 }' || true)
+			if [ "$stuck" -ge "$lockup_kill" ]; then
+				reason="stopped: kernel soft lockups (CPUs stuck for ${stuck} s in all; --lockup-kill ${lockup_kill})"
 			fi
 		fi
 		if [ -n "$reason" ]; then
@@ -166,21 +179,39 @@ boot() {
 	done
 	rc=0
 	wait "$qpid" || rc=$?
-	qpid=
 	secs=$(($(date +%s) - start))
-	printf 'secs=%s\nqemu_rc=%s\nreason=%s\n' "$secs" "$rc" "$reason" >"$run/$k.status"
-	echo "vmtest: $k: ${secs} s${reason:+, $reason}" >&2
+	printf 'secs=%s\nqemu_rc=%s\nreason=%s\n' "$secs" "$rc" "$reason" >"$run/$unit.status"
+	echo "vmtest: $k $b: ${secs} s${reason:+, $reason}" >&2
 }
-for k in "${kernel_list[@]}"; do
-	boot "$k"
-	if grep -aqE 'Kernel panic|Oops:' "$run/$k.console.log"; then
-		echo "vmtest: $k: the guest kernel crashed (see $k.attempt1.console.log); booting it once more, with single-threaded TCG" >&2
+guest() {
+	local unit=$1 f
+	boot "$unit"
+	if grep -aqE 'Kernel panic|Oops:' "$run/$unit.console.log" || grep -q '^reason=stopped: kernel soft lockup' "$run/$unit.status"; then
+		echo "vmtest: $unit: the guest kernel crashed or locked up (see $unit.attempt1.console.log); booting it once more" >&2
 		for f in console.log tests.log qemu.log status; do
-			mv "$run/$k.$f" "$run/$k.attempt1.$f" 2>/dev/null || true
+			mv "$run/$unit.$f" "$run/$unit.attempt1.$f" 2>/dev/null || true
 		done
-		boot "$k" tcg,thread=single
+		boot "$unit"
 	fi
+}
+guests=()
+trap 'kill "${guests[@]}" 2>/dev/null; exit 130' INT TERM
+trap '[ "${#guests[@]}" -eq 0 ] || kill "${guests[@]}" 2>/dev/null || true' EXIT
+running=0
+# The slowest kernels first: the last guests to start are then the short ones.
+for ((i = ${#kernel_list[@]} - 1; i >= 0; i--)); do
+	for b in "${backend_list[@]}"; do
+		if [ "$running" -ge "$jobs" ]; then
+			wait -n || true
+			running=$((running - 1))
+		fi
+		guest "${kernel_list[i]}-$b" &
+		guests+=($!)
+		running=$((running + 1))
+	done
 done
+wait
+guests=()
 
 # 6. The matrix.
 if [ "$keep" = 1 ]; then
