@@ -117,4 +117,30 @@ mod tests {
         assert_eq!(numbers.len(), names.len());
         assert!(numbers.iter().all(|&n| n < 512), "FSP_NR_SYSCALLS");
     }
+
+    /// The BPF side switches on its own enum of the same numbers
+    /// (`NR_openat = 257, ...` in bpf/hooks_syscalls.h): the two must agree.
+    #[test]
+    fn numbers_match_the_bpf_enum() {
+        let header = include_str!("../../bpf/hooks_syscalls.h");
+        let mut bpf = std::collections::HashMap::new();
+        for item in header.split([',', '\n', '{']) {
+            let Some((name, value)) = item.trim().split_once(" = ") else {
+                continue;
+            };
+            if let (Some(name), Ok(value)) = (name.strip_prefix("NR_"), value.trim().parse::<u32>())
+            {
+                bpf.insert(name, value);
+            }
+        }
+        let names = EventKind::ALL
+            .iter()
+            .flat_map(|k| syscalls(*k).iter().copied())
+            .chain(PATH_CHANGERS.iter().copied());
+        for name in names {
+            // The tracefs event of umount2 is called umount.
+            let bpf_name = if name == "umount" { "umount2" } else { name };
+            assert_eq!(bpf.get(bpf_name), Some(&number(name)), "{name}");
+        }
+    }
 }
