@@ -14,8 +14,9 @@
  * Why not the per-syscall sys_enter_<name> events: each is a perf event,
  * and closing one ends in perf_trace_event_unreg(), which waits for an
  * RCU grace period under event_mutex; with 70 of them, stopping took
- * about 5 s. Their per-call path (perf_syscall_enter() filling a perf
- * record with every argument) also costs more than a raw tracepoint.
+ * about 5 s. The raw tracepoints run for every syscall instead, but
+ * return after one array lookup: an open+close A/B showed no difference
+ * beyond noise.
  */
 #ifndef FSP_HOOKS_SYSCALLS_H
 #define FSP_HOOKS_SYSCALLS_H
