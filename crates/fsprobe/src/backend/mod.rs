@@ -276,16 +276,8 @@ impl<'obj> Backend<'obj> {
     /// bpf/hooks_syscalls.h for why not one event per syscall).
     fn attach_syscalls(&mut self, config: &Config) -> Result<()> {
         let tracefs = tracefs::ensure_mounted()?;
-        let mut names: Vec<&'static str> = config
-            .events
-            .iter()
-            .flat_map(|k| syscalls::syscalls(*k).iter().copied())
-            .chain(syscalls::PATH_CHANGERS.iter().copied())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
         let on = [1u8];
-        for name in names {
+        for name in syscalls::hooked(&config.events) {
             // This kernel's syscalls are those with an event in tracefs
             // (fchmodat2 is new in 6.6, for one).
             if !tracefs::has_syscall(&tracefs, name) {

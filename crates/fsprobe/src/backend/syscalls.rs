@@ -49,6 +49,19 @@ pub(crate) const PATH_CHANGERS: &[&str] = &[
     "unshare",
 ];
 
+/// Every syscall to hook for these events, path changers included, once
+/// each and sorted.
+pub(crate) fn hooked(events: &[EventKind]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = events
+        .iter()
+        .flat_map(|k| syscalls(*k).iter().copied())
+        .chain(PATH_CHANGERS.iter().copied())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// The x86-64 number of a syscall named here, as its tracefs event names
 /// it (arch/x86/entry/syscalls/syscall_64.tbl; the event of umount2 is
 /// `umount`). The BPF side switches on the same numbers.
@@ -104,13 +117,7 @@ mod tests {
 
     #[test]
     fn every_hooked_syscall_has_a_distinct_number() {
-        let mut names: Vec<&str> = EventKind::ALL
-            .iter()
-            .flat_map(|k| syscalls(*k).iter().copied())
-            .chain(PATH_CHANGERS.iter().copied())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
+        let names = hooked(&EventKind::ALL);
         let mut numbers: Vec<u32> = names.iter().map(|n| number(n)).collect();
         numbers.sort_unstable();
         numbers.dedup();
@@ -133,11 +140,7 @@ mod tests {
                 bpf.insert(name, value);
             }
         }
-        let names = EventKind::ALL
-            .iter()
-            .flat_map(|k| syscalls(*k).iter().copied())
-            .chain(PATH_CHANGERS.iter().copied());
-        for name in names {
+        for name in hooked(&EventKind::ALL) {
             // The tracefs event of umount2 is called umount.
             let bpf_name = if name == "umount" { "umount2" } else { name };
             assert_eq!(bpf.get(bpf_name), Some(&number(name)), "{name}");
