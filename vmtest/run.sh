@@ -16,8 +16,8 @@
 #   --timeout SECS     stop a guest that has not powered off after SECS (default 2400,
 #                      or FSPROBE_VM_TIMEOUT)
 #   --test-timeout SECS  kill a test binary in the guest after SECS (default 600)
-#   --lockup-kill SECS stop a guest as soon as its kernel reports a CPU stuck in a
-#                      soft lockup for SECS or more (default 120; 0 disables)
+#   --lockup-kill SECS stop a guest as soon as its kernel's soft lockup reports add
+#                      up to SECS or more (default 120; 0 disables)
 #   --append ARGS      extra kernel command-line arguments
 #   --jobs N           guests (one per kernel and backend) run at the same time
 #                      (default: the host's CPUs)
