@@ -4,7 +4,7 @@
  * programs; the fentry and kprobe backends also load their flavour of the
  * VFS hooks (user space disables the programs a backend does not use).
  */
-#include "hooks_syscalls.h"
-#include "hooks_vfs.h"
+#include "hooks/syscalls.h"
+#include "hooks/vfs.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,4 +1,4 @@
-//! Raw records (bpf/events.h) → typed events, with every length checked.
+//! Raw records (bpf/abi/events.h) → typed events, with every length checked.
 use std::mem::size_of;
 
 use std::os::unix::ffi::OsStringExt;
@@ -12,7 +12,7 @@ use crate::event::{Event, EventKind, FileRef, OpenInfo, Process, SetAttr};
 use crate::mounts::{MountTables, Task};
 use crate::skel::types::{fsp_cache_def, fsp_dir_key, fsp_event, fsp_file};
 
-/// Mirrors bpf/events.h; the generated types carry the layout.
+/// Mirrors bpf/abi/events.h; the generated types carry the layout.
 const FSP_EVENT_VERSION: u8 = 3;
 const PATH_TRUNCATED: u16 = 1;
 const PATH_USER_SUFFIX: u16 = 2;

@@ -443,7 +443,7 @@ fn send_trailing_losses(lost: Vec<(u32, u64)>, tx: &SyncSender<Record>) {
     }
 }
 
-/// Tells the kernel about a user-space cache flush (bpf/cache.h: cache_gen[1]).
+/// Tells the kernel about a user-space cache flush (bpf/resolve/cache.h: cache_gen[1]).
 fn publish_epoch(backend: &Backend, decoder: &mut Decoder) {
     if let Some(epoch) = decoder.new_epoch.take() {
         let _ = backend.skel.maps.cache_gen.update(

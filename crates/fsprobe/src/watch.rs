@@ -11,7 +11,7 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use crate::error::{Error, Result};
 
-/// enum fsp_watch in bpf/events.h.
+/// enum fsp_watch in bpf/abi/events.h.
 const WATCH_SELF: u32 = 1;
 const WATCH_CHILDREN: u32 = 2;
 

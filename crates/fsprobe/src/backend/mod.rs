@@ -2,7 +2,7 @@
 //!
 //! Every backend attaches the syscall tracepoint programs (arguments and
 //! return values). The fentry and kprobe backends also attach their
-//! flavour of the VFS hooks (bpf/hooks_vfs.h), which hand each event the
+//! flavour of the VFS hooks (bpf/hooks/vfs.h), which hand each event the
 //! dentry and mount the kernel really used. Path resolution, filtering
 //! and the record layout are shared C headers; a backend is only a set of
 //! programs to load and attach.
@@ -273,7 +273,7 @@ impl<'obj> Backend<'obj> {
 
     /// Marks every selected syscall in `hooked_syscalls`, then attaches the
     /// two raw tracepoints, raw_syscalls:sys_enter and sys_exit (see
-    /// bpf/hooks_syscalls.h for why not one event per syscall).
+    /// bpf/hooks/syscalls.h for why not one event per syscall).
     fn attach_syscalls(&mut self, config: &Config) -> Result<()> {
         let tracefs = tracefs::ensure_mounted()?;
         let on = [1u8];

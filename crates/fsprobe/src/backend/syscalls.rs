@@ -1,5 +1,5 @@
 //! The syscalls behind each kind of event: every backend handles their
-//! entry and exit (bpf/hooks_syscalls.h) for arguments and return values.
+//! entry and exit (bpf/hooks/syscalls.h) for arguments and return values.
 use crate::event::EventKind;
 
 /// The syscalls behind each kind of event.
@@ -33,7 +33,7 @@ pub(crate) fn syscalls(kind: EventKind) -> &'static [&'static str] {
 
 /// Syscalls that can change the path of a cached directory or let a new
 /// one reuse its key: hooked in every mode to invalidate the path caches
-/// (bpf/cache.h), whatever events are selected.
+/// (bpf/resolve/cache.h), whatever events are selected.
 pub(crate) const PATH_CHANGERS: &[&str] = &[
     "rename",
     "renameat",
@@ -126,10 +126,10 @@ mod tests {
     }
 
     /// The BPF side switches on its own enum of the same numbers
-    /// (`NR_openat = 257, ...` in bpf/hooks_syscalls.h): the two must agree.
+    /// (`NR_openat = 257, ...` in bpf/hooks/syscalls.h): the two must agree.
     #[test]
     fn numbers_match_the_bpf_enum() {
-        let header = include_str!("../../bpf/hooks_syscalls.h");
+        let header = include_str!("../../bpf/hooks/syscalls.h");
         let mut bpf = std::collections::HashMap::new();
         for item in header.split([',', '\n', '{']) {
             let Some((name, value)) = item.trim().split_once(" = ") else {

@@ -7,7 +7,7 @@
 #ifndef FSP_PENDING_H
 #define FSP_PENDING_H
 
-#include "record.h"
+#include "record/record.h"
 
 /* A syscall between its entry and exit. */
 struct pending {

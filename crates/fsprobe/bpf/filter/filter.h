@@ -8,7 +8,7 @@
 #ifndef FSP_FILTER_H
 #define FSP_FILTER_H
 
-#include "maps.h"
+#include "core/maps.h"
 
 #define FSP_E2BIG 7
 

@@ -3,8 +3,8 @@
 #ifndef FSP_MAPS_H
 #define FSP_MAPS_H
 
-#include "compat.h"
-#include "events.h"
+#include "kernel/compat.h"
+#include "abi/events.h"
 
 /* Set by user space before load (read-only afterwards). */
 const volatile __u32 cfg_self_tgid = 0;

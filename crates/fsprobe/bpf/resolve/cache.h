@@ -31,7 +31,7 @@
 #ifndef FSP_CACHE_H
 #define FSP_CACHE_H
 
-#include "maps.h"
+#include "core/maps.h"
 
 struct dir_cached {
 	__u64 gen;

@@ -7,9 +7,9 @@
 #ifndef FSP_RECORD_H
 #define FSP_RECORD_H
 
-#include "dentry.h"
-#include "filter.h"
-#include "lookup.h"
+#include "resolve/dentry.h"
+#include "filter/filter.h"
+#include "resolve/lookup.h"
 
 #define FSP_AT_FDCWD -100
 #define FSP_MASK (FSP_PATH_MAX - 1)

@@ -19,7 +19,7 @@
 #ifndef FSP_HOOKS_VFS_H
 #define FSP_HOOKS_VFS_H
 
-#include "pending.h"
+#include "record/pending.h"
 #include <bpf/bpf_tracing.h>
 
 static __always_inline void on_path_mkdir(const struct path *dir, struct dentry *dentry)

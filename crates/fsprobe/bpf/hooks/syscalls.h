@@ -21,7 +21,7 @@
 #ifndef FSP_HOOKS_SYSCALLS_H
 #define FSP_HOOKS_SYSCALLS_H
 
-#include "pending.h"
+#include "record/pending.h"
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 enum {
