@@ -74,6 +74,15 @@ static __always_inline __u64 current_gen(void)
 	return gen;
 }
 
+/* User space's epoch: bumped when it flushes its mirrors (src/cache.rs). */
+static __always_inline __u64 user_epoch(void)
+{
+	__u32 user = 1;
+	__u64 *e = bpf_map_lookup_elem(&cache_gen, &user);
+
+	return e ? *e : 0;
+}
+
 /* [0]: bumped by the syscalls that change the mount table (mount_changes()). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -246,7 +255,7 @@ __noinline int fsp_learn_defs(void)
 			break;
 		def = &cs->defs[i & (FSP_DEF_SLOTS - 1)];
 		c.gen = def->slot == 0 ? s->rec.hdr.file.cache_gen :
-			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.exe.cache_gen;
+			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.proc.exe.cache_gen;
 		c.dentry = cs->def_dentry[i & (FSP_DEF_SLOTS - 1)];
 		bpf_map_update_elem(&dir_cache, &def->key, &c, BPF_ANY);
 	}
