@@ -176,7 +176,7 @@ impl Handler {
         }
         match record.what {
             Decoded::Event(event) => {
-                if self.tx.send(Record::Event(Box::new(event))).is_ok() {
+                if self.tx.send(Record::Event(event)).is_ok() {
                     self.delivered.set(self.delivered.get() + 1);
                 }
             }

@@ -165,9 +165,15 @@ impl Kernel {
             )
         };
         if fd < 0 {
-            let err = std::io::Error::from_raw_os_error(-fd);
+            let errno = match -fd {
+                libc::EPERM => "EPERM".to_owned(),
+                libc::EINVAL => "EINVAL".to_owned(),
+                libc::E2BIG => "E2BIG".to_owned(),
+                524 => "ENOTSUPP".to_owned(),
+                e => std::io::Error::from_raw_os_error(e).to_string(),
+            };
             return Err(format!(
-                "the kernel refused an fentry program on {func} ({err})"
+                "the kernel refused an fentry program on {func} ({errno})"
             ));
         }
         // SAFETY: fd is a program fd we own; dropping it closes it.

@@ -49,7 +49,7 @@ pub(crate) struct Subtree {
 /// What one record turned into.
 #[derive(Debug)]
 pub(crate) enum Decoded {
-    Event(Event),
+    Event(Box<Event>),
     /// A notice for the probe itself (a process exit, a subtree to walk).
     Subtree(Subtree),
     Notice,
@@ -395,7 +395,7 @@ impl Decoder {
         }
         self.processes.expire(h.ts_ns);
         let what = match r.kind {
-            RecordKind::Event(kind) => Decoded::Event(self.event(&r, kind)),
+            RecordKind::Event(kind) => Decoded::Event(Box::new(self.event(&r, kind))),
             RecordKind::ProcessExit => {
                 self.processes.exited((h.pid, h.proc_start), h.ts_ns);
                 Decoded::Notice

@@ -11,7 +11,7 @@ fn decoder() -> Decoder {
 
 fn event(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
     match d.decode(bytes)?.what {
-        Decoded::Event(e) => Ok(e),
+        Decoded::Event(e) => Ok(*e),
         other => panic!("not an event: {other:?}"),
     }
 }
