@@ -80,14 +80,6 @@ static __always_inline __u64 req_user_data(struct io_kiocb *req)
 	return BPF_CORE_READ(req, cqe.user_data);
 }
 
-/* Debian 5.10's per-op structs: the 6.x names moved (io_hardlink became io_link). */
-struct io_hardlink___510 {
-	int old_dfd;
-	int new_dfd;
-	struct filename *oldpath;
-	struct filename *newpath;
-} __attribute__((preserve_access_index));
-
 static __always_inline const char *filename_of(struct filename *f)
 {
 	return f ? BPF_CORE_READ(f, name) : NULL;
@@ -97,7 +89,11 @@ static __always_inline const char *filename_of(struct filename *f)
 static __always_inline const char *xattr_name(struct io_kiocb *req)
 {
 	struct io_xattr *x = (struct io_xattr *)req;
-	struct xattr_name *kname = BPF_CORE_READ(x, ctx.kname);
+	struct xattr_name *kname;
+
+	if (!bpf_core_type_exists(struct io_xattr))
+		return NULL;
+	kname = BPF_CORE_READ(x, ctx.kname);
 
 	return kname ? (const char *)kname->name : NULL;
 }
@@ -152,6 +148,10 @@ static __always_inline bool decode_request(struct op *p, struct io_kiocb *req, _
 	case IO_OP_SYMLINKAT: {
 		struct io_link *l = (struct io_link *)req;
 
+		/* 5.15+ (Debian's 5.10 backport stops at UNLINKAT). */
+		if (!bpf_core_type_exists(struct io_link))
+			return false;
+
 		if (opcode == IO_OP_SYMLINKAT) {
 			p->extra = filename_of(BPF_CORE_READ(l, oldpath));
 			p->dirfd = BPF_CORE_READ(l, new_dfd);
@@ -167,6 +167,9 @@ static __always_inline bool decode_request(struct op *p, struct io_kiocb *req, _
 	case IO_OP_SETXATTR:
 	case IO_OP_FSETXATTR: {
 		struct io_xattr *x = (struct io_xattr *)req;
+
+		if (!bpf_core_type_exists(struct io_xattr))
+			return false; /* 5.19+ */
 
 		p->extra = xattr_name(req);
 		p->attr_size = BPF_CORE_READ(x, ctx.size);
