@@ -76,10 +76,8 @@ fn c(name: &str) -> CString {
 fn descend(dir: &OwnedFd, name: &str) -> OwnedFd {
     let n = c(name);
     // SAFETY: dir is open, n is NUL-terminated.
-    assert_eq!(
-        unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), 0o755) },
-        0
-    );
+    let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), 0o755) };
+    assert_eq!(rc, 0);
     // SAFETY: as above.
     let fd = unsafe {
         libc::openat(
@@ -132,18 +130,15 @@ fn entries_deeper_than_path_max_are_watched() {
     });
     // The kernel has no path longer than PATH_MAX: the start is cut and flagged.
     assert_eq!(ev["file"]["truncated"], true, "{ev}");
+    // SAFETY: stat is plain data, zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: at is open, leaf NUL-terminated, st writable.
-    assert_eq!(
-        unsafe { libc::fstatat(at.as_raw_fd(), leaf.as_ptr(), &mut st, 0) },
-        0
-    );
+    let rc = unsafe { libc::fstatat(at.as_raw_fd(), leaf.as_ptr(), &mut st, 0) };
+    assert_eq!(rc, 0);
     assert_eq!(ev["file"]["inode"], st.st_ino, "{ev}");
     // SAFETY: at is open, leaf NUL-terminated.
-    assert_eq!(
-        unsafe { libc::unlinkat(at.as_raw_fd(), leaf.as_ptr(), 0) },
-        0
-    );
+    let rc = unsafe { libc::unlinkat(at.as_raw_fd(), leaf.as_ptr(), 0) };
+    assert_eq!(rc, 0);
     probe.wait_for("the unlink of the deep file", |v| {
         v["event"] == "unlink" && path_of(v, "file").ends_with(&format!("{name}/leaf"))
     });
