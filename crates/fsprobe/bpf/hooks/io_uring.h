@@ -15,13 +15,8 @@
  * abi/io_uring.def on the tracepoint backend; on the VFS backends those
  * whose operation no VFS hook reports (opens, writes, xattrs).
  *
- * The tracepoints changed: io_uring_submit_sqe(ctx, req, opcode,
- * user_data, ...) on Debian's 5.10 backport, io_uring_submit_sqe(req,
- * force_nonblock) in 5.18, io_uring_submit_req(req) from 6.3 (commit
- * 4ed5e7ad ("io_uring: rename trace_io_uring_submit_sqe() tracepoint"));
- * io_uring_complete(ctx, user_data, res, cflags) before 5.19, (ctx, req,
- * user_data, res, cflags, extra1, extra2) after, (ctx, req, cqe) from
- * 6.17. User space loads the programs matching this kernel's BTF.
+ * The tracepoints changed (kernel/compat.h lists them): user space loads
+ * the programs matching this kernel's BTF.
  *
  * The VFS hooks also need to know which request a thread is issuing:
  * io_issue_sqe()'s entry and exit keep it in io_issuing (hooks/origin.h).
@@ -58,27 +53,6 @@ static __always_inline bool io_reported(__u8 opcode)
 /* include/linux/io_uring_types.h: REQ_F_FIXED_FILE_BIT 0, REQ_F_CQE_SKIP_BIT 6 (5.17+). */
 #define FSP_REQ_F_FIXED_FILE 1
 #define FSP_REQ_F_CQE_SKIP 64
-
-/* The low 32 bits of req->flags (64 bits wide from 6.10, 32 before). */
-static __always_inline __u32 req_flags(struct io_kiocb *req)
-{
-	__u32 lo = 0;
-
-	bpf_core_read(&lo, sizeof(lo), &req->flags);
-	return lo;
-}
-
-/* user_data moved into req->cqe in 5.19. */
-struct io_kiocb___old {
-	__u64 user_data;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u64 req_user_data(struct io_kiocb *req)
-{
-	if (bpf_core_field_exists(struct io_kiocb___old, user_data))
-		return BPF_CORE_READ((struct io_kiocb___old *)req, user_data);
-	return BPF_CORE_READ(req, cqe.user_data);
-}
 
 static __always_inline const char *filename_of(struct filename *f)
 {
