@@ -255,7 +255,7 @@ done:
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(fsp_io_submit_req, struct io_kiocb *req)
 {
-	struct io_kiocb *r = req;
+	struct io_kiocb *r = untyped(req);
 
 	io_submitted(ctx, r, BPF_CORE_READ(r, opcode), req_user_data(r), (__u64)r);
 	return 0;
@@ -265,7 +265,7 @@ int BPF_PROG(fsp_io_submit_req, struct io_kiocb *req)
 SEC("tp_btf/io_uring_submit_sqe")
 int BPF_PROG(fsp_io_submit_sqe, struct io_kiocb *req, bool force_nonblock)
 {
-	struct io_kiocb *r = req;
+	struct io_kiocb *r = untyped(req);
 
 	io_submitted(ctx, r, BPF_CORE_READ(r, opcode), req_user_data(r), (__u64)r);
 	return 0;
@@ -275,7 +275,7 @@ int BPF_PROG(fsp_io_submit_sqe, struct io_kiocb *req, bool force_nonblock)
 SEC("tp_btf/io_uring_submit_sqe")
 int BPF_PROG(fsp_io_submit_sqe_510, void *ring, void *req, __u8 opcode, __u64 user_data)
 {
-	io_submitted(ctx, (struct io_kiocb *)req, opcode, user_data, ring_key(ring, user_data));
+	io_submitted(ctx, untyped(req), opcode, user_data, ring_key(untyped(ring), user_data));
 	return 0;
 }
 
@@ -283,7 +283,9 @@ int BPF_PROG(fsp_io_submit_sqe_510, void *ring, void *req, __u8 opcode, __u64 us
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete, void *ring, void *req, __u64 user_data, int res)
 {
-	io_completed(ctx, (struct io_kiocb *)req, (__u64)req, res);
+	struct io_kiocb *r = untyped(req);
+
+	io_completed(ctx, r, (__u64)r, res);
 	return 0;
 }
 
@@ -291,7 +293,9 @@ int BPF_PROG(fsp_io_complete, void *ring, void *req, __u64 user_data, int res)
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete_cqe, void *ring, void *req, struct io_uring_cqe *cqe)
 {
-	io_completed(ctx, (struct io_kiocb *)req, (__u64)req, BPF_CORE_READ(cqe, res));
+	struct io_kiocb *r = untyped(req);
+
+	io_completed(ctx, r, (__u64)r, BPF_CORE_READ(cqe, res));
 	return 0;
 }
 
@@ -299,7 +303,7 @@ int BPF_PROG(fsp_io_complete_cqe, void *ring, void *req, struct io_uring_cqe *cq
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete_510, void *ring, __u64 user_data, int res)
 {
-	io_completed(ctx, NULL, ring_key(ring, user_data), res);
+	io_completed(ctx, NULL, ring_key(untyped(ring), user_data), res);
 	return 0;
 }
 
@@ -327,7 +331,7 @@ static __always_inline void io_issue_end(void)
 SEC("fentry/io_issue_sqe")
 int BPF_PROG(fentry_io_issue_sqe, struct io_kiocb *req)
 {
-	io_issue_begin(req);
+	io_issue_begin(untyped(req));
 	return 0;
 }
 

@@ -140,6 +140,19 @@ static __always_inline __u64 req_user_data(struct io_kiocb *req)
  * bpf_core_type_exists() before reading them.
  */
 
+/*
+ * A BTF-typed pointer (an fentry, fexit or tp_btf argument) as a plain
+ * value. The verifier lets global functions take scalars only (6.12:
+ * "R1 is not a scalar"), and the path walk and the filter are global.
+ */
+static __always_inline void *untyped(const void *p)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return (void *)v;
+}
+
 #define FSP_S_IFMT 00170000
 #define FSP_S_IFDIR 0040000
 #define FSP_S_IFLNK 0120000

@@ -121,9 +121,11 @@ static __always_inline __u32 put_cgroup_path(struct task_struct *task,
 	}
 	if (kn && kernfs_parent(kn))
 		cs->cg_cut = 1;
+	/* Unrolled: 5.10's verifier refuses a loop whose head follows a call. */
+#pragma unroll
 	for (int i = FSP_CGROUP_DEPTH - 1; i >= 0; i--) {
-		if (i < n && fsp_cgroup_append(i))
-			break;
+		if (i < n && !cs->cg_cut && fsp_cgroup_append(i))
+			cs->cg_cut = 1;
 	}
 	*cut = cs->cg_cut;
 	return cs->cg_len & (FSP_CGROUP_MAX - 1);
