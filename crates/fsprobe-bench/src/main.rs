@@ -25,6 +25,7 @@ mod rename_loop;
 mod report;
 mod run;
 mod scenario;
+mod soak;
 mod startup;
 mod stats;
 mod stop;
@@ -144,6 +145,9 @@ fn main() -> ExitCode {
     );
     let plan = Plan::new(&args);
     stop::install();
+    if args.soak {
+        return soak_run(&args, &plan);
+    }
     // Held to the end: statistics go off again when it drops.
     let bpf_stats = match plan.bpf_stats {
         true => kernel::stats::Stats::enable(),
@@ -265,6 +269,22 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// The soak test alone, with statistics on and the consumer pinned like
+/// the benchmark's.
+fn soak_run(args: &Args, plan: &Plan) -> ExitCode {
+    let stats = match plan.bpf_stats {
+        true => kernel::stats::Stats::enable(),
+        false => kernel::stats::Stats::Off("--no-bpf-stats".into()),
+    };
+    say!("BPF run-time statistics: {}", stats.describe());
+    let consumer = usize::from(cpu::cpu_count() > 1);
+    if let Err(e) = cpu::pin_current_thread(consumer) {
+        eprintln!("fsprobe-bench: cannot pin to CPU {consumer}: {e}");
+    }
+    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    soak::run(args, &plan.out, &scratch, 0)
 }
 
 fn render(from: &std::path::Path, to: &std::path::Path) -> ExitCode {
