@@ -85,8 +85,13 @@ fn cells(row: &Row) -> String {
     )
 }
 
+/// Bytes as MiB, or KiB below one MiB.
 pub(crate) fn mib(bytes: Option<u64>) -> String {
-    bytes.map_or("–".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+    match bytes {
+        None => "–".into(),
+        Some(b) if b < 1 << 20 => format!("{:.0} KiB", b as f64 / 1024.0),
+        Some(b) => format!("{:.1} MiB", b as f64 / 1048576.0),
+    }
 }
 
 pub(crate) fn listener(row: &Row) -> String {
@@ -107,13 +112,19 @@ fn lifecycle(s: &ScenarioResult) -> Option<String> {
         let v: Vec<f64> = row.runs.iter().filter_map(f).collect();
         crate::stats::Spread::of(&v).map(|s| s.median)
     };
+    let memory = match (row.kernel_map_bytes, row.rss_bytes) {
+        (None, None) => String::new(),
+        (maps, rss) => format!(
+            "; its BPF maps held {} (memlock) and this process was {} resident at most",
+            mib(maps),
+            mib(rss)
+        ),
+    };
     Some(format!(
-        "fsprobe watched {} inodes; starting it (load, attach, seed) took {} s and stopping it {} s (medians, not timed); its BPF maps held {} (memlock) and this process {} resident.",
+        "fsprobe watched {} inodes; starting it (load, attach, seed) took {} s and stopping it {} s (medians, not timed){memory}.",
         s.watched_inodes.map_or("?".into(), |n| thousands(n as f64)),
         num(median(&|r| r.setup_s), 2),
         num(median(&|r| r.teardown_s), 2),
-        mib(row.kernel_map_bytes),
-        mib(row.rss_bytes),
     ))
 }
 

@@ -101,7 +101,10 @@ impl Plan {
         let peers = match (args.no_peers, args.quick) {
             (true, _) => Vec::new(),
             _ if !args.peers.is_empty() => args.peers.clone(),
-            (false, true) => vec![PeerKind::Inotifywait, PeerKind::Fatrace, PeerKind::Bpftrace],
+            (false, true) => PeerKind::ALL
+                .into_iter()
+                .filter(|p| *p != PeerKind::Auditd)
+                .collect(),
             (false, false) => PeerKind::ALL.to_vec(),
         };
         // The workspace's folders, wherever the bench is started from.

@@ -147,7 +147,7 @@ pub fn run(ctx: &mut Ctx, tree: &Tree, seq: &[u32], id: u8) -> Measured {
             kind.label(),
             "",
             None,
-            format!("unavailable: {why}"),
+            format!("not runnable: {why}"),
         ));
     }
     Measured { rows, base, modes }

@@ -157,3 +157,119 @@ pub fn all(res: &SoakResults) -> Vec<Verdict> {
     out.push(rate_held(res));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::maps::MapInfo;
+    use crate::procfs::Rss;
+
+    fn map(name: &str, map_type: &str, entries: u64) -> MapInfo {
+        MapInfo {
+            name: name.into(),
+            id: 1,
+            map_type: map_type.into(),
+            max_entries: 1 << 20,
+            memlock: 1000,
+            entries: Some(entries),
+        }
+    }
+
+    fn sample(t_s: f64, rss_mib: u64, watched: u64, cache: u64) -> Sample {
+        Sample {
+            t_s,
+            steps: 0,
+            failed: 0,
+            delivered: 0,
+            lost: 0,
+            events_per_s: 0.0,
+            rss: Rss {
+                total: rss_mib << 20,
+                ..Rss::default()
+            },
+            heap_live_bytes: 0,
+            map_bytes: 2000,
+            maps: vec![
+                map("watched", "hash", watched),
+                map("dir_cache", "lru_hash", cache),
+            ],
+            bpf_ns_per_event: None,
+            cpu_ns_per_event: None,
+        }
+    }
+
+    fn results(samples: Vec<Sample>) -> SoakResults {
+        SoakResults {
+            benchmark: String::new(),
+            started: String::new(),
+            wall_s: 0.0,
+            machine: crate::machine::Machine::probe(std::path::Path::new("/")),
+            config: super::super::Config {
+                minutes: 30,
+                rate: 50_000,
+                sample_secs: 60,
+                scenario: 6,
+                watched_inodes: 0,
+                cycle: String::new(),
+            },
+            achieved_rate: 49_000.0,
+            samples,
+            expected: 10,
+            delivered: 10,
+            other_events: 0,
+            first_other: None,
+            summary: Some(fsprobe::Summary::default()),
+            verdicts: Vec::new(),
+            failures: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn find<'a>(v: &'a [Verdict], name: &str) -> &'a Verdict {
+        v.iter().find(|v| v.name == name).expect("a verdict")
+    }
+
+    #[test]
+    fn growth_during_the_warm_up_does_not_count_but_after_it_does() {
+        // 30 minutes: a 300 s warm-up. RSS doubles before it, then stays
+        // within 5 %; the LRU cache fills up to its size after it.
+        let flat = vec![
+            sample(0.0, 20, 120_000, 0),
+            sample(240.0, 40, 120_000, 10_000),
+            sample(300.0, 40, 120_000, 20_000),
+            sample(1800.0, 41, 120_010, 40_000),
+        ];
+        let v = all(&results(flat));
+        assert!(find(&v, "flat RSS").ok, "{v:?}");
+        assert!(find(&v, "bounded maps").ok, "{v:?}");
+        assert!(find(&v, "no loss").ok && find(&v, "rate held").ok, "{v:?}");
+        // RSS 10 % up, and the watched map growing by 20,000 entries.
+        let growing = vec![
+            sample(300.0, 40, 120_000, 0),
+            sample(1000.0, 42, 130_000, 0),
+            sample(1800.0, 44, 140_000, 0),
+        ];
+        let v = all(&results(growing));
+        assert!(!find(&v, "flat RSS").ok, "{v:?}");
+        let maps = find(&v, "bounded maps");
+        assert!(!maps.ok && maps.detail.contains("watched grew"), "{v:?}");
+    }
+
+    #[test]
+    fn a_loss_or_a_missing_event_or_a_slow_churn_fails_its_goal() {
+        let two = vec![sample(300.0, 40, 1, 0), sample(600.0, 40, 1, 0)];
+        let mut r = results(two);
+        r.delivered = 9;
+        r.achieved_rate = 40_000.0;
+        let v = all(&r);
+        let loss = find(&v, "no loss");
+        assert!(
+            !loss.ok && loss.detail.contains("1 neither delivered"),
+            "{v:?}"
+        );
+        assert!(!find(&v, "rate held").ok, "{v:?}");
+        // Too short a run for a verdict on flatness.
+        let r = results(vec![sample(0.0, 40, 1, 0)]);
+        assert!(!find(&all(&r), "flat RSS").ok);
+    }
+}
