@@ -84,18 +84,38 @@ pub fn locate(flag: Option<&Path>) -> PathBuf {
     exe.with_file_name("fsprobe")
 }
 
+/// The newest modification time of the files under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut latest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = match path.is_dir() {
+            true => newest(&path),
+            false => entry.metadata().and_then(|m| m.modified()).ok(),
+        };
+        latest = latest.max(t);
+    }
+    latest
+}
+
 fn version(bin: &Path) -> String {
     let out = Command::new(bin).arg("--version").output();
     let text = out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let mut text = text.unwrap_or_default();
-    // A binary older than the bench may be stale (cargo run -p
-    // fsprobe-bench does not rebuild the CLI).
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let exe = std::env::current_exe().ok();
-    if let (Some(cli), Some(bench)) = (modified(bin), exe.as_deref().and_then(modified))
-        && cli + Duration::from_secs(60) < bench
+    // `cargo run -p fsprobe-bench` does not rebuild the CLI: say so when
+    // the library's or the CLI's sources (if they are still where this
+    // bench was built from) are newer than the binary.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crates = manifest.parent().unwrap_or(manifest);
+    let sources = ["fsprobe/src", "fsprobe/bpf", "fsprobe-cli/src"]
+        .iter()
+        .filter_map(|d| newest(&crates.join(d)))
+        .max();
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+    if let (Some(src), Some(built)) = (sources, built)
+        && src > built
     {
-        text.push_str(" (built before fsprobe-bench: maybe stale, run cargo build --release)");
+        text.push_str("; older than its sources: rebuild it with cargo build --release");
     }
     text
 }
