@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::workload::Workload;
 
 /// What one output line means.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Class {
     Event,
     Sentinel,

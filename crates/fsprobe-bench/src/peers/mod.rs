@@ -4,6 +4,7 @@
 //! instead of a number.
 mod audit;
 pub(crate) mod follow;
+mod spawn;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -13,10 +14,10 @@ use serde::Serialize;
 
 use crate::kernel::progs::Progs;
 use crate::run::{self, Consumed, RunResult};
-use crate::tree::{SENTINEL, Tree};
+use crate::tree::Tree;
 use crate::workload::{Pace, Workload};
 use audit::Audit;
-use follow::{Class, Follower};
+use follow::Follower;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum PeerKind {
@@ -78,24 +79,6 @@ impl PeerKind {
             _ => libc::SIGTERM,
         }
     }
-}
-
-/// Where bpftrace's opensnoop.bt is: Debian installs the tools in /usr/sbin
-/// (on the PATH), upstream in /usr/share/bpftrace/tools.
-fn opensnoop_script() -> Option<std::path::PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("opensnoop.bt"))
-            .find(|p| p.is_file())
-    });
-    let shared = [
-        "/usr/share/bpftrace/tools/opensnoop.bt",
-        "/usr/sbin/opensnoop.bt",
-    ]
-    .iter()
-    .map(std::path::PathBuf::from)
-    .find(|p| p.is_file());
-    on_path.or(shared)
 }
 
 pub(crate) fn installed(binary: &str) -> bool {
@@ -166,7 +149,7 @@ impl Peers {
         }
         if wanted.contains(&PeerKind::Opensnoop)
             && !missing.contains(&PeerKind::Opensnoop)
-            && opensnoop_script().is_none()
+            && spawn::opensnoop_script().is_none()
         {
             missing.push(PeerKind::Opensnoop);
             let why = "bpftrace is installed but not opensnoop.bt (looked on the PATH and in /usr/share/bpftrace/tools)";
@@ -197,110 +180,14 @@ impl Peers {
     }
 
     /// Starts `kind` listening to the workload process `pid`.
-    fn spawn(&mut self, kind: PeerKind, tree: &Tree, pid: u32) -> Result<Follower, String> {
-        let root = tree.root.to_string_lossy().into_owned();
-        let ends_sentinel = |l: &str| l.ends_with(SENTINEL);
-        match kind {
-            PeerKind::Inotifywait => {
-                let mut cmd = Command::new("inotifywait");
-                cmd.args(["-r", "-m", "-e", "open", "--format", "%e %w%f", &root]);
-                let mut f = Follower::spawn(cmd, move |l| {
-                    if ends_sentinel(l) {
-                        Class::Sentinel
-                    } else if l.starts_with("OPEN ") {
-                        Class::Event
-                    } else if l.starts_with("Q_OVERFLOW") {
-                        // The count is unknown: this counts the notices.
-                        Class::Lost(1)
-                    } else {
-                        Class::Other
-                    }
-                })?;
-                f.wait_stderr("Watches established", Duration::from_secs(600))?;
-                Ok(f)
-            }
-            PeerKind::Fatrace => {
-                let mut cmd = Command::new("fatrace");
-                cmd.args(["-c", "-f", "O", "-C", &self.comm])
-                    .current_dir(&tree.root);
-                let mark = format!("({pid}): ");
-                Follower::spawn(cmd, move |l| match (l.contains(&mark), ends_sentinel(l)) {
-                    (true, true) => Class::Sentinel,
-                    (true, false) => Class::Event,
-                    _ => Class::Other,
-                })
-            }
-            PeerKind::Bpftrace => {
-                let program = format!(
-                    "tracepoint:syscalls:sys_enter_openat /pid == {pid}/ {{ printf(\"%s\\n\", str(args->filename)); }}"
-                );
-                let mut cmd = Command::new("bpftrace");
-                cmd.args(["-e", &program]);
-                // str() keeps 64 bytes: match the root's start only.
-                let prefix: String = root.chars().take(48).collect();
-                Follower::spawn(cmd, move |l| {
-                    if let Some(n) = l.strip_prefix("Lost ") {
-                        let n = n.split_whitespace().next().and_then(|n| n.parse().ok());
-                        Class::Lost(n.unwrap_or(0))
-                    } else if ends_sentinel(l) {
-                        Class::Sentinel
-                    } else if l.starts_with(&prefix) {
-                        Class::Event
-                    } else {
-                        Class::Other
-                    }
-                })
-            }
-            PeerKind::Opensnoop => {
-                let script = opensnoop_script().ok_or("opensnoop.bt is gone")?;
-                let mut cmd = Command::new("bpftrace");
-                cmd.arg(script);
-                // "PID COMM FD ERR PATH"; str() keeps 64 bytes of the path.
-                let (pid, prefix) = (pid.to_string(), root.chars().take(48).collect::<String>());
-                Follower::spawn(cmd, move |l| {
-                    if let Some(n) = l.strip_prefix("Lost ") {
-                        let n = n.split_whitespace().next().and_then(|n| n.parse().ok());
-                        return Class::Lost(n.unwrap_or(0));
-                    }
-                    let mut fields = l.split_whitespace();
-                    if fields.next() != Some(pid.as_str()) {
-                        Class::Other
-                    } else if ends_sentinel(l) {
-                        Class::Sentinel
-                    } else if l.contains(&prefix) {
-                        Class::Event
-                    } else {
-                        Class::Other
-                    }
-                })
-            }
-            PeerKind::PerfTrace => {
-                let mut cmd = Command::new("perf");
-                cmd.args(["trace", "-e", "openat", "-p", &pid.to_string()]);
-                // Without BPF augmentation perf prints the filename as an
-                // address: the workload's measured opens are absolute
-                // (`dfd: CWD`), the sentinel is opened relative to the
-                // tree's fd (`dfd: <n>`).
-                Follower::spawn_with(cmd, true, move |l| {
-                    if let Some(rest) = l.trim_start().strip_prefix("LOST ") {
-                        let n = rest.split_whitespace().next().and_then(|n| n.parse().ok());
-                        Class::Lost(n.unwrap_or(0))
-                    } else if !l.contains(" openat(") {
-                        Class::Other
-                    } else if l.contains(SENTINEL) || !l.contains("openat(dfd: CWD") {
-                        Class::Sentinel
-                    } else {
-                        Class::Event
-                    }
-                })
-            }
-            PeerKind::Auditd => {
-                let audit = self.audit.as_ref().ok_or("auditd is not set up")?;
-                let mut cmd = Command::new("tail");
-                cmd.args(["-F", "-n", "0", &audit.log]);
-                Follower::spawn(cmd, Audit::classify(pid))
-            }
+    fn spawn(&self, kind: PeerKind, tree: &Tree, pid: u32) -> Result<Follower, String> {
+        if kind == PeerKind::Auditd {
+            let audit = self.audit.as_ref().ok_or("auditd is not set up")?;
+            let mut cmd = Command::new("tail");
+            cmd.args(["-F", "-n", "0", &audit.log]);
+            return Follower::spawn(cmd, Audit::classify(pid));
         }
+        spawn::follow(kind, tree, pid, &self.comm)
     }
 
     fn consumer_cpu(&self, kind: PeerKind, f: &Follower) -> u64 {

@@ -18,7 +18,7 @@ use crate::peers::Peers;
 use crate::plan::{DEFAULT_PAGES, Part, Plan, SIDE_SCENARIO, STARTUP_SCENARIO};
 use crate::probe_run::{self, Watch};
 use crate::rate::RateResult;
-use crate::rename_loop::{self, RenameLoop};
+use crate::rename_loop::{self, RenameLoop, Renamed};
 use crate::report::{Row, ScenarioResult};
 use crate::run::{self, Cpus, RunResult};
 use crate::startup;
@@ -103,34 +103,15 @@ pub(super) fn probe_into(
         row.tool,
         transport.name()
     );
-    let side = match extras.rename_loop {
-        true => match RenameLoop::start(
-            &ctx.scratch.join("rename-loop"),
-            ctx.cpus.consumer,
-            rename_loop::RATE,
-        ) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                ctx.failures
-                    .push(format!("{what}: starting the rename loop: {e}"));
-                return;
-            }
-        },
-        false => None,
+    let Ok(side) = start_rename_loop(ctx, &what, extras.rename_loop) else {
+        return;
     };
     let measured = probe_run::measure(tree, &w, pace, watch, mode, transport, pages);
     let renamed = side.map(RenameLoop::stop);
     match measured {
         Ok(mut run) => {
             run.result.round_baseline_ns = extras.round_base;
-            match renamed {
-                Some(Ok(r)) if r.failed == 0 => run.result.side_load_rate = Some(r.rate),
-                Some(Ok(r)) => ctx
-                    .failures
-                    .push(format!("{what}: {} renames of the loop failed", r.failed)),
-                Some(Err(e)) => ctx.failures.push(format!("{what}: the rename loop: {e}")),
-                None => {}
-            }
+            run.result.side_load_rate = renamed.and_then(|r| rename_rate(ctx, &what, r));
             if run.result.open_errors > 0 {
                 ctx.failures
                     .push(format!("{what}: {} opens failed", run.result.open_errors));
@@ -157,6 +138,39 @@ pub(super) fn probe_into(
         Err(e) => {
             ctx.failures.push(format!("{what}: {e}"));
             row.status = format!("failed: {e}");
+        }
+    }
+}
+
+/// The rename loop, when `on`; Err (a failure recorded) if it did not start.
+fn start_rename_loop(ctx: &mut Ctx, what: &str, on: bool) -> Result<Option<RenameLoop>, ()> {
+    if !on {
+        return Ok(None);
+    }
+    let dir = ctx.scratch.join("rename-loop");
+    match RenameLoop::start(&dir, ctx.cpus.consumer, rename_loop::RATE) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) => {
+            ctx.failures
+                .push(format!("{what}: starting the rename loop: {e}"));
+            Err(())
+        }
+    }
+}
+
+/// The loop's achieved rate; a loop that died or whose renames failed is
+/// a failure.
+fn rename_rate(ctx: &mut Ctx, what: &str, r: std::io::Result<Renamed>) -> Option<f64> {
+    match r {
+        Ok(r) if r.failed == 0 => Some(r.rate),
+        Ok(r) => {
+            let e = format!("{what}: {} renames of the loop failed", r.failed);
+            ctx.failures.push(e);
+            None
+        }
+        Err(e) => {
+            ctx.failures.push(format!("{what}: the rename loop: {e}"));
+            None
         }
     }
 }
