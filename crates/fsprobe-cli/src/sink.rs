@@ -99,6 +99,22 @@ impl<W: Write> Sink for TableSink<W> {
                     "LOST"
                 )
             }
+            Record::Unwatched {
+                count,
+                reason,
+                path,
+            } => {
+                let under = path
+                    .as_ref()
+                    .map(|p| format!(" under {}", p.display()))
+                    .unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "{:<8} {count} files not watched{under} ({reason:?})",
+                    "UNWATCH"
+                )
+            }
+            _ => Ok(()),
         }
     }
 

@@ -33,6 +33,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
             Record::Lost { count, reason, .. } => eprintln!("lost {count} events ({reason:?})"),
+            Record::Unwatched { count, reason, .. } => {
+                eprintln!("{count} files could not be watched ({reason:?})")
+            }
+            other => eprintln!("{other:?}"),
         }
     }
     let summary = probe.join()?;

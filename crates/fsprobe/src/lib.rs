@@ -41,8 +41,11 @@ mod loss;
 mod mounts;
 mod probe;
 mod reorder;
+mod seed;
+mod subtrees;
 mod tracefs;
-mod watch;
+mod transport;
+mod worker;
 
 #[allow(
     clippy::all,
@@ -63,6 +66,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use event::{
-    Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, base64,
+    ContainerId, Event, EventKind, ExtraString, FileRef, IoUringRequest, LossReason, MknodInfo,
+    MountInfo, OpenInfo, Origin, Process, Record, SetAttr, UnwatchedReason, XattrInfo, base64,
 };
 pub use probe::{Probe, Ready, Summary};
