@@ -85,6 +85,8 @@ pub struct SoakResults {
     pub other_events: u64,
     /// The first event of another process in the tree (none expected).
     pub first_other: Option<String>,
+    /// Files and directories the probe announced it could not watch.
+    pub unwatched: u64,
     pub summary: Option<fsprobe::Summary>,
     pub verdicts: Vec<verdict::Verdict>,
     pub failures: Vec<String>,
@@ -172,11 +174,22 @@ fn sampler(
     }
 }
 
+/// What the consumer received, besides the losses.
+struct Consumed {
+    /// The churn's events.
+    delivered: u64,
+    /// Events of other processes in the tree, and the first of them.
+    others: u64,
+    first_other: Option<String>,
+    /// Files and directories announced as not watched (`Record::Unwatched`).
+    unwatched: u64,
+}
+
 /// Receives records until the churn is over and drained (or a stop is
 /// requested); returns the workload's events and the others.
-fn consume(probe: &Probe, churn: &Churn, counts: &Counts) -> (u64, u64, Option<String>) {
+fn consume(probe: &Probe, churn: &Churn, counts: &Counts) -> Consumed {
     let pid = churn.pid();
-    let (mut delivered, mut lost, mut others) = (0u64, 0u64, 0u64);
+    let (mut delivered, mut lost, mut others, mut unwatched) = (0u64, 0u64, 0u64, 0u64);
     let mut first_other = None;
     let mut idle_since: Option<Instant> = None;
     loop {
@@ -200,6 +213,8 @@ fn consume(probe: &Probe, churn: &Churn, counts: &Counts) -> (u64, u64, Option<S
                 lost += count;
                 counts.lost.store(lost, Ordering::Relaxed);
             }
+            Ok(Record::Unwatched { count, .. }) => unwatched += count,
+            Ok(_) => {}
             Err(RecvTimeoutError::Timeout) => {
                 idle_since.get_or_insert_with(Instant::now);
             }
@@ -212,7 +227,12 @@ fn consume(probe: &Probe, churn: &Churn, counts: &Counts) -> (u64, u64, Option<S
             break;
         }
     }
-    (delivered, others, first_other)
+    Consumed {
+        delivered,
+        others,
+        first_other,
+        unwatched,
+    }
 }
 
 /// The whole soak test; the exit code.
@@ -258,6 +278,7 @@ pub fn run(
         delivered: 0,
         other_events: 0,
         first_other: None,
+        unwatched: 0,
         summary: None,
         verdicts: Vec::new(),
         failures: Vec::new(),
@@ -325,7 +346,7 @@ fn soak(
     let samples = Mutex::new(Vec::new());
     let t0 = Instant::now();
     let every = Duration::from_secs(args.soak_sample_secs.max(1));
-    let (delivered, others, first_other) = std::thread::scope(|s| {
+    let got = std::thread::scope(|s| {
         let sampling = s.spawn(|| {
             *samples.lock().expect("samples") =
                 sampler(&churn, &probe_progs, &counts, every, &done, t0);
@@ -339,9 +360,10 @@ fn soak(
     let progress = churn.progress();
     res.achieved_rate = churn.rate();
     res.expected = progress.steps - progress.failed;
-    res.delivered = delivered;
-    res.other_events = others;
-    res.first_other = first_other;
+    res.delivered = got.delivered;
+    res.other_events = got.others;
+    res.first_other = got.first_other;
+    res.unwatched = got.unwatched;
     res.samples = samples.into_inner().expect("samples");
     if progress.failed > 0 {
         res.notes.push(format!(

@@ -89,6 +89,13 @@ fn markdown(r: &SoakResults) -> String {
             thousands(s.walks_cached as f64)
         );
     }
+    if r.unwatched > 0 {
+        let _ = writeln!(
+            out,
+            "\nThe probe announced {} files or directories it could not watch (`Record::Unwatched`).",
+            r.unwatched
+        );
+    }
     if let Some(o) = &r.first_other {
         let _ = writeln!(
             out,

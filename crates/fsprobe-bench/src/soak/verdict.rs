@@ -112,6 +112,12 @@ fn bounded_maps(res: &SoakResults, reference: &Sample, last: &Sample) -> Verdict
     if hits > 0 {
         growing.push(format!("the watch limit was hit {hits} times"));
     }
+    if res.unwatched > 0 {
+        growing.push(format!(
+            "{} entries announced as not watched",
+            res.unwatched
+        ));
+    }
     let detail = match growing.is_empty() {
         true => format!(
             "memlock {} → {}; entries: {}",
@@ -218,6 +224,7 @@ mod tests {
             delivered: 10,
             other_events: 0,
             first_other: None,
+            unwatched: 0,
             summary: Some(fsprobe::Summary::default()),
             verdicts: Vec::new(),
             failures: Vec::new(),
