@@ -115,7 +115,8 @@ struct lookup_state {
 	__u32 resolved;       /* bytes of upath resolved into cur */
 	__u8 state;
 	__u8 done;
-	__u16 pad;
+	__u8 only_watched;    /* stop before the last name when its directory is not watched */
+	__u8 unwatched;       /* ... and it stopped there */
 };
 
 /* Per-CPU scratch: BPF stacks are 512 bytes, paths are 4096. */
