@@ -33,9 +33,6 @@
 #include "abi/syscalls.h"
 #include <bpf/bpf_tracing.h>
 
-/* arch/x86/include/asm/thread_info.h: the task is in a 32-bit syscall. */
-#define FSP_TS_COMPAT 0x0002
-
 #define FSP_CLONE_NEWNS 0x00020000
 #define FSP_CREAT_FLAGS (0100 | 01 | 01000) /* O_CREAT | O_WRONLY | O_TRUNC */
 
