@@ -44,11 +44,7 @@ fn setup<'obj>(
             .skel
             .maps
             .outside_names
-            .update(
-                &1u32.to_ne_bytes(),
-                &linked.to_ne_bytes(),
-                MapFlags::ANY,
-            )
+            .update(&1u32.to_ne_bytes(), &linked.to_ne_bytes(), MapFlags::ANY)
             .context("counting the hard-linked watched files")?;
     }
     let (inserted, skipped, first_skip) = (seeder.inserted, seeder.skipped, seeder.first_skip);
@@ -81,12 +77,7 @@ pub(crate) fn run(
             return Summary::default();
         }
     };
-    let walker = match Walker::start(
-        &backend.skel.maps,
-        config.max_watches,
-        linked,
-        tx.clone(),
-    ) {
+    let walker = match Walker::start(&backend.skel.maps, config.max_watches, linked, tx.clone()) {
         Ok(w) => w,
         Err(e) => {
             let _ = ready_tx.send(Err(e));

@@ -609,12 +609,13 @@ int BPF_KPROBE(kprobe_vfs_utimes, const struct path *path)
  */
 static __always_inline __u64 kprobe_arg(struct pt_regs *regs, __u32 i)
 {
+	/* Probe reads: 5.10's verifier refuses a load from a computed ctx offset. */
 	switch (i) {
-	case 0: return PT_REGS_PARM1(regs);
-	case 1: return PT_REGS_PARM2(regs);
-	case 2: return PT_REGS_PARM3(regs);
-	case 3: return PT_REGS_PARM4(regs);
-	case 4: return PT_REGS_PARM5(regs);
+	case 0: return PT_REGS_PARM1_CORE(regs);
+	case 1: return PT_REGS_PARM2_CORE(regs);
+	case 2: return PT_REGS_PARM3_CORE(regs);
+	case 3: return PT_REGS_PARM4_CORE(regs);
+	case 4: return PT_REGS_PARM5_CORE(regs);
 	}
 	return 0;
 }

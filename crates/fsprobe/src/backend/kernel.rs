@@ -3,7 +3,7 @@
 //! programs load (a two-instruction probe), whether it has kprobes, which
 //! syscalls it has (tracefs), which symbols can be attached to
 //! (/proc/kallsyms). The backend and its programs are chosen from this.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,32 @@ impl Proto {
     }
 }
 
+#[derive(Default)]
+struct Symbols {
+    names: HashSet<String>,
+    cloned: HashMap<String, String>,
+}
+
+/// Clones GCC makes that callers may call instead of the function itself
+/// (partial inlining, interprocedural scalar replacement, constant
+/// propagation); `.cold` parts are only the function's own cold code.
+const BYPASSING_CLONES: [&str; 3] = [".part.", ".isra.", ".constprop."];
+
+fn read_symbols() -> Symbols {
+    let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else {
+        return Symbols::default();
+    };
+    let mut symbols = Symbols::default();
+    for name in text.lines().filter_map(|l| l.split_whitespace().nth(2)) {
+        if let Some(clone) = BYPASSING_CLONES.iter().find(|c| name.contains(**c)) {
+            let base = name.split(clone).next().unwrap_or(name);
+            symbols.cloned.insert(base.to_owned(), name.to_owned());
+        }
+        symbols.names.insert(name.to_owned());
+    }
+    symbols
+}
+
 pub(crate) struct Kernel {
     /// `uname -r`.
     pub release: String,
@@ -40,8 +66,9 @@ pub(crate) struct Kernel {
     /// The kernel has kprobes (CONFIG_KPROBES: the kprobe PMU exists).
     pub kprobes: bool,
     tracefs: PathBuf,
-    /// The names of /proc/kallsyms, read when a VFS backend is considered.
-    symbols: Option<HashSet<String>>,
+    /// The names of /proc/kallsyms, read when a VFS backend is considered,
+    /// and the functions that also have compiler clones there.
+    symbols: Option<Symbols>,
 }
 
 /// The running kernel's release.
@@ -113,20 +140,26 @@ impl Kernel {
         tracefs::has_syscall(&self.tracefs, tracefs_name)
     }
 
-    /// Can fentry/kprobe attach to `name` by that name? (Some BTF
-    /// functions exist only as `.isra` clones, or are inlined.)
-    pub(crate) fn has_symbol(&mut self, name: &str) -> bool {
-        let symbols = self.symbols.get_or_insert_with(|| {
-            std::fs::read_to_string("/proc/kallsyms")
-                .map(|text| {
-                    text.lines()
-                        .filter_map(|l| l.split_whitespace().nth(2))
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-        symbols.is_empty() || symbols.contains(name)
+    /// Can fentry/kprobe attach to `name` by that name, and see every call?
+    /// Some BTF functions exist only as clones, or are inlined; some are
+    /// also partly inlined into their callers (Debian's 5.10 has a
+    /// `vfs_rmdir.part.0`, which do_rmdir() calls instead).
+    pub(crate) fn attachable(&mut self, name: &str) -> std::result::Result<(), String> {
+        let symbols = self.symbols.get_or_insert_with(read_symbols);
+        if symbols.names.is_empty() {
+            return Ok(()); // no kallsyms to check: let the attach decide
+        }
+        if !symbols.names.contains(name) {
+            return Err(format!(
+                "{name} has no symbol of that name (inlined or renamed)"
+            ));
+        }
+        if let Some(clone) = symbols.cloned.get(name) {
+            return Err(format!(
+                "{name} is partly inlined into its callers ({clone}): its exit is not seen on every call"
+            ));
+        }
+        Ok(())
     }
 
     /// Does the kernel load fentry programs on `func`? A two-instruction

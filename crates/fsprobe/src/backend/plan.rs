@@ -180,11 +180,7 @@ impl Planner<'_> {
         if self.kernel.func(&func).is_none() {
             return Err(format!("{func} is not in this kernel's BTF"));
         }
-        if !self.kernel.has_symbol(&func) {
-            return Err(format!(
-                "{func} has no symbol of that name (inlined or renamed)"
-            ));
-        }
+        self.kernel.attachable(&func)?;
         if self.kind == BackendKind::Fentry && func == "security_path_chown" {
             self.kernel.fentry_loads(&func)?;
         }
