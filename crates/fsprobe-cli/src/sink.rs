@@ -3,6 +3,8 @@ use std::io::{self, Write};
 
 use fsprobe::{Event, FileRef, Record};
 
+use crate::escape::{Field, escape};
+
 /// One output format.
 pub trait Sink {
     fn write(&mut self, record: &Record) -> io::Result<()>;
@@ -36,7 +38,9 @@ impl Sink for NoSink {
     }
 }
 
-/// Aligned columns, like the seed's output.
+/// Aligned columns, like the seed's output: one line per record, every
+/// name escaped (src/escape.rs), so that no file name or comm can move the
+/// cursor or add a row.
 pub struct TableSink<W: Write> {
     out: W,
     header_written: bool,
@@ -54,11 +58,8 @@ impl<W: Write> TableSink<W> {
 const HEADER: &str = "EVT      TIME                           PID     TID     UID    GID    COMM             INODE      MOUNTID RET    PATH";
 
 fn display_path(f: &FileRef) -> String {
-    let mut s = f.path.to_string_lossy().into_owned();
-    if f.truncated {
-        s.insert_str(0, "...");
-    }
-    s
+    let s = escape(f.path_bytes(), Field::Path);
+    if f.truncated { format!("...{s}") } else { s }
 }
 
 fn event_line(e: &Event) -> String {
@@ -75,7 +76,7 @@ fn event_line(e: &Event) -> String {
         e.process.tid,
         e.process.uid,
         e.process.gid,
-        e.process.comm,
+        escape(e.process.comm.as_bytes(), Field::Word),
         e.file.inode,
         e.file.mount_id,
         e.retval,
@@ -95,10 +96,19 @@ impl<W: Write> Sink for TableSink<W> {
                 let at = cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default();
                 writeln!(
                     self.out,
-                    "{:<8} {count} events lost{at} ({reason:?})",
-                    "LOST"
+                    "{:<8} {count} events lost{at} ({}: {})",
+                    "LOST",
+                    reason.name(),
+                    reason.description()
                 )
             }
+            Record::Unwatched { count, reason } => writeln!(
+                self.out,
+                "{:<8} {count} new files not watched ({}: {})",
+                "UNWATCHED",
+                reason.name(),
+                reason.description()
+            ),
         }
     }
 

@@ -32,7 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     e.retval
                 );
             }
-            Record::Lost { count, reason, .. } => eprintln!("lost {count} events ({reason:?})"),
+            Record::Lost { count, reason, .. } => {
+                eprintln!("lost {count} events ({})", reason.description())
+            }
+            Record::Unwatched { count, reason } => {
+                eprintln!("{count} new files not watched ({})", reason.description())
+            }
         }
     }
     let summary = probe.join()?;

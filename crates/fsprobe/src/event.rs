@@ -422,17 +422,78 @@ impl Serialize for Event {
 }
 
 /// Why events were lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LossReason {
     /// The kernel-to-user buffer was full (raise --perf-buffer-size).
     BufferFull,
     /// More syscalls in flight at once than the probe can track.
     TooManyInFlight,
+    /// Still in the kernel buffer when the probe stopped and its last
+    /// read ran out of time.
+    Unread,
 }
 
-/// What the probe delivers: events, and notices of events it lost.
+impl LossReason {
+    /// The name in JSON (`reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LossReason::BufferFull => "buffer_full",
+            LossReason::TooManyInFlight => "too_many_in_flight",
+            LossReason::Unread => "unread",
+        }
+    }
+
+    /// What happened, in a few words.
+    pub fn description(self) -> &'static str {
+        match self {
+            LossReason::BufferFull => "the kernel buffer was full",
+            LossReason::TooManyInFlight => "too many syscalls were in flight",
+            LossReason::Unread => {
+                "still in the kernel buffer when the stop's last read ran out of time"
+            }
+        }
+    }
+}
+
+impl Serialize for LossReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Why files could not be watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnwatchedReason {
+    /// The in-kernel filter held `max_watches` files and directories already.
+    WatchLimit,
+}
+
+impl UnwatchedReason {
+    /// The name in JSON (`reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnwatchedReason::WatchLimit => "watch_limit",
+        }
+    }
+
+    /// What happened, in a few words.
+    pub fn description(self) -> &'static str {
+        match self {
+            UnwatchedReason::WatchLimit => "the watch limit was reached",
+        }
+    }
+}
+
+impl Serialize for UnwatchedReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// What the probe delivers: events, and notices of events it lost or of
+/// files it could not watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// A file-system event.
@@ -445,6 +506,15 @@ pub enum Record {
         reason: LossReason,
         /// The CPU they were lost on, when known (a gap in its `seq`).
         cpu: Option<u32>,
+    },
+    /// `count` new files or directories in the watched trees could not be
+    /// watched since the previous such record: their later events are not
+    /// reported (nor, for a directory, those of what it will hold).
+    Unwatched {
+        /// How many.
+        count: u64,
+        /// Why.
+        reason: UnwatchedReason,
     },
 }
 
@@ -460,6 +530,13 @@ impl Serialize for Record {
                 if let Some(cpu) = cpu {
                     map.serialize_entry("cpu", cpu)?;
                 }
+                map.end()
+            }
+            Record::Unwatched { count, reason } => {
+                let mut map = s.serialize_map(Some(3))?;
+                map.serialize_entry("event", "unwatched")?;
+                map.serialize_entry("count", count)?;
+                map.serialize_entry("reason", reason)?;
                 map.end()
             }
         }

@@ -20,7 +20,8 @@
 //! for record in probe.records() {
 //!     match record {
 //!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
-//!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {reason:?}"),
+//!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {}", reason.description()),
+//!         Record::Unwatched { count, .. } => eprintln!("{count} new files could not be watched"),
 //!     }
 //! }
 //! # Ok::<(), fsprobe::Error>(())
@@ -39,6 +40,7 @@ mod event;
 mod libbpf_log;
 mod loss;
 mod mounts;
+mod pacing;
 mod probe;
 mod reorder;
 mod tracefs;
@@ -59,10 +61,12 @@ mod skel {
 
 pub use clock::rfc3339;
 pub use config::{
-    BackendKind, MAX_FILTER_VALUES, ProbeBuilder, ProcessFilter, ResolutionMode, Transport,
+    BackendKind, MAX_CHANNEL_SIZE, MAX_FILTER_VALUES, MAX_WATCHES, ProbeBuilder, ProcessFilter,
+    ResolutionMode, Transport,
 };
 pub use error::{Error, Result};
 pub use event::{
-    Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, base64,
+    Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, UnwatchedReason,
+    base64,
 };
 pub use probe::{Probe, Ready, Summary};

@@ -13,7 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use libbpf_rs::{
-    MapCore, MapFlags, OpenObject, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+    MapCore, MapFlags, MapHandle, OpenObject, PerfBuffer, PerfBufferBuilder, RingBuffer,
+    RingBufferBuilder,
 };
 use serde::Serialize;
 
@@ -24,6 +25,7 @@ use crate::decode::{Decoder, record_cpu};
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
+use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::reorder::Waiting;
 use crate::watch::Seeder;
 
@@ -62,7 +64,11 @@ pub struct Summary {
     pub filtered_by_process: u64,
     /// Events dropped because too many syscalls were in flight.
     pub lost_in_flight: u64,
-    /// New files that could not be followed: the watch limit was reached.
+    /// Events produced before the stop but still unread when the reads
+    /// after it ran out of time.
+    pub lost_unread: u64,
+    /// New files that could not be followed: the watch limit was reached
+    /// (the sum of the stream's `Unwatched` records).
     pub watch_limit_hits: u64,
     /// Records that could not be decoded (a version mismatch; a bug).
     pub undecodable: u64,
@@ -78,7 +84,7 @@ pub struct Summary {
 impl Summary {
     /// All events lost, whatever the reason.
     pub fn lost(&self) -> u64 {
-        self.lost_buffer_full + self.lost_in_flight + self.undecodable
+        self.lost_buffer_full + self.lost_in_flight + self.lost_unread + self.undecodable
     }
 }
 
@@ -158,9 +164,9 @@ impl ProbeBuilder {
         if euid != 0 {
             return Err(Error::NotRoot(euid));
         }
-        let btf = config.btf.as_deref().unwrap_or(Path::new(KERNEL_BTF));
-        if !btf.is_file() {
-            return Err(Error::NoBtf(btf.to_owned()));
+        // A BTF file given instead was checked with the options.
+        if config.btf.is_none() && !Path::new(KERNEL_BTF).is_file() {
+            return Err(Error::NoBtf(KERNEL_BTF.into()));
         }
         let (ready_tx, ready_rx) = mpsc::channel();
         let (tx, rx) = mpsc::sync_channel(config.channel_size);
@@ -226,6 +232,16 @@ fn run(
         }
     };
     let clock = BootClock::now();
+    let next_seqs = match MapHandle::try_from(&backend.skel.maps.seq_next) {
+        Ok(map) => map,
+        Err(source) => {
+            let _ = ready_tx.send(Err(Error::Bpf {
+                what: "opening the sequence numbers".into(),
+                source,
+            }));
+            return Summary::default();
+        }
+    };
     // User space keeps twice the kernel's entries before an epoch flush:
     // the kernel's LRU evicts, user space cannot tell which.
     let handler = Handler {
@@ -240,6 +256,9 @@ fn run(
         seqs: RefCell::new(SeqTracker::default()),
         waiting: RefCell::new(Waiting::default()),
         may_defer: config.transport == Transport::PerfBuffer,
+        pacing: Pacing::new(Arc::clone(&stop), DRAIN_BUDGET, move || {
+            read_percpu(&next_seqs, 0)
+        }),
     };
     let reader = match Reader::new(&backend, &config, &handler) {
         Ok(reader) => {
@@ -255,20 +274,18 @@ fn run(
     let seq_next = &backend.skel.maps.seq_next;
     let mut losses = LossTracker::default();
     while !stop.load(Ordering::SeqCst) {
-        reader.poll(&handler);
+        let caught_up = reader.poll(&handler);
         losses.report(counters, &tx);
-        // A record still waiting (perf buffer) is not lost: judge the
-        // trailing gaps only when none waits.
-        if handler.waiting.borrow().is_empty() {
+        // A record still waiting (perf buffer) or unread (a read that
+        // yielded) is not lost: judge the trailing gaps only when the
+        // reader caught up and none waits.
+        if caught_up && handler.waiting.borrow().is_empty() {
             let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
-            send_trailing_losses(stalled, &tx);
+            send_trailing_losses(stalled, LossReason::BufferFull, &tx);
         }
         publish_epoch(&backend, &mut handler.decoder.borrow_mut());
     }
-    reader.drain(&handler);
-    losses.report(counters, &tx);
-    let trailing = handler.seqs.borrow_mut().finish(&read_percpu(seq_next, 0));
-    send_trailing_losses(trailing, &tx);
+    let unread = drain_after_stop(&reader, &handler, &mut losses, counters);
     drop(reader);
     let Handler {
         decoder,
@@ -279,16 +296,39 @@ fn run(
     } = handler;
     Summary {
         events: delivered.get(),
-        lost_buffer_full: seqs.borrow().lost(),
+        lost_buffer_full: seqs.borrow().lost() - unread,
         lost_in_flight: losses.in_flight,
+        lost_unread: unread,
         lost_buffer_full_counted: read_counter(counters, counter::LOST_BUFFER),
         filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
-        watch_limit_hits: read_counter(counters, counter::WATCH_FULL),
+        watch_limit_hits: losses.unwatched,
         undecodable: undecodable.get(),
         unknown_prefixes: decoder.borrow().unknown_prefixes,
         walks_cached: read_counter(counters, counter::WALK_CACHED),
         walks_full: read_counter(counters, counter::WALK_FULL),
     }
+}
+
+/// After the stop: reads what the kernel had produced by then, for at most
+/// DRAIN_BUDGET after the stop was seen (producers keep writing until the
+/// programs are detached), and reports what was not read. Returns how
+/// many events were left unread.
+fn drain_after_stop(
+    reader: &Reader,
+    handler: &Handler,
+    losses: &mut LossTracker,
+    counters: &impl MapCore,
+) -> u64 {
+    let drained = reader.drain(handler);
+    losses.report(counters, &handler.tx);
+    let trailing = handler.seqs.borrow_mut().finish(&handler.pacing.due());
+    if drained {
+        send_trailing_losses(trailing, LossReason::BufferFull, &handler.tx);
+        return 0;
+    }
+    let unread = trailing.iter().map(|(_, count)| count).sum();
+    send_trailing_losses(trailing, LossReason::Unread, &handler.tx);
+    unread
 }
 
 /// Decodes records and hands them on; shared by the transport's callbacks.
@@ -302,6 +342,8 @@ struct Handler {
     /// still unread in another CPU's buffer (src/reorder.rs).
     waiting: RefCell<Waiting>,
     may_defer: bool,
+    /// When reads yield to the loop, and end after the stop.
+    pacing: Pacing,
 }
 
 impl Handler {
@@ -320,6 +362,9 @@ impl Handler {
     }
 
     fn decode(&self, data: &[u8]) {
+        if self.pacing.skip() {
+            return;
+        }
         let decoded = self.decoder.borrow_mut().decode(data);
         match decoded {
             Ok(event) => {
@@ -341,6 +386,11 @@ impl Handler {
     /// Decodes the waiting records that can be (all of them with `give_up`).
     fn decode_waiting(&self, give_up: bool) {
         loop {
+            if self.pacing.skip() {
+                // Counted lost from the seq gaps, as skipped records are.
+                self.waiting.borrow_mut().clear();
+                return;
+            }
             let next = {
                 let decoder = self.decoder.borrow();
                 self.waiting
@@ -369,7 +419,8 @@ impl<'a> Reader<'a> {
                 builder
                     .add(&backend.skel.maps.events, |data: &[u8]| {
                         handler.on_record(data);
-                        0
+                        // A negative return ends libbpf's read (src/pacing.rs).
+                        if handler.pacing.over() { -1 } else { 0 }
                     })
                     .context("setting up the ring buffer")?;
                 let ring = builder.build().context("setting up the ring buffer")?;
@@ -388,8 +439,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Waits up to POLL_INTERVAL, then reads everything pending.
-    fn poll(&self, handler: &Handler) {
+    /// Waits up to POLL_INTERVAL, then reads what is pending, up to one
+    /// slice (src/pacing.rs). True when it read everything.
+    fn poll(&self, handler: &Handler) -> bool {
+        handler.pacing.begin();
         match self {
             // Records are committed without a wakeup until the watermark,
             // and ring_buffer__poll() consumes only rings whose epoll
@@ -397,7 +450,10 @@ impl<'a> Reader<'a> {
             // delivered within the interval.
             Reader::Ring(ring) => {
                 let _ = ring.poll(POLL_INTERVAL);
-                let _ = ring.consume();
+                if !handler.pacing.was_cut() {
+                    let _ = ring.consume();
+                }
+                !handler.pacing.was_cut()
             }
             Reader::Perf(perf) => {
                 handler.waiting.borrow_mut().next_round();
@@ -410,16 +466,26 @@ impl<'a> Reader<'a> {
                     let _ = perf.consume();
                     handler.decode_waiting(false);
                 }
+                true
             }
         }
     }
 
-    /// Reads everything pending, without waiting.
-    fn drain(&self, handler: &Handler) {
+    /// After the stop: reads everything pending, without waiting, until
+    /// the stop's deadline. False when records were left unread.
+    fn drain(&self, handler: &Handler) -> bool {
+        handler.pacing.begin_drain();
         match self {
-            Reader::Ring(ring) => {
+            Reader::Ring(ring) => loop {
                 let _ = ring.consume();
-            }
+                if !handler.pacing.was_cut() {
+                    return true;
+                }
+                if handler.pacing.skip() {
+                    return false;
+                }
+                handler.pacing.begin();
+            },
             Reader::Perf(perf) => {
                 for _ in 0..2 {
                     handler.waiting.borrow_mut().next_round();
@@ -427,17 +493,18 @@ impl<'a> Reader<'a> {
                     handler.decode_waiting(false);
                 }
                 handler.decode_waiting(true);
+                !handler.pacing.was_cut()
             }
         }
     }
 }
 
 /// Events numbered on a CPU but never received: lost after its last record.
-fn send_trailing_losses(lost: Vec<(u32, u64)>, tx: &SyncSender<Record>) {
+fn send_trailing_losses(lost: Vec<(u32, u64)>, reason: LossReason, tx: &SyncSender<Record>) {
     for (cpu, count) in lost {
         let _ = tx.send(Record::Lost {
             count,
-            reason: LossReason::BufferFull,
+            reason,
             cpu: Some(cpu),
         });
     }
