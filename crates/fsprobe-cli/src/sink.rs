@@ -116,3 +116,46 @@ impl<W: Write> Sink for TableSink<W> {
         self.out.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fsprobe::{LossReason, UnwatchedReason};
+
+    fn table(records: &[Record]) -> String {
+        let mut sink = TableSink::new(Vec::new());
+        for r in records {
+            sink.write(r).unwrap();
+        }
+        String::from_utf8(sink.out).unwrap()
+    }
+
+    #[test]
+    fn notices_name_their_reason_as_json_does() {
+        let text = table(&[
+            Record::Lost {
+                count: 12,
+                reason: LossReason::BufferFull,
+                cpu: Some(1),
+            },
+            Record::Lost {
+                count: 3,
+                reason: LossReason::TooManyInFlight,
+                cpu: None,
+            },
+            Record::Unwatched {
+                count: 7,
+                reason: UnwatchedReason::WatchLimit,
+            },
+        ]);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "LOST     12 events lost on CPU 1 (buffer_full: the kernel buffer was full)",
+                "LOST     3 events lost (too_many_in_flight: too many syscalls were in flight)",
+                "UNWATCHED 7 new files not watched (watch_limit: the watch limit was reached)",
+            ]
+        );
+    }
+}

@@ -209,17 +209,7 @@ fn a_kernel_without_btf_is_one_line_and_exit_1() {
     assert_one_line(&lines, "no BTF at /sys/kernel/btf/vmlinux");
 }
 
-#[test]
-fn a_backend_the_kernel_lacks_is_one_line_and_exit_1() {
-    // The VM guests have kprobes and fentry; the 6.18 hosts neither.
-    if std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists() {
-        eprintln!("this kernel has kprobes: nothing to check here");
-        return;
-    }
-    let (code, lines) = fails(&["--backend", "kprobe", "/tmp"], None);
-    assert_eq!(code, 1, "{lines:?}");
-    assert_one_line(&lines, "kprobe: the kernel has no kprobes");
-}
+// A backend this kernel cannot run (exit 1, naming it and why): tests/backends.rs.
 
 #[test]
 fn an_output_that_fails_while_running_is_exit_1() {

@@ -575,6 +575,27 @@ mod tests {
     }
 
     #[test]
+    fn notices_serialize_with_snake_case_reasons() {
+        let unwatched = Record::Unwatched {
+            count: 7,
+            reason: UnwatchedReason::WatchLimit,
+        };
+        assert_eq!(
+            serde_json::to_string(&unwatched).unwrap(),
+            r#"{"event":"unwatched","count":7,"reason":"watch_limit"}"#
+        );
+        let lost = Record::Lost {
+            count: 2,
+            reason: LossReason::Unread,
+            cpu: Some(0),
+        };
+        assert_eq!(
+            serde_json::to_string(&lost).unwrap(),
+            r#"{"event":"lost","count":2,"reason":"unread","cpu":0}"#
+        );
+    }
+
+    #[test]
     fn event_kinds_parse_and_reject() {
         assert_eq!("rmdir".parse::<EventKind>(), Ok(EventKind::Rmdir));
         assert!(
