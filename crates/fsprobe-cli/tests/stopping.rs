@@ -181,7 +181,22 @@ fn read_slowly(mut out: impl std::io::Read + Send + 'static) -> JoinHandle<()> {
     })
 }
 
+/// Starts fsprobe and waits for its ready line.
 fn start_fsprobe(dir: &Path, stop: Stop) -> Started {
+    let (mut started, ready) = spawn_fsprobe(dir, stop);
+    if ready.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = started.child.kill();
+        let _ = started.child.wait();
+        panic!(
+            "fsprobe never became ready; stderr:\n{}",
+            started.stderr.join().unwrap().join("\n")
+        );
+    }
+    started
+}
+
+/// Starts fsprobe; the receiver hears of its ready line.
+fn spawn_fsprobe(dir: &Path, stop: Stop) -> (Started, mpsc::Receiver<()>) {
     let mut cmd = Command::new(fsprobe_bin());
     cmd.args(["-f", stop.format, "--transport", stop.transport])
         .arg(dir)
@@ -228,32 +243,35 @@ fn start_fsprobe(dir: &Path, stop: Stop) -> Started {
         }
         lines
     });
-    if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!(
-            "fsprobe never became ready; stderr:\n{}",
-            stderr.join().unwrap().join("\n")
-        );
-    }
-    Started {
+    let started = Started {
         child,
         stderr,
         stdout,
-    }
+    };
+    (started, ready_rx)
+}
+
+fn send(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill() with our child's pid and a valid signal number.
+    unsafe { libc::kill(child.id() as i32, signal) };
 }
 
 /// Signals fsprobe and checks how it ends: how long it took and its
 /// summary, or what went wrong.
 fn stop_and_check(started: Started, stop: Stop) -> Result<(Duration, String), String> {
+    let t0 = Instant::now();
+    send(&started.child, stop.signal);
+    check_end(started, t0)
+}
+
+/// Waits for fsprobe to exit, at most STOP_DEADLINE after `t0`, and checks
+/// its exit code and its last line.
+fn check_end(started: Started, t0: Instant) -> Result<(Duration, String), String> {
     let Started {
         mut child,
         stderr,
         stdout,
     } = started;
-    let t0 = Instant::now();
-    // SAFETY: kill() with our child's pid and a valid signal number.
-    unsafe { libc::kill(child.id() as i32, stop.signal) };
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for fsprobe") {
             break Some(status);
@@ -319,4 +337,30 @@ fn sigint_and_sigterm_stop_fsprobe_within_a_second_under_load() {
         slowest.1
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_signal_during_startup_stops_fsprobe_once_it_is_ready() {
+    let dir = Scratch::new("stopping-startup");
+    // Ignored when inherited: without its own handler installed from the
+    // start, fsprobe would never see this signal.
+    let stop = Stop {
+        signal: libc::SIGINT,
+        inherited: Inherited::SigintIgnored,
+        transport: "ring_buffer",
+        format: "none",
+    };
+    let (started, ready) = spawn_fsprobe(&dir.path, stop);
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        ready.try_recv().is_err(),
+        "ready within 150 ms: too fast to signal it during startup"
+    );
+    send(&started.child, libc::SIGINT);
+    ready
+        .recv_timeout(Duration::from_secs(60))
+        .expect("fsprobe gets ready, then stops");
+    if let Err(why) = check_end(started, Instant::now()) {
+        panic!("{why}");
+    }
 }

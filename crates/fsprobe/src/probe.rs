@@ -118,12 +118,15 @@ impl Probe {
     }
 
     /// The records, in order. Iteration ends after [`Probe::stop`], once
-    /// everything the kernel had produced has been delivered.
+    /// what the kernel had produced by then has been delivered, or, when
+    /// it could not all be read within 200 ms, reported lost (`Unread`).
     pub fn records(&self) -> &Receiver<Record> {
         self.records.as_ref().expect("present until drop")
     }
 
-    /// Asks the probe to stop; records produced so far are still delivered.
+    /// Asks the probe to stop; records produced so far are still delivered
+    /// (keep receiving them, or call [`Probe::join`]: the worker waits
+    /// while the channel is full).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
     }
