@@ -106,7 +106,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Created once the options are known good: a typo never truncates it.
     let mut sink = open_sink(&args)?;
     signals.stop(&probe)?;
-    let ready = probe.ready();
+    print_ready(probe.ready());
+    let pumped = pump(&probe, sink.as_mut());
+    let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        pumped.context("writing events")?;
+    }
+    let summary = probe.join()?;
+    eprintln!("{}", summary_line(&summary, args.dentry_resolution_mode));
+    Ok(())
+}
+
+/// The ready line, and a warning for what the tree walk could not read.
+fn print_ready(ready: &fsprobe::Ready) {
     eprintln!(
         "fsprobe: ready (backend: {}, watched inodes: {}, syscalls hooked: {}{})",
         ready.backend,
@@ -128,14 +140,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             escape::line(ready.first_unreadable.as_deref().unwrap_or("unknown"))
         );
     }
-    let pumped = pump(&probe, sink.as_mut());
-    let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe {
-        pumped.context("writing events")?;
-    }
-    let summary = probe.join()?;
-    eprintln!("{}", summary_line(&summary, args.dentry_resolution_mode));
-    Ok(())
 }
 
 /// The exit summary: one line, the last one fsprobe prints.
