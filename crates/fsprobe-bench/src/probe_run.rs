@@ -153,7 +153,7 @@ impl Session {
                         });
                     }
                     Ok(Record::Lost { count, .. }) => (lost, idle_since) = (lost + count, None),
-                    Ok(Record::Unwatched { .. }) => idle_since = None,
+                    Ok(_) => idle_since = None,
                     Err(RecvTimeoutError::Timeout) => {
                         let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
                         if finished.load(Ordering::SeqCst) && idle > DRAIN_IDLE {

@@ -120,10 +120,12 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// The ready line, and a warning for what the tree walk could not read.
 fn print_ready(ready: &fsprobe::Ready) {
     eprintln!(
-        "fsprobe: ready (backend: {}, watched inodes: {}, syscalls hooked: {}{})",
+        "fsprobe: ready (backend: {}, kernel: {}, watched inodes: {}, syscalls hooked: {}, io_uring ops: {}{}{})",
         ready.backend,
+        ready.kernel,
         ready.watched_inodes,
         ready.syscalls.len(),
+        ready.io_uring_ops.len(),
         if ready.missing_syscalls.is_empty() {
             String::new()
         } else {
@@ -131,6 +133,11 @@ fn print_ready(ready: &fsprobe::Ready) {
                 ", absent on this kernel: {}",
                 ready.missing_syscalls.join(" ")
             )
+        },
+        if ready.left_out.is_empty() {
+            String::new()
+        } else {
+            format!(", not seen here: {}", ready.left_out.join("; "))
         }
     );
     if ready.unreadable_entries > 0 {

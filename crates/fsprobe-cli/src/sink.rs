@@ -1,9 +1,10 @@
 //! Where records go: aligned table, NDJSON, or nowhere.
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use fsprobe::{Event, FileRef, Record};
 
-use crate::escape::{Field, escape};
+use crate::escape::{self, Field, escape};
 
 /// One output format.
 pub trait Sink {
@@ -102,12 +103,29 @@ impl<W: Write> Sink for TableSink<W> {
                     reason.description()
                 )
             }
-            Record::Unwatched { count, reason } => writeln!(
+            Record::Unwatched {
+                count,
+                reason,
+                path,
+            } => {
+                let under = path
+                    .as_ref()
+                    .map(|p| format!(" under {}", escape(p.as_os_str().as_bytes(), Field::Path)))
+                    .unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "{:<8} {count} files not watched{under} ({}: {})",
+                    "UNWATCHED",
+                    reason.name(),
+                    reason.description()
+                )
+            }
+            // A notice this table does not know yet: shown as the library prints it.
+            other => writeln!(
                 self.out,
-                "{:<8} {count} new files not watched ({}: {})",
-                "UNWATCHED",
-                reason.name(),
-                reason.description()
+                "{:<8} {}",
+                "NOTICE",
+                escape::line(&format!("{other:?}"))
             ),
         }
     }
@@ -146,6 +164,12 @@ mod tests {
             Record::Unwatched {
                 count: 7,
                 reason: UnwatchedReason::WatchLimit,
+                path: None,
+            },
+            Record::Unwatched {
+                count: 2,
+                reason: UnwatchedReason::Unreadable,
+                path: Some("/w/moved\nin".into()),
             },
         ]);
         let lines: Vec<&str> = text.lines().skip(1).collect();
@@ -154,7 +178,8 @@ mod tests {
             [
                 "LOST     12 events lost on CPU 1 (buffer_full: the kernel buffer was full)",
                 "LOST     3 events lost (too_many_in_flight: too many syscalls were in flight)",
-                "UNWATCHED 7 new files not watched (watch_limit: the watch limit was reached)",
+                "UNWATCHED 7 files not watched (watch_limit: the watch limit was reached)",
+                "UNWATCHED 2 files not watched under /w/moved\\x0ain (unreadable: their directory could not be read)",
             ]
         );
     }

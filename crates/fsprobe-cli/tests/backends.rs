@@ -58,7 +58,7 @@ fn forcing_a_backend_either_runs_it_or_says_why_not() {
             if *backend == "fentry" && expected == "tracepoint" {
                 // These hosts refuse fentry programs outright.
                 assert!(
-                    stderr.contains("the kernel refused the programs (EPERM)"),
+                    stderr.contains("the kernel refused an fentry program on vfs_open (EPERM)"),
                     "{stderr}"
                 );
             }

@@ -11,6 +11,19 @@ use common::*;
 
 const MODES: [&str; 3] = ["perf_buffer", "fragments", "single_fragment"];
 
+/// The tests of this file run one at a time. Each mounts, moves mounts or
+/// renames directories, and each of those invalidates every cached path on
+/// the host (by design: a moved mount or a renamed directory changes the
+/// paths below it). Run side by side, one test's mounts could flush the
+/// cache between another's two opens, and its "the cache served a walk"
+/// check would then fail for a reason of its neighbour's making (seen once
+/// in the 5.10 guest: "fragments: the cache served nothing").
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The `n`th open (1-based) by this thread of a file whose path ends with `suffix`.
 fn nth_open(probe: &Probe, suffix: &str, n: usize) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -80,6 +93,7 @@ fn move_mount(from: &Path, to: &Path) {
 
 #[test]
 fn a_moved_mount_is_reported_at_its_new_place() {
+    let _serial = exclusive();
     for mode in MODES {
         let dir = Scratch::new(&format!("move-{mode}"));
         let first = dir.join("first");
@@ -107,6 +121,7 @@ fn a_moved_mount_is_reported_at_its_new_place() {
 
 #[test]
 fn a_directory_bound_again_elsewhere_is_reported_at_the_new_mount() {
+    let _serial = exclusive();
     for mode in MODES {
         let dir = Scratch::new(&format!("rebind-{mode}"));
         let src = dir.join("src");
@@ -132,6 +147,7 @@ fn a_directory_bound_again_elsewhere_is_reported_at_the_new_mount() {
 
 #[test]
 fn files_under_a_renamed_directory_get_the_new_name() {
+    let _serial = exclusive();
     for mode in MODES {
         let dir = Scratch::new(&format!("rename-{mode}"));
         fs::create_dir_all(dir.join("a/b/c")).unwrap();

@@ -1,6 +1,7 @@
-//! New files that the full in-kernel filter cannot take are reported in
-//! the stream when it happens, not only in the exit summary, and the two
-//! counts agree.
+//! New directories that the full in-kernel filter cannot take are reported
+//! in the stream when it happens, not only in the exit summary, and the two
+//! counts agree. (A new regular file needs no entry of its own: its watched
+//! directory covers it. A directory does, for what it will hold.)
 mod common;
 
 use std::time::{Duration, Instant};
@@ -9,17 +10,17 @@ use common::*;
 
 /// The filter holds the scratch directory plus three more.
 const MAX_WATCHES: u64 = 4;
-const CREATES: u64 = 10;
+const MKDIRS: u64 = 10;
 
 #[test]
-fn files_past_the_watch_limit_are_reported_in_the_stream_as_they_come() {
+fn directories_past_the_watch_limit_are_reported_in_the_stream_as_they_come() {
     let dir = Scratch::new("watch-limit");
     let probe = watch(&dir.path, &["--max-watches", &MAX_WATCHES.to_string()]);
-    for i in 0..CREATES {
-        std::fs::write(dir.join(format!("new-{i}")), b"").unwrap();
+    for i in 0..MKDIRS {
+        std::fs::create_dir(dir.join(format!("new-{i}"))).unwrap();
     }
-    // The directory was watched at start; the first three files fit.
-    let unwatched = CREATES - (MAX_WATCHES - 1);
+    // The scratch directory was watched at start; three new ones fit.
+    let unwatched = MKDIRS - (MAX_WATCHES - 1);
     let reported = |events: &[serde_json::Value]| -> u64 {
         events
             .iter()
@@ -53,13 +54,13 @@ fn files_past_the_watch_limit_are_reported_in_the_stream_as_they_come() {
         "{}",
         dump(&finished.events)
     );
-    // Every create is still an event: the directory is watched.
-    let creates = finished
+    // Every mkdir is still an event: the scratch directory is watched.
+    let mkdirs = finished
         .events
         .iter()
-        .filter(|v| v["event"] == "open" && v["process"]["tid"] == tid())
+        .filter(|v| v["event"] == "mkdir" && v["process"]["tid"] == tid())
         .count() as u64;
-    assert_eq!(creates, CREATES);
+    assert_eq!(mkdirs, MKDIRS);
     let summary = finished.stderr.lines().last().unwrap_or_default();
     assert!(
         summary.contains(&format!("watch limit hits: {unwatched},")),

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * fsprobe's BPF object. Every backend loads the syscall tracepoint
- * programs; the fentry and kprobe backends also load their flavour of the
- * VFS hooks (user space disables the programs a backend does not use).
+ * fsprobe's BPF object: every backend's programs, of which user space
+ * loads those its backend and the running kernel use (src/backend/).
+ *   hooks/syscalls.h  syscall entry and exit (every backend)
+ *   hooks/vfs.h       the VFS operations (fentry or kprobe backend)
+ *   hooks/io_uring.h  io_uring requests (every backend)
+ *   hooks/sched.h     process exits
  */
-#include "hooks_syscalls.h"
-#include "hooks_vfs.h"
+#include "hooks/syscalls.h"
+#include "hooks/vfs.h"
+#include "hooks/io_uring.h"
+#include "hooks/sched.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

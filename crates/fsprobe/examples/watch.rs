@@ -35,9 +35,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Record::Lost { count, reason, .. } => {
                 eprintln!("lost {count} events ({})", reason.description())
             }
-            Record::Unwatched { count, reason } => {
-                eprintln!("{count} new files not watched ({})", reason.description())
+            Record::Unwatched { count, reason, .. } => {
+                eprintln!(
+                    "{count} files could not be watched ({})",
+                    reason.description()
+                )
             }
+            other => eprintln!("{other:?}"),
         }
     }
     let summary = probe.join()?;

@@ -1,4 +1,4 @@
-//! User-space halves of the path caches (bpf/cache.h).
+//! User-space halves of the path caches (bpf/resolve/cache.h).
 //!
 //! In the fragments and perf_buffer modes a record may carry only the part
 //! of a path below a cached directory (its "prefix"), plus "defs": the
@@ -61,7 +61,7 @@ enum Mirror {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UnknownPrefix;
 
-/// The generation's user-space epoch (bpf/cache.h: current_gen()).
+/// The generation's user-space epoch (bpf/resolve/cache.h: current_gen()).
 const EPOCH_SHIFT: u32 = 40;
 
 /// How long after an epoch flush records may still refer to old entries:

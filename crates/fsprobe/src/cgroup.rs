@@ -1,96 +1,10 @@
-//! cgroup v2 ids → cgroup paths → container ids.
+//! cgroup paths → container ids.
 //!
-//! The kernel gives each event the task's cgroup v2 id
-//! (bpf_get_current_cgroup_id()), which is the inode number of the
-//! cgroup's directory in the cgroup2 file system (a kernfs node id). User
-//! space maps it to a path by walking that file system, and recognises the
-//! usual container runtimes' naming in the path.
-use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
+//! The kernel resolves each process's cgroup v2 path itself, from the
+//! cgroup's kernfs node (bpf/record/process.h), so the path is right even
+//! when the cgroup is removed right after; this recognises the usual
+//! container runtimes' naming in it.
 use crate::event::ContainerId;
-
-/// A cgroup the resolver has seen.
-#[derive(Debug, Clone)]
-pub(crate) struct CgroupInfo {
-    pub path: Arc<str>,
-    pub container: Option<ContainerId>,
-}
-
-/// Least time between two walks of the cgroup tree for unknown ids.
-const RESCAN_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Resolves cgroup ids, walking the cgroup2 tree again when an id is new.
-#[derive(Debug)]
-pub(crate) struct CgroupPaths {
-    root: Option<PathBuf>,
-    known: HashMap<u64, CgroupInfo>,
-    last_scan: Option<Instant>,
-}
-
-/// The cgroup2 mount point, from /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    crate::mounts::parse(&info)
-        .into_iter()
-        .find(|m| m.fstype == "cgroup2")
-        .map(|m| m.point.to_path_buf())
-}
-
-impl CgroupPaths {
-    pub(crate) fn new() -> Self {
-        CgroupPaths {
-            root: cgroup2_mount(),
-            known: HashMap::new(),
-            last_scan: None,
-        }
-    }
-
-    /// The cgroup with id `id`, if it exists (or existed at the last walk).
-    pub(crate) fn get(&mut self, id: u64) -> Option<&CgroupInfo> {
-        if !self.known.contains_key(&id) && self.may_rescan() {
-            self.rescan();
-        }
-        self.known.get(&id)
-    }
-
-    fn may_rescan(&self) -> bool {
-        self.root.is_some()
-            && self
-                .last_scan
-                .is_none_or(|t| t.elapsed() >= RESCAN_INTERVAL)
-    }
-
-    fn rescan(&mut self) {
-        self.last_scan = Some(Instant::now());
-        let Some(root) = self.root.clone() else {
-            return;
-        };
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(meta) = std::fs::metadata(&dir) else {
-                continue;
-            };
-            let rel = Path::new("/").join(dir.strip_prefix(&root).unwrap_or(Path::new("")));
-            let path: Arc<str> = rel.to_string_lossy().into();
-            self.known.entry(meta.ino()).or_insert_with(|| CgroupInfo {
-                container: container_id(&path),
-                path,
-            });
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                stack.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.path()),
-                );
-            }
-        }
-    }
-}
 
 fn is_hex64(s: &str) -> bool {
     s.len() == 64
@@ -274,21 +188,5 @@ mod tests {
             None
         );
         assert_eq!(found(&format!("/docker/{}", ID.to_uppercase())), None);
-    }
-
-    #[test]
-    fn resolves_a_fresh_cgroup_by_its_inode() {
-        let mut paths = CgroupPaths::new();
-        let Some(root) = paths.root.clone() else {
-            panic!("no cgroup2 mount: the host and the VM guests both have one");
-        };
-        let name = format!("fsprobe-unit-{}", std::process::id());
-        let dir = root.join(&name);
-        std::fs::create_dir(&dir).unwrap();
-        let ino = std::fs::metadata(&dir).unwrap().ino();
-        let got = paths.get(ino).map(|c| c.path.to_string());
-        std::fs::remove_dir(&dir).unwrap();
-        assert_eq!(got, Some(format!("/{name}")));
-        assert_eq!(paths.get(1 << 62).map(|c| c.path.to_string()), None);
     }
 }

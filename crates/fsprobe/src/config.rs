@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::event::EventKind;
 
 /// How the kernel side turns dentries into paths, and what it caches
-/// (bpf/cache.h, src/cache.rs). Every mode reports whole, exact paths;
+/// (bpf/resolve/cache.h, src/cache.rs). Every mode reports whole, exact paths;
 /// they differ in where the cost and the memory go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResolutionMode {
@@ -34,7 +34,7 @@ impl ResolutionMode {
         }
     }
 
-    /// enum fsp_resolution in bpf/events.h.
+    /// enum fsp_resolution in bpf/abi/events.h.
     pub(crate) fn raw(self) -> u32 {
         match self {
             ResolutionMode::PerfBuffer => 0,
@@ -68,7 +68,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// enum fsp_transport in bpf/events.h.
+    /// enum fsp_transport in bpf/abi/events.h.
     pub(crate) fn raw(self) -> u32 {
         match self {
             Transport::RingBuffer => 0,
@@ -203,7 +203,7 @@ impl<T> ProcessFilter<T> {
         }
     }
 
-    /// enum fsp_proc_filter in bpf/events.h.
+    /// enum fsp_proc_filter in bpf/abi/events.h.
     pub(crate) fn raw(&self) -> u32 {
         match self {
             ProcessFilter::Off => 0,

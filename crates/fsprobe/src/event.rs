@@ -8,31 +8,46 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-/// The eight kinds of file-system event.
+/// The kinds of file-system event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum EventKind {
-    /// A file was opened (open, openat, openat2, creat).
+    /// A file was opened (open, openat, openat2, creat, open_by_handle_at,
+    /// io_uring OPENAT/OPENAT2, an executable opened by execve).
     Open = 1,
-    /// A directory was created (mkdir, mkdirat).
+    /// A directory was created (mkdir, mkdirat, io_uring MKDIRAT).
     Mkdir = 2,
-    /// A hard link was created (link, linkat).
+    /// A hard link was created (link, linkat, io_uring LINKAT).
     Link = 3,
-    /// A file or directory was renamed or moved (rename, renameat, renameat2).
+    /// A file or directory was renamed or moved (rename, renameat, renameat2, io_uring RENAMEAT).
     Rename = 4,
     /// Attributes changed: mode, owner, times or size (chmod, chown, utimensat, truncate families).
     Setattr = 5,
-    /// A name was removed (unlink, unlinkat).
+    /// A name was removed (unlink, unlinkat, io_uring UNLINKAT).
     Unlink = 6,
     /// A directory was removed (rmdir, unlinkat with AT_REMOVEDIR).
     Rmdir = 7,
-    /// A file was written (write family). Off unless asked for.
+    /// A file was written (write family, copy_file_range, sendfile,
+    /// splice, fallocate, io_uring writes). Off unless asked for.
     Modify = 8,
+    /// A symbolic link was created (symlink, symlinkat, io_uring SYMLINKAT).
+    Symlink = 9,
+    /// A FIFO, socket or device node was created (mknod, mknodat).
+    Mknod = 10,
+    /// An extended attribute was set (setxattr family, io_uring SETXATTR).
+    Setxattr = 11,
+    /// An extended attribute was removed (removexattr family).
+    Removexattr = 12,
+    /// A mount was attached (mount, move_mount, pivot_root).
+    Mount = 13,
+    /// A mount was detached (umount2).
+    Umount = 14,
 }
 
 impl EventKind {
-    /// Every kind, in the order of the seed's documentation.
-    pub const ALL: [EventKind; 8] = [
+    /// Every kind, in the order of the seed's documentation, then the new ones.
+    pub const ALL: [EventKind; 14] = [
         EventKind::Open,
         EventKind::Mkdir,
         EventKind::Link,
@@ -41,6 +56,12 @@ impl EventKind {
         EventKind::Unlink,
         EventKind::Rmdir,
         EventKind::Modify,
+        EventKind::Symlink,
+        EventKind::Mknod,
+        EventKind::Setxattr,
+        EventKind::Removexattr,
+        EventKind::Mount,
+        EventKind::Umount,
     ];
 
     /// The name used on the command line and in JSON.
@@ -54,9 +75,16 @@ impl EventKind {
             EventKind::Unlink => "unlink",
             EventKind::Rmdir => "rmdir",
             EventKind::Modify => "modify",
+            EventKind::Symlink => "symlink",
+            EventKind::Mknod => "mknod",
+            EventKind::Setxattr => "setxattr",
+            EventKind::Removexattr => "removexattr",
+            EventKind::Mount => "mount",
+            EventKind::Umount => "umount",
         }
     }
 
+    /// The kind a record's `kind` byte names (enum fsp_kind).
     pub(crate) fn from_raw(raw: u8) -> Option<EventKind> {
         EventKind::ALL.into_iter().find(|k| *k as u8 == raw)
     }
@@ -110,6 +138,7 @@ pub struct ContainerId {
 
 /// Who caused the event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Process {
     /// Thread-group id (what user space calls the pid).
     pub pid: u32,
@@ -127,10 +156,14 @@ pub struct Process {
     pub euid: u32,
     /// Effective group id.
     pub egid: u32,
+    /// When the process started (its thread group leader's start time,
+    /// nanoseconds since boot, as `/proc/PID/stat`'s starttime counts it):
+    /// with `pid`, it tells processes apart across pid reuse.
+    pub start_time_ns: u64,
     /// The executable (the task's `mm->exe_file`), resolved in the kernel
     /// like any file; `None` for kernel threads.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<FileRef>,
+    pub exe: Option<Arc<FileRef>>,
     /// Inode number of the task's mount namespace (as in `/proc/PID/ns/mnt`).
     pub mnt_ns: u32,
     /// Inode number of the task's pid namespace (as in `/proc/PID/ns/pid`).
@@ -195,7 +228,11 @@ impl FileRef {
 /// valid UTF-8 is written with U+FFFD replacements plus its exact bytes in
 /// base64 under `<key>_bytes`, so nothing is lost.
 fn serialize_path<M: SerializeMap>(map: &mut M, key: &str, path: &Path) -> Result<(), M::Error> {
-    let bytes = path.as_os_str().as_bytes();
+    serialize_bytes(map, key, path.as_os_str().as_bytes())
+}
+
+/// [`serialize_path`] for bytes that are not a path.
+fn serialize_bytes<M: SerializeMap>(map: &mut M, key: &str, bytes: &[u8]) -> Result<(), M::Error> {
     match std::str::from_utf8(bytes) {
         Ok(s) => map.serialize_entry(key, s),
         Err(_) => {
@@ -347,11 +384,185 @@ fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// How an operation reached the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A syscall, by name (e.g. "openat"; "unknown" for one fsprobe has no name for).
+    Syscall(&'static str),
+    /// An io_uring request.
+    IoUring(IoUringRequest),
+    /// No syscall was in flight: a kernel thread acted (nfsd, a kworker, ...).
+    Kernel,
+}
+
+/// The io_uring request behind an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IoUringRequest {
+    /// The opcode without its `IORING_OP_` prefix (e.g. "OPENAT"), or "unknown".
+    pub opcode: &'static str,
+    /// The opcode's number.
+    pub opcode_nr: u8,
+    /// The submitter's user_data.
+    pub user_data: u64,
+    /// It completed in an io-wq worker or the SQPOLL thread (tid is theirs).
+    pub worker: bool,
+    /// Submitted with IOSQE_CQE_SKIP_SUCCESS: the kernel posts no
+    /// completion on success, so it is reported at submission (retval 0);
+    /// a failure is reported again with its error.
+    pub unconfirmed: bool,
+}
+
+impl Serialize for Origin {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Origin::Syscall(_) => "syscall",
+            Origin::IoUring(_) => "io_uring",
+            Origin::Kernel => "kernel",
+        })
+    }
+}
+
+impl Serialize for IoUringRequest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("opcode", self.opcode)?;
+        map.serialize_entry("user_data", &self.user_data)?;
+        if self.worker {
+            map.serialize_entry("worker", &true)?;
+        }
+        if self.unconfirmed {
+            map.serialize_entry("unconfirmed", &true)?;
+        }
+        map.end()
+    }
+}
+
+/// A string an event carries besides its paths: a symlink's target, an
+/// extended attribute's name, a mount's source. Not a path fsprobe
+/// resolved: the kernel's copy of what the caller passed, or the caller's
+/// memory itself (`from_user`), which the caller may have changed since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraString {
+    /// The bytes, as they were read.
+    pub bytes: Box<[u8]>,
+    /// Read from the caller's memory rather than from the kernel's copy.
+    pub from_user: bool,
+    /// Longer than fsprobe reads (1,023 bytes): cut.
+    pub truncated: bool,
+}
+
+impl ExtraString {
+    /// Serializes under `key` (plus `<key>_bytes` when not UTF-8), with
+    /// `user_supplied` and `truncated` flags when set.
+    fn serialize_into<M: SerializeMap>(&self, map: &mut M, key: &str) -> Result<(), M::Error> {
+        serialize_bytes(map, key, &self.bytes)?;
+        if self.from_user {
+            map.serialize_entry("user_supplied", &true)?;
+        }
+        if self.truncated {
+            map.serialize_entry(&format!("{key}_truncated"), &true)?;
+        }
+        Ok(())
+    }
+}
+
+/// The type of a node created by mknod, from its mode.
+fn node_type(mode: u32) -> &'static str {
+    match mode & 0o170000 {
+        0o010000 => "fifo",
+        0o020000 => "char",
+        0o060000 => "block",
+        0o140000 => "socket",
+        0o100000 | 0 => "regular",
+        _ => "unknown",
+    }
+}
+
+/// What a mknod event created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MknodInfo {
+    /// The requested mode: type and permission bits.
+    pub mode: u32,
+    /// For device nodes, the device as `(major, minor)`.
+    pub rdev: (u32, u32),
+}
+
+impl Serialize for MknodInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("type", node_type(self.mode))?;
+        map.serialize_entry("mode", &format!("{:o}", self.mode & 0o7777))?;
+        if matches!(self.mode & 0o170000, 0o020000 | 0o060000) {
+            map.serialize_entry("rdev", &format!("{}:{}", self.rdev.0, self.rdev.1))?;
+        }
+        map.end()
+    }
+}
+
+/// The extended attribute a setxattr or removexattr event names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct XattrInfo {
+    /// Its name, e.g. `security.capability`.
+    pub name: Option<ExtraString>,
+    /// setxattr: the value's size in bytes.
+    pub size: Option<u64>,
+    /// setxattr: XATTR_CREATE (1) and XATTR_REPLACE (2).
+    pub flags: u32,
+}
+
+impl Serialize for XattrInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        if let Some(name) = &self.name {
+            name.serialize_into(&mut map, "name")?;
+        }
+        if let Some(size) = self.size {
+            map.serialize_entry("size", &size)?;
+        }
+        let flags: Vec<&str> = [(1, "XATTR_CREATE"), (2, "XATTR_REPLACE")]
+            .into_iter()
+            .filter(|(bit, _)| self.flags & bit != 0)
+            .map(|(_, n)| n)
+            .collect();
+        if !flags.is_empty() {
+            map.serialize_entry("flags", &flags)?;
+        }
+        map.end()
+    }
+}
+
+/// What a mount or umount event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MountInfo {
+    /// mount: the source (a device, a directory to bind, "tmpfs", ...);
+    /// umount: the mount's source as the kernel kept it.
+    pub source: Option<ExtraString>,
+    /// mount: the MS_* flags; umount: the MNT_* flags.
+    pub flags: u32,
+}
+
+impl Serialize for MountInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        if let Some(source) = &self.source {
+            source.serialize_into(&mut map, "source")?;
+        }
+        map.serialize_entry("flags", &self.flags)?;
+        map.end()
+    }
+}
+
 /// One file-system operation that reached the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Event {
-    /// Position in its CPU's stream of events that passed the filters:
-    /// consecutive unless events were lost in between.
+    /// Position in its CPU's stream of records that passed the filters:
+    /// consecutive unless records were lost in between.
     pub seq: u64,
     /// The CPU the event was recorded on.
     pub cpu: u32,
@@ -359,13 +570,15 @@ pub struct Event {
     pub time_ns: i128,
     /// What happened.
     pub kind: EventKind,
-    /// The syscall that did it (e.g. "openat").
-    pub syscall: &'static str,
-    /// The syscall's return value: negative errno on failure.
+    /// How it reached the kernel.
+    pub origin: Origin,
+    /// The operation's result: the syscall's return value (an fd, a byte
+    /// count, 0), the io_uring completion's, or the VFS function's;
+    /// negative errno on failure.
     pub retval: i64,
     /// Who did it.
     pub process: Process,
-    /// The file (rename and link: the source).
+    /// The file (rename and link: the source; mount: the mount's root).
     pub file: FileRef,
     /// Rename: the new name; link: the new link.
     pub target: Option<FileRef>,
@@ -375,6 +588,14 @@ pub struct Event {
     pub mkdir_mode: Option<u32>,
     /// Setattr events: what changed.
     pub setattr: Option<SetAttr>,
+    /// Symlink events: the link's target, as the caller gave it.
+    pub symlink_target: Option<ExtraString>,
+    /// Mknod events: what was created.
+    pub mknod: Option<MknodInfo>,
+    /// Setxattr and removexattr events: the attribute.
+    pub xattr: Option<XattrInfo>,
+    /// Mount and umount events.
+    pub mount: Option<MountInfo>,
 }
 
 impl Event {
@@ -392,6 +613,14 @@ impl Event {
     pub fn target_path(&self) -> Option<&Path> {
         self.target.as_ref().map(|t| t.path.as_path())
     }
+
+    /// The syscall that did it, when one did.
+    pub fn syscall(&self) -> Option<&'static str> {
+        match self.origin {
+            Origin::Syscall(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 impl Serialize for Event {
@@ -401,7 +630,12 @@ impl Serialize for Event {
         map.serialize_entry("event", &self.kind)?;
         map.serialize_entry("seq", &self.seq)?;
         map.serialize_entry("cpu", &self.cpu)?;
-        map.serialize_entry("syscall", self.syscall)?;
+        map.serialize_entry("origin", &self.origin)?;
+        match &self.origin {
+            Origin::Syscall(name) => map.serialize_entry("syscall", name)?,
+            Origin::IoUring(io) => map.serialize_entry("io_uring", io)?,
+            Origin::Kernel => {}
+        }
         map.serialize_entry("retval", &self.retval)?;
         map.serialize_entry("process", &self.process)?;
         map.serialize_entry("file", &self.file)?;
@@ -417,6 +651,29 @@ impl Serialize for Event {
         if let Some(a) = &self.setattr {
             map.serialize_entry("setattr", a)?;
         }
+        if let Some(t) = &self.symlink_target {
+            map.serialize_entry("symlink", &SymlinkJson(t))?;
+        }
+        if let Some(m) = &self.mknod {
+            map.serialize_entry("mknod", m)?;
+        }
+        if let Some(x) = &self.xattr {
+            map.serialize_entry("xattr", x)?;
+        }
+        if let Some(m) = &self.mount {
+            map.serialize_entry("mount", m)?;
+        }
+        map.end()
+    }
+}
+
+/// `{"target": ..., "user_supplied": ...}` for a symlink event.
+struct SymlinkJson<'a>(&'a ExtraString);
+
+impl Serialize for SymlinkJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        self.0.serialize_into(&mut map, "target")?;
         map.end()
     }
 }
@@ -466,8 +723,11 @@ impl Serialize for LossReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UnwatchedReason {
-    /// The in-kernel filter held `max_watches` files and directories already.
+    /// The in-kernel filter is full (raise --max-watches).
     WatchLimit,
+    /// Entries of a directory that entered a watched tree could not be
+    /// read (it moved again, or permissions), so are not watched.
+    Unreadable,
 }
 
 impl UnwatchedReason {
@@ -475,6 +735,7 @@ impl UnwatchedReason {
     pub fn name(self) -> &'static str {
         match self {
             UnwatchedReason::WatchLimit => "watch_limit",
+            UnwatchedReason::Unreadable => "unreadable",
         }
     }
 
@@ -482,6 +743,7 @@ impl UnwatchedReason {
     pub fn description(self) -> &'static str {
         match self {
             UnwatchedReason::WatchLimit => "the watch limit was reached",
+            UnwatchedReason::Unreadable => "their directory could not be read",
         }
     }
 }
@@ -492,9 +754,10 @@ impl Serialize for UnwatchedReason {
     }
 }
 
-/// What the probe delivers: events, and notices of events it lost or of
-/// files it could not watch.
+/// What the probe delivers: events, and notices of what it lost or
+/// could not watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Record {
     /// A file-system event.
     Event(Box<Event>),
@@ -507,14 +770,16 @@ pub enum Record {
         /// The CPU they were lost on, when known (a gap in its `seq`).
         cpu: Option<u32>,
     },
-    /// `count` new files or directories in the watched trees could not be
-    /// watched since the previous such record: their later events are not
-    /// reported (nor, for a directory, those of what it will hold).
+    /// `count` files or directories could not be watched, from here on:
+    /// their events will not be reported (nor, for a directory, those of
+    /// what it holds).
     Unwatched {
         /// How many.
         count: u64,
         /// Why.
         reason: UnwatchedReason,
+        /// The directory they are in, when known.
+        path: Option<PathBuf>,
     },
 }
 
@@ -532,11 +797,18 @@ impl Serialize for Record {
                 }
                 map.end()
             }
-            Record::Unwatched { count, reason } => {
-                let mut map = s.serialize_map(Some(3))?;
+            Record::Unwatched {
+                count,
+                reason,
+                path,
+            } => {
+                let mut map = s.serialize_map(None)?;
                 map.serialize_entry("event", "unwatched")?;
                 map.serialize_entry("count", count)?;
                 map.serialize_entry("reason", reason)?;
+                if let Some(path) = path {
+                    serialize_path(&mut map, "path", path)?;
+                }
                 map.end()
             }
         }
@@ -579,6 +851,7 @@ mod tests {
         let unwatched = Record::Unwatched {
             count: 7,
             reason: UnwatchedReason::WatchLimit,
+            path: None,
         };
         assert_eq!(
             serde_json::to_string(&unwatched).unwrap(),

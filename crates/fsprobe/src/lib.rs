@@ -21,7 +21,8 @@
 //!     match record {
 //!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
 //!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {}", reason.description()),
-//!         Record::Unwatched { count, .. } => eprintln!("{count} new files could not be watched"),
+//!         Record::Unwatched { count, .. } => eprintln!("{count} files could not be watched"),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok::<(), fsprobe::Error>(())
@@ -43,8 +44,11 @@ mod mounts;
 mod pacing;
 mod probe;
 mod reorder;
+mod seed;
+mod subtrees;
 mod tracefs;
-mod watch;
+mod transport;
+mod worker;
 
 #[allow(
     clippy::all,
@@ -66,7 +70,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use event::{
-    Event, EventKind, FileRef, LossReason, OpenInfo, Process, Record, SetAttr, UnwatchedReason,
-    base64,
+    ContainerId, Event, EventKind, ExtraString, FileRef, IoUringRequest, LossReason, MknodInfo,
+    MountInfo, OpenInfo, Origin, Process, Record, SetAttr, UnwatchedReason, XattrInfo, base64,
 };
 pub use probe::{Probe, Ready, Summary};

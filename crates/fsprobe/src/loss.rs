@@ -1,7 +1,7 @@
 //! Loss accounting: nothing is dropped without a record saying so.
 //!
 //! Events dropped because the ring buffer was full leave a gap in their
-//! CPU's sequence numbers (bpf/events.h: struct fsp_event.seq), so they are
+//! CPU's sequence numbers (bpf/abi/events.h: struct fsp_event.seq), so they are
 //! reported exactly where they happened. Events dropped before they were
 //! numbered (too many syscalls in flight) are known only from the kernel's
 //! per-CPU counters, read after each read of the ring. So is the count of
@@ -13,7 +13,7 @@ use libbpf_rs::{MapCore, MapFlags};
 
 use crate::event::{LossReason, Record, UnwatchedReason};
 
-/// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/events.h.
+/// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/abi/events.h.
 pub(crate) mod counter {
     pub const LOST_BUFFER: u32 = 1;
     pub const LOST_PENDING: u32 = 2;
@@ -69,6 +69,7 @@ impl LossTracker {
             let _ = tx.send(Record::Unwatched {
                 count: now - self.unwatched,
                 reason: UnwatchedReason::WatchLimit,
+                path: None,
             });
             self.unwatched = now;
         }
@@ -76,7 +77,7 @@ impl LossTracker {
 }
 
 /// How long a numbered event may take to reach the ring: far more than the
-/// microseconds between numbering and committing it (bpf/record.h).
+/// microseconds between numbering and committing it (bpf/record/record.h).
 const IN_FLIGHT_GRACE: Duration = Duration::from_millis(100);
 
 /// Follows each CPU's sequence numbers.

@@ -11,7 +11,7 @@
 //! later mount.
 //!
 //! Tables are read again when a record carries a newer mount generation
-//! (bpf/cache.h: mount_gen, bumped by mount, umount2, move_mount,
+//! (bpf/resolve/cache.h: mount_gen, bumped by mount, umount2, move_mount,
 //! pivot_root, and clone/unshare with CLONE_NEWNS), so a mount id reused
 //! after an umount is not mistaken for the old mount.
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //!
 //! With one perf buffer per CPU, records of different CPUs are not read in
 //! the order they were sent. A record can therefore use a directory that a
-//! record on another CPU taught (bpf/cache.h inserts it only once that
+//! record on another CPU taught (bpf/resolve/cache.h inserts it only once that
 //! record is in its buffer) before user space has read the teacher. Such a
 //! record waits here, and every later record of its CPU waits behind it so
 //! that each CPU's records stay in order (loss accounting relies on it).

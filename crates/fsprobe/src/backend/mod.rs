@@ -1,11 +1,14 @@
 //! Backends: how the probes hook into the kernel.
 //!
-//! Every backend attaches the syscall tracepoint programs (arguments and
-//! return values). The fentry and kprobe backends also attach their
-//! flavour of the VFS hooks (bpf/hooks_vfs.h), which hand each event the
-//! dentry and mount the kernel really used. Path resolution, filtering
-//! and the record layout are shared C headers; a backend is only a set of
-//! programs to load and attach.
+//! Every backend attaches the syscall hooks (bpf/hooks/syscalls.h), the
+//! io_uring hooks (bpf/hooks/io_uring.h) and the process-exit hook. The
+//! fentry and kprobe backends also attach their flavour of the VFS hooks
+//! (bpf/hooks/vfs.h), which report the operations that reach the VFS
+//! whatever their origin. What a backend loads on this kernel is decided
+//! before load, from the kernel's BTF and a few probes (kernel.rs, plan.rs);
+//! path resolution, filtering and the record layout are shared C headers.
+pub(crate) mod kernel;
+pub(crate) mod plan;
 pub(crate) mod syscalls;
 
 use std::ffi::CString;
@@ -19,7 +22,8 @@ use crate::config::{BackendKind, Config, ResolutionMode, Transport};
 use crate::error::{BpfContext, Error, Result};
 use crate::libbpf_log;
 use crate::skel::{FsprobeSkel, FsprobeSkelBuilder};
-use crate::tracefs;
+use kernel::Kernel;
+use plan::Plan;
 
 /// The order `auto` tries backends in: the VFS hooks first.
 const AUTO_ORDER: [BackendKind; 3] = [
@@ -28,49 +32,25 @@ const AUTO_ORDER: [BackendKind; 3] = [
     BackendKind::Tracepoint,
 ];
 
-/// Name prefix of a backend's VFS-hook programs (hooks_vfs.h), if it has any.
-fn vfs_prefix(kind: BackendKind) -> Option<&'static str> {
-    match kind {
-        BackendKind::Fentry => Some("fentry_"),
-        BackendKind::Kprobe => Some("kprobe_"),
-        BackendKind::Tracepoint | BackendKind::Auto => None,
-    }
-}
-
-/// The running kernel's (major, minor) version.
-fn kernel_release() -> (u32, u32) {
-    // SAFETY: uname fills the zeroed struct it is given.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: uts is a valid, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (0, 0);
-    }
-    // SAFETY: uname NUL-terminates release.
-    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) }.to_string_lossy();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|p| p.parse().ok());
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
-}
-
-/// Can this kernel load the VFS-hook program `name`?
-///
-/// fentry programs on functions with struct arguments need 6.1 (commit
-/// "bpf: Support struct argument for trampoline base progs");
-/// security_path_chown() takes kuid_t and kgid_t, which are structs. On
-/// older kernels a chown by name resolves through the dcache lookup.
-fn supported(name: &str, release: (u32, u32)) -> bool {
-    name != "fentry_path_chown" || release >= (6, 1)
-}
-
 /// A loaded and attached backend.
 pub(crate) struct Backend<'obj> {
     pub(crate) skel: FsprobeSkel<'obj>,
     links: Vec<Link>,
     pub(crate) kind: BackendKind,
-    /// Syscalls hooked, and those this kernel does not have.
-    pub(crate) attached: Vec<&'static str>,
-    pub(crate) missing: Vec<&'static str>,
+    pub(crate) plan: Plan,
+    /// The running kernel's release.
+    pub(crate) release: String,
+}
+
+/// Why `kind` cannot run here, when that is known without loading it.
+fn precheck(kernel: &Kernel, kind: BackendKind) -> Option<String> {
+    match kind {
+        BackendKind::Kprobe if !kernel.kprobes => {
+            Some("the kernel has no kprobes (CONFIG_KPROBES)".into())
+        }
+        BackendKind::Fentry => kernel.fentry_loads("vfs_open").err(),
+        _ => None,
+    }
 }
 
 /// Starts the requested backend; `auto` takes the first that works, in
@@ -79,24 +59,25 @@ pub(crate) fn start<'obj>(
     config: &Config,
     storages: &'obj mut [MaybeUninit<OpenObject>; 3],
 ) -> Result<Backend<'obj>> {
+    let mut kernel = Kernel::probe(config.btf.as_deref())?;
     let [first, second, third] = storages;
     if config.backend != BackendKind::Auto {
-        if let Some(reason) = precheck(config.backend) {
+        if let Some(reason) = precheck(&kernel, config.backend) {
             return Err(Error::BackendUnavailable {
                 backend: config.backend.name(),
-                reason: reason.into(),
+                reason,
             });
         }
-        return Backend::start(config, config.backend, first)
+        return Backend::start(config, &mut kernel, config.backend, first)
             .map_err(|e| unavailable(config.backend, e));
     }
     let mut refusals = Vec::new();
     for (kind, storage) in AUTO_ORDER.into_iter().zip([first, second, third]) {
-        if let Some(reason) = precheck(kind) {
+        if let Some(reason) = precheck(&kernel, kind) {
             refusals.push(format!("{}: {reason}", kind.name()));
             continue;
         }
-        match Backend::start(config, kind, storage) {
+        match Backend::start(config, &mut kernel, kind, storage) {
             Ok(backend) => return Ok(backend),
             Err(e @ (Error::Watch { .. } | Error::TooManyWatches(_))) => return Err(e),
             Err(e) => refusals.push(format!("{}: {e}", kind.name())),
@@ -106,18 +87,6 @@ pub(crate) fn start<'obj>(
         backend: "auto",
         reason: format!("no backend could start ({})", refusals.join("; ")),
     })
-}
-
-/// Why `kind` cannot run here, when that is known without loading it.
-///
-/// Without kprobes (CONFIG_KPROBES unset) the kprobe programs load but
-/// cannot attach; a backend that fails after attaching part of its links
-/// has, in practice, left the next attempt's object unusable (its
-/// descriptors were closed), so auto never starts one that cannot attach.
-fn precheck(kind: BackendKind) -> Option<&'static str> {
-    let has_kprobe_pmu = std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists();
-    (kind == BackendKind::Kprobe && !has_kprobe_pmu)
-        .then_some("the kernel has no kprobes (CONFIG_KPROBES)")
 }
 
 /// Names the backend in errors that come from loading or attaching it.
@@ -140,23 +109,47 @@ fn unavailable(kind: BackendKind, e: Error) -> Error {
     }
 }
 
+/// The load-time constants of a plan, into the skeleton's .rodata.
+fn set_constants(ro: &mut crate::skel::types::rodata, plan: &Plan) {
+    let c = &plan.constants;
+    ro.cfg_sys_enter = c.sys_enter;
+    ro.cfg_sys_exit = c.sys_exit;
+    ro.cfg_vfs_syscalls = c.vfs_syscalls;
+    ro.cfg_vfs_hooks = c.vfs_hooks;
+    ro.cfg_io_reported = c.io_reported;
+    let l = &c.layout;
+    let v = &mut ro.cfg_vfs;
+    (v.mkdir_dentry, v.mkdir_ret, v.mkdir_ret_dentry) =
+        (l.mkdir_dentry, l.mkdir_ret, l.mkdir_ret_dentry as u8);
+    (v.rmdir_dentry, v.rmdir_ret) = (l.rmdir_dentry, l.rmdir_ret);
+    (v.unlink_dentry, v.unlink_ret) = (l.unlink_dentry, l.unlink_ret);
+    (v.link_dentry, v.link_ret) = (l.link_dentry, l.link_ret);
+    (v.symlink_dentry, v.symlink_ret) = (l.symlink_dentry, l.symlink_ret);
+    (v.mknod_dentry, v.mknod_ret) = (l.mknod_dentry, l.mknod_ret);
+    (v.notify_dentry, v.notify_attr, v.notify_ret) = (l.notify_dentry, l.notify_attr, l.notify_ret);
+    v.rename_ret = l.rename_ret;
+}
+
 impl<'obj> Backend<'obj> {
     fn start(
         config: &Config,
+        kernel: &mut Kernel,
         kind: BackendKind,
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
-        let mut backend = Backend::load(config, kind, storage)?;
+        let plan = plan::plan(kernel, kind, config);
+        let mut backend = Backend::load(config, kind, plan, storage)?;
+        backend.release = kernel.release.clone();
         backend.fill_process_filters(config)?;
-        backend.attach_syscalls(config)?;
-        backend.attach_vfs_hooks()?;
+        backend.attach()?;
         Ok(backend)
     }
 
-    /// Opens, configures and loads the programs of `kind` (nothing attached yet).
+    /// Opens, configures and loads the programs of the plan (nothing attached yet).
     fn load(
         config: &Config,
         kind: BackendKind,
+        plan: Plan,
         storage: &'obj mut MaybeUninit<OpenObject>,
     ) -> Result<Self> {
         libbpf_log::install();
@@ -189,7 +182,6 @@ impl<'obj> Backend<'obj> {
         ro.cfg_recursive = config.recursive;
         ro.cfg_follow = config.follow;
         ro.cfg_event_mask = config.event_mask();
-        ro.cfg_vfs_hooks = vfs_prefix(kind).is_some();
         // Wake the consumer only when a quarter of the ring is pending; it
         // also polls every 100 ms (see PERFORMANCE-NOTES: a wakeup per
         // event costs more than resolving the path).
@@ -199,6 +191,7 @@ impl<'obj> Backend<'obj> {
         ro.cfg_pid_filter = config.pids.raw();
         ro.cfg_uid_filter = config.uids.raw();
         ro.cfg_comm_filter = config.comms.raw();
+        set_constants(ro, &plan);
         // Only the mode's own cache gets memory.
         let (dirs, paths) = match config.resolution_mode {
             ResolutionMode::SingleFragment => (1, config.cache_size),
@@ -225,14 +218,9 @@ impl<'obj> Backend<'obj> {
             .watched
             .set_max_entries(config.max_watches)
             .context("sizing the watched map")?;
-        let wanted = vfs_prefix(kind);
-        let release = kernel_release();
         for mut prog in open.open_object_mut().progs_mut() {
-            let name = prog.name().to_string_lossy();
-            let is_vfs = name.starts_with("fentry_") || name.starts_with("kprobe_");
-            let keep = !is_vfs
-                || (wanted.is_some_and(|p| name.starts_with(p)) && supported(&name, release));
-            prog.set_autoload(keep);
+            let name = prog.name().to_string_lossy().into_owned();
+            prog.set_autoload(plan.programs.contains(name.as_str()));
         }
         let skel = open.load().map_err(|source| Error::Bpf {
             what: format!("loading the BPF programs ({})", libbpf_log::take()),
@@ -242,8 +230,8 @@ impl<'obj> Backend<'obj> {
             skel,
             links: Vec::new(),
             kind,
-            attached: Vec::new(),
-            missing: Vec::new(),
+            plan,
+            release: String::new(),
         })
     }
 
@@ -271,49 +259,12 @@ impl<'obj> Backend<'obj> {
         Ok(())
     }
 
-    /// Marks every selected syscall in `hooked_syscalls`, then attaches the
-    /// two raw tracepoints, raw_syscalls:sys_enter and sys_exit (see
-    /// bpf/hooks_syscalls.h for why not one event per syscall).
-    fn attach_syscalls(&mut self, config: &Config) -> Result<()> {
-        let tracefs = tracefs::ensure_mounted()?;
-        let on = [1u8];
-        for name in syscalls::hooked(&config.events) {
-            // This kernel's syscalls are those with an event in tracefs
-            // (fchmodat2 is new in 6.6, for one).
-            if !tracefs::has_syscall(&tracefs, name) {
-                self.missing.push(name);
-                continue;
-            }
-            let nr = syscalls::number(name);
-            self.skel
-                .maps
-                .hooked_syscalls
-                .update(&nr.to_ne_bytes(), &on, MapFlags::ANY)
-                .context(format!("hooking syscall {name} ({nr})"))?;
-            self.attached.push(name);
-        }
-        let progs = &self.skel.progs;
-        for (prog, tp) in [
-            (&progs.fsp_sys_enter, "sys_enter"),
-            (&progs.fsp_sys_exit, "sys_exit"),
-        ] {
-            let link = prog
-                .attach_raw_tracepoint(tp)
-                .context(format!("attaching to raw_syscalls/{tp}"))?;
-            self.links.push(link);
-        }
-        Ok(())
-    }
-
-    /// Attaches the VFS hooks of this backend's flavour, if any.
-    fn attach_vfs_hooks(&mut self) -> Result<()> {
-        let Some(prefix) = vfs_prefix(self.kind) else {
-            return Ok(());
-        };
-        let release = kernel_release();
+    /// Attaches every loaded program where its section says (tp_btf,
+    /// fentry/fexit, kprobe/kretprobe).
+    fn attach(&mut self) -> Result<()> {
         for prog in self.skel.object().progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
-            if !name.starts_with(prefix) || !supported(&name, release) {
+            if !self.plan.programs.contains(name.as_str()) {
                 continue;
             }
             let link = prog.attach().map_err(|source| Error::Bpf {
@@ -325,7 +276,7 @@ impl<'obj> Backend<'obj> {
         Ok(())
     }
 
-    pub(crate) fn watched_map(&self) -> &impl MapCore {
+    pub(crate) fn watched_map(&self) -> &libbpf_rs::Map<'obj> {
         &self.skel.maps.watched
     }
 }

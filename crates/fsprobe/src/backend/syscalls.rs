@@ -1,114 +1,73 @@
-//! The syscalls behind each kind of event: every backend handles their
-//! entry and exit (bpf/hooks_syscalls.h) for arguments and return values.
+//! The syscalls fsprobe handles and the io_uring opcodes it reports, from
+//! the one table each (bpf/abi/syscalls.def, bpf/abi/io_uring.def; build.rs
+//! generates the Rust halves), and what to hook for the selected events.
 use crate::event::EventKind;
 
-/// The syscalls behind each kind of event.
-pub(crate) fn syscalls(kind: EventKind) -> &'static [&'static str] {
-    match kind {
-        EventKind::Open => &["open", "openat", "openat2", "creat"],
-        EventKind::Mkdir => &["mkdir", "mkdirat"],
-        EventKind::Link => &["link", "linkat"],
-        EventKind::Rename => &["rename", "renameat", "renameat2"],
-        EventKind::Setattr => &[
-            "chmod",
-            "fchmod",
-            "fchmodat",
-            "fchmodat2",
-            "chown",
-            "fchown",
-            "lchown",
-            "fchownat",
-            "truncate",
-            "ftruncate",
-            "utime",
-            "utimes",
-            "futimesat",
-            "utimensat",
-        ],
-        EventKind::Unlink => &["unlink", "unlinkat"],
-        EventKind::Rmdir => &["rmdir", "unlinkat"],
-        EventKind::Modify => &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
-    }
+/// A row of bpf/abi/syscalls.def.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SyscallDef {
+    pub name: &'static str,
+    /// x86-64 number.
+    pub nr: u32,
+    /// The name of its tracefs event (sys_enter_<tracefs>).
+    pub tracefs: &'static str,
+    /// The event kinds it reports.
+    pub events: &'static [EventKind],
+    /// T_ENTRY: looked at on entry too.
+    pub entry: bool,
+    /// T_TREE: may change a cached directory's path.
+    pub tree: bool,
+    /// T_MOUNTS: changes a mount table.
+    #[allow(dead_code)]
+    pub mounts: bool,
+    /// T_WATCH: keeps the watched set current.
+    pub watch: bool,
+    /// T_FD: its object is a file descriptor argument.
+    #[allow(dead_code)]
+    pub fd: bool,
 }
 
-/// Syscalls that can change the path of a cached directory or let a new
-/// one reuse its key: hooked in every mode to invalidate the path caches
-/// (bpf/cache.h), whatever events are selected.
-pub(crate) const PATH_CHANGERS: &[&str] = &[
-    "rename",
-    "renameat",
-    "renameat2",
-    "rmdir",
-    "unlinkat",
-    "mount",
-    "umount",
-    "move_mount",
-    "pivot_root",
-    "clone",
-    "clone3",
-    "unshare",
-];
+/// A row of bpf/abi/io_uring.def.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IoOpDef {
+    /// The opcode without IORING_OP_.
+    pub name: &'static str,
+    pub nr: u8,
+    pub event: EventKind,
+}
 
-/// Every syscall to hook for these events, path changers included, once
-/// each and sorted.
-pub(crate) fn hooked(events: &[EventKind]) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = events
+include!(concat!(env!("OUT_DIR"), "/syscall_table.rs"));
+include!(concat!(env!("OUT_DIR"), "/io_uring_table.rs"));
+
+/// The name of syscall nr, "unknown" for one not in the table.
+pub(crate) fn syscall_name(nr: u16) -> &'static str {
+    SYSCALLS
         .iter()
-        .flat_map(|k| syscalls(*k).iter().copied())
-        .chain(PATH_CHANGERS.iter().copied())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
+        .find(|s| s.nr == u32::from(nr))
+        .map_or("unknown", |s| s.name)
 }
 
-/// The x86-64 number of a syscall named here, as its tracefs event names
-/// it (arch/x86/entry/syscalls/syscall_64.tbl; the event of umount2 is
-/// `umount`). The BPF side switches on the same numbers.
-pub(crate) fn number(name: &str) -> u32 {
-    match name {
-        "write" => 1,
-        "open" => 2,
-        "pwrite64" => 18,
-        "writev" => 20,
-        "clone" => 56,
-        "truncate" => 76,
-        "ftruncate" => 77,
-        "rename" => 82,
-        "mkdir" => 83,
-        "rmdir" => 84,
-        "creat" => 85,
-        "link" => 86,
-        "unlink" => 87,
-        "chmod" => 90,
-        "fchmod" => 91,
-        "chown" => 92,
-        "fchown" => 93,
-        "lchown" => 94,
-        "utime" => 132,
-        "pivot_root" => 155,
-        "mount" => 165,
-        "umount" => 166,
-        "utimes" => 235,
-        "openat" => 257,
-        "mkdirat" => 258,
-        "fchownat" => 260,
-        "futimesat" => 261,
-        "unlinkat" => 263,
-        "renameat" => 264,
-        "linkat" => 265,
-        "fchmodat" => 268,
-        "unshare" => 272,
-        "utimensat" => 280,
-        "pwritev" => 296,
-        "renameat2" => 316,
-        "pwritev2" => 328,
-        "move_mount" => 429,
-        "clone3" => 435,
-        "openat2" => 437,
-        "fchmodat2" => 452,
-        _ => unreachable!("syscall {name} has no number in syscalls::number"),
-    }
+/// The name of io_uring opcode nr, "unknown" for one not in the table.
+pub(crate) fn io_op_name(nr: u8) -> &'static str {
+    IO_URING_OPS
+        .iter()
+        .find(|o| o.nr == nr)
+        .map_or("unknown", |o| o.name)
+}
+
+/// The syscalls to hook for these events: those that report one of them,
+/// those that keep the watched set current (T_WATCH) and those that may
+/// change cached paths (T_TREE), in number order.
+pub(crate) fn hooked(events: &[EventKind]) -> Vec<&'static SyscallDef> {
+    SYSCALLS
+        .iter()
+        .filter(|s| s.watch || s.tree || s.events.iter().any(|k| events.contains(k)))
+        .collect()
+}
+
+/// The io_uring opcodes that report one of these events.
+pub(crate) fn io_ops(events: &[EventKind]) -> impl Iterator<Item = &'static IoOpDef> + '_ {
+    IO_URING_OPS.iter().filter(|o| events.contains(&o.event))
 }
 
 #[cfg(test)]
@@ -116,34 +75,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_hooked_syscall_has_a_distinct_number() {
-        let names = hooked(&EventKind::ALL);
-        let mut numbers: Vec<u32> = names.iter().map(|n| number(n)).collect();
+    fn syscall_numbers_and_names_are_distinct_and_fit_the_bitmaps() {
+        let mut numbers: Vec<u32> = SYSCALLS.iter().map(|s| s.nr).collect();
         numbers.sort_unstable();
         numbers.dedup();
-        assert_eq!(numbers.len(), names.len());
+        assert_eq!(numbers.len(), SYSCALLS.len());
         assert!(numbers.iter().all(|&n| n < 512), "FSP_NR_SYSCALLS");
+        let mut names: Vec<&str> = SYSCALLS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SYSCALLS.len());
     }
 
-    /// The BPF side switches on its own enum of the same numbers
-    /// (`NR_openat = 257, ...` in bpf/hooks_syscalls.h): the two must agree.
     #[test]
-    fn numbers_match_the_bpf_enum() {
-        let header = include_str!("../../bpf/hooks_syscalls.h");
-        let mut bpf = std::collections::HashMap::new();
-        for item in header.split([',', '\n', '{']) {
-            let Some((name, value)) = item.trim().split_once(" = ") else {
-                continue;
-            };
-            if let (Some(name), Ok(value)) = (name.strip_prefix("NR_"), value.trim().parse::<u32>())
-            {
-                bpf.insert(name, value);
-            }
+    fn the_table_has_the_numbers_of_the_x86_64_abi() {
+        // A few from arch/x86/entry/syscalls/syscall_64.tbl, as a check on the table.
+        for (name, nr) in [
+            ("openat", 257),
+            ("unlinkat", 263),
+            ("renameat2", 316),
+            ("open_by_handle_at", 304),
+            ("setxattrat", 463),
+        ] {
+            assert_eq!(
+                SYSCALLS.iter().find(|s| s.name == name).map(|s| s.nr),
+                Some(nr)
+            );
         }
-        for name in hooked(&EventKind::ALL) {
-            // The tracefs event of umount2 is called umount.
-            let bpf_name = if name == "umount" { "umount2" } else { name };
-            assert_eq!(bpf.get(bpf_name), Some(&number(name)), "{name}");
+        assert_eq!(syscall_name(266), "symlinkat");
+        assert_eq!(io_op_name(18), "OPENAT");
+    }
+
+    #[test]
+    fn every_event_kind_has_a_syscall_and_every_syscall_a_kind_or_a_trait() {
+        for kind in EventKind::ALL {
+            assert!(SYSCALLS.iter().any(|s| s.events.contains(&kind)), "{kind}");
         }
+        for s in SYSCALLS {
+            assert!(!s.events.is_empty() || s.tree, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn hooking_one_event_still_hooks_what_keeps_the_watch_current() {
+        let names: Vec<&str> = hooked(&[EventKind::Open]).iter().map(|s| s.name).collect();
+        for needed in [
+            "openat",
+            "mkdirat",
+            "renameat2",
+            "unlinkat",
+            "mount",
+            "clone3",
+        ] {
+            assert!(names.contains(&needed), "{needed} in {names:?}");
+        }
+        assert!(!names.contains(&"fchmod"));
     }
 }

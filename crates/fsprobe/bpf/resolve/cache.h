@@ -31,7 +31,7 @@
 #ifndef FSP_CACHE_H
 #define FSP_CACHE_H
 
-#include "maps.h"
+#include "core/maps.h"
 
 struct dir_cached {
 	__u64 gen;
@@ -72,6 +72,15 @@ static __always_inline __u64 current_gen(void)
 
 	barrier(); /* read before any dentry of the walk */
 	return gen;
+}
+
+/* User space's epoch: bumped when it flushes its mirrors (src/cache.rs). */
+static __always_inline __u64 user_epoch(void)
+{
+	__u32 user = 1;
+	__u64 *e = bpf_map_lookup_elem(&cache_gen, &user);
+
+	return e ? *e : 0;
 }
 
 /* [0]: bumped by the syscalls that change the mount table (mount_changes()). */
@@ -246,7 +255,7 @@ __noinline int fsp_learn_defs(void)
 			break;
 		def = &cs->defs[i & (FSP_DEF_SLOTS - 1)];
 		c.gen = def->slot == 0 ? s->rec.hdr.file.cache_gen :
-			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.exe.cache_gen;
+			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.proc.exe.cache_gen;
 		c.dentry = cs->def_dentry[i & (FSP_DEF_SLOTS - 1)];
 		bpf_map_update_elem(&dir_cache, &def->key, &c, BPF_ANY);
 	}

@@ -21,7 +21,7 @@
 #ifndef FSP_LOOKUP_H
 #define FSP_LOOKUP_H
 
-#include "maps.h"
+#include "core/maps.h"
 
 enum {
 	LS_BYTES = 0,  /* reading the next component */

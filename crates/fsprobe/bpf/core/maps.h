@@ -3,8 +3,28 @@
 #ifndef FSP_MAPS_H
 #define FSP_MAPS_H
 
-#include "compat.h"
-#include "events.h"
+#include "kernel/compat.h"
+#include "abi/events.h"
+
+/*
+ * Makes libbpf-cargo generate the ABI's enums for the Rust side (one
+ * definition): it emits the types of globals.
+ */
+struct fsp_abi {
+	enum fsp_kind kind;
+	enum fsp_origin origin;
+	enum fsp_record_flags rflags;
+	enum fsp_path_flags path_flags;
+	enum fsp_attr attr;
+	enum fsp_resolution resolution;
+	enum fsp_slot slot;
+	enum fsp_transport transport;
+	enum fsp_proc_filter proc_filter;
+	enum fsp_watch watch;
+	enum fsp_counter counter;
+	enum fsp_trait trait;
+};
+const volatile struct fsp_abi fsp_abi = {};
 
 /* Set by user space before load (read-only afterwards). */
 const volatile __u32 cfg_self_tgid = 0;
@@ -19,6 +39,24 @@ const volatile __u32 cfg_transport = FSP_TRANSPORT_RING_BUFFER; /* enum fsp_tran
 const volatile __u32 cfg_pid_filter = FSP_FILTER_OFF;
 const volatile __u32 cfg_uid_filter = FSP_FILTER_OFF;
 const volatile __u32 cfg_comm_filter = FSP_FILTER_OFF;
+/*
+ * The syscalls whose entry, and whose exit, the syscall hooks handle: one
+ * bit per x86-64 number (abi/syscalls.def), chosen by user space from the
+ * selected events and the backend. Every other syscall costs one load.
+ */
+#define FSP_NR_SYSCALLS 512
+const volatile __u64 cfg_sys_enter[FSP_NR_SYSCALLS / 64] = {};
+const volatile __u64 cfg_sys_exit[FSP_NR_SYSCALLS / 64] = {};
+/*
+ * VFS backends: the syscalls whose operations the VFS hooks report
+ * (hooks/vfs.h); their exit reports only a failure before the VFS.
+ */
+const volatile __u64 cfg_vfs_syscalls[FSP_NR_SYSCALLS / 64] = {};
+/* The VFS hooks run (fentry or kprobe backend): they report what reaches the VFS. */
+const volatile bool cfg_vfs_hooks = false;
+
+/* cgroup levels followed up to the root of the hierarchy. */
+#define FSP_CGROUP_DEPTH 32
 
 /* Staged defs of one record (all slots), in a power of two. */
 #define FSP_DEF_SLOTS 64
@@ -92,6 +130,15 @@ struct fsp_scratch {
 	struct fsp_record rec;
 };
 
+/* A process's fingerprint, as proc_known keeps it (record/process.h). */
+struct proc_seen {
+	__u64 start;     /* group_leader->start_boottime */
+	__u64 exe;       /* mm->exe_file */
+	__u64 nsproxy;
+	__u64 cgroup_id;
+	__u64 epoch;     /* user space's epoch when sent (cache_gen[1]) */
+};
+
 /*
  * Per-CPU scratch of the path caches (cache.h), apart from fsp_scratch:
  * a per-CPU map value is at most 32 KiB (PCPU_MIN_UNIT_SIZE).
@@ -103,6 +150,18 @@ struct fsp_cache_scratch {
 	struct fsp_cache_def defs[FSP_DEF_SLOTS];
 	struct dentry *def_dentry[FSP_DEF_SLOTS];
 	struct path_entry entry; /* single_fragment: a value being inserted */
+	/* A process definition's cgroup path (record/process.h). */
+	char cgroup[2 * FSP_CGROUP_MAX];
+	const char *cg_names[FSP_CGROUP_DEPTH];
+	__u32 cg_len;
+	__u32 cg_cut;
+	/* The ancestor walk of the filter's subtree check (filter/filter.h). */
+	struct dentry *subtree_at;
+	/* The current process's fingerprint (record/record.h: record_send()). */
+	struct proc_seen now;
+	/* A directory that entered a watched tree with its contents (record/emit.h). */
+	struct dentry *walk_dir;
+	struct vfsmount *walk_mnt;
 };
 
 struct {

@@ -7,7 +7,7 @@
 #ifndef FSP_COMPAT_H
 #define FSP_COMPAT_H
 
-#include "vmlinux.h"
+#include "kernel/vmlinux.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 

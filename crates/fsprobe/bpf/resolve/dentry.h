@@ -19,7 +19,7 @@
 #ifndef FSP_DENTRY_H
 #define FSP_DENTRY_H
 
-#include "cache.h"
+#include "resolve/cache.h"
 
 /*
  * 2048 one-letter components fill PATH_MAX, plus mount crossings:

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * The in-kernel path filter: a file is reported when its own identity
+ * (device, inode) is watched, or when its parent directory watches its
+ * children. User space seeds the map with the watched trees; the probes
+ * keep it current as files are created, moved and removed.
+ */
+#ifndef FSP_FILTER_H
+#define FSP_FILTER_H
+
+#include "core/maps.h"
+
+#define FSP_E2BIG 7
+
+static __always_inline struct fsp_inode_key dentry_key(struct dentry *d)
+{
+	struct fsp_inode_key key = {
+		.dev = BPF_CORE_READ(d, d_sb, s_dev),
+		.pad = 0,
+		.ino = BPF_CORE_READ(d, d_inode, i_ino),
+	};
+	return key;
+}
+
+static __always_inline __u32 watch_flags(struct dentry *d)
+{
+	struct fsp_inode_key key = dentry_key(d);
+	__u32 *flags = bpf_map_lookup_elem(&watched, &key);
+
+	return flags ? *flags : 0;
+}
+
+/*
+ * Directories flagged FSP_WATCH_SUBTREE whose contents user space has not
+ * walked yet: [0] counts those flagged (the kernel adds), [1] those user
+ * space has walked (only user space writes it). While they differ, a file
+ * that does not match otherwise is looked for below them.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} subtrees_pending SEC(".maps");
+
+static __always_inline bool subtrees_pending_now(void)
+{
+	__u32 added = 0, walked = 1;
+	__u64 *a = bpf_map_lookup_elem(&subtrees_pending, &added);
+	__u64 *w = bpf_map_lookup_elem(&subtrees_pending, &walked);
+
+	return a && w && *a != *w;
+}
+
+/* Ancestors looked at per call of fsp_subtree_chunk(), and chunks per lookup. */
+#define FSP_SUBTREE_CHUNK 32
+#define FSP_SUBTREE_CHUNKS 64
+
+/* The ancestor walk of fsp_below_subtree(), in per-CPU scratch. */
+static __always_inline struct dentry **subtree_cursor(void)
+{
+	struct fsp_cache_scratch *cs = get_cache_scratch();
+
+	return cs ? &cs->subtree_at : NULL;
+}
+
+/* FSP_SUBTREE_CHUNK steps up from the cursor: 1 found, -1 at the root, 0 go on. */
+__noinline int fsp_subtree_chunk(void)
+{
+	struct dentry **at = subtree_cursor();
+
+	if (!at)
+		return -1;
+	for (int i = 0; i < FSP_SUBTREE_CHUNK; i++) {
+		struct dentry *d = *at;
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+
+		if (watch_flags(d) & FSP_WATCH_SUBTREE)
+			return 1;
+		if (!parent || parent == d)
+			return -1;
+		*at = parent;
+	}
+	return 0;
+}
+
+/*
+ * Is d below a directory that entered a watched tree with contents not
+ * yet added (FSP_WATCH_SUBTREE)? Global: its loop is verified once.
+ */
+__noinline int fsp_below_subtree(__u64 dentry)
+{
+	struct dentry **at = subtree_cursor();
+
+	if (!at)
+		return 0;
+	*at = (struct dentry *)dentry;
+	for (int i = 0; i < FSP_SUBTREE_CHUNKS; i++) {
+		int r = fsp_subtree_chunk();
+
+		if (r)
+			return r > 0;
+	}
+	return 0;
+}
+
+/* Is the existing object d watched, directly or through its parent? */
+static __always_inline bool object_matches(struct dentry *d)
+{
+	struct dentry *parent;
+
+	if (!cfg_paths_filtering)
+		return true;
+	if (watch_flags(d) & FSP_WATCH_SELF)
+		return true;
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent != d && (watch_flags(parent) & FSP_WATCH_CHILDREN))
+		return true;
+	return subtrees_pending_now() && fsp_below_subtree((__u64)d);
+}
+
+/* Is a name (existing or not) inside directory dir watched? */
+static __always_inline bool child_matches(struct dentry *dir)
+{
+	if (!cfg_paths_filtering || (watch_flags(dir) & FSP_WATCH_CHILDREN))
+		return true;
+	return subtrees_pending_now() && fsp_below_subtree((__u64)dir);
+}
+
+/* Start following d (flags: enum fsp_watch); false when the map is full. */
+static __always_inline bool watch_with(struct dentry *d, __u32 flags, __u64 map_flags)
+{
+	struct fsp_inode_key key = dentry_key(d);
+
+	if (!cfg_paths_filtering || !key.ino)
+		return true;
+	if (bpf_map_update_elem(&watched, &key, &flags, map_flags) == -FSP_E2BIG) {
+		count(FSP_CNT_WATCH_FULL);
+		return false;
+	}
+	return true;
+}
+
+/* Start following d, which now lives in a watched directory. */
+static __always_inline void watch_new(struct dentry *d)
+{
+	umode_t mode = BPF_CORE_READ(d, d_inode, i_mode);
+	__u32 flags = FSP_WATCH_SELF;
+
+	if (cfg_recursive && (mode & FSP_S_IFMT) == FSP_S_IFDIR)
+		flags |= FSP_WATCH_CHILDREN;
+	watch_with(d, flags, BPF_NOEXIST);
+}
+
+static __always_inline void unwatch_key(struct fsp_inode_key *key)
+{
+	if (cfg_paths_filtering)
+		bpf_map_delete_elem(&watched, key);
+}
+
+/*
+ * d, a directory with contents, entered a watched tree: everything below
+ * it is watched from now on (through the ancestor check), until user
+ * space has walked it (the FSP_SUBTREE notice). Returns whether there is
+ * such a walk to ask for.
+ */
+static __always_inline bool watch_subtree(struct dentry *d)
+{
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (!cfg_paths_filtering || !cfg_recursive)
+		return false;
+	if (!watch_with(d, FSP_WATCH_SELF | FSP_WATCH_CHILDREN | FSP_WATCH_SUBTREE, BPF_ANY))
+		return false;
+	n = bpf_map_lookup_elem(&subtrees_pending, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return true;
+}
+
+/*
+ * After a successful creation, link or rename of d (`was_watched`: it was
+ * followed before; `moved`: it may have contents): watch it if its new
+ * directory is watched; a directory moved in from outside brings its
+ * contents along (see watch_subtree()). Out of the watched trees, keep
+ * following it with --follow, else stop. Returns whether user space must
+ * walk d.
+ */
+static __always_inline bool track_placement(struct dentry *d, bool was_watched, bool moved)
+{
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	bool inside = parent != d && child_matches(parent);
+	umode_t mode = BPF_CORE_READ(d, d_inode, i_mode);
+	struct fsp_inode_key key;
+
+	if (!cfg_paths_filtering)
+		return false;
+	if (inside && moved && !was_watched && (mode & FSP_S_IFMT) == FSP_S_IFDIR)
+		return watch_subtree(d);
+	if (inside || (was_watched && cfg_follow)) {
+		watch_new(d);
+		return false;
+	}
+	if (!cfg_follow) {
+		key = dentry_key(d);
+		unwatch_key(&key);
+	}
+	return false;
+}
+
+/* Is the value listed in a process filter map what its mode wants? */
+static __always_inline bool filter_allows(__u32 mode, bool listed)
+{
+	return mode == FSP_FILTER_OFF || listed == (mode == FSP_FILTER_INCLUDE);
+}
+
+/*
+ * --pid, --uid, --comm: checked at syscall entry, so the calls of unwanted
+ * processes cost no pending entry and no ring-buffer space. uid is the
+ * real uid; comm the thread's name (task->comm).
+ */
+static __always_inline bool process_wanted(__u32 tgid, __u32 uid)
+{
+	char comm[16] = {};
+
+	/* A helper call is never elided: test the mode before looking up. */
+	if (cfg_pid_filter != FSP_FILTER_OFF &&
+	    !filter_allows(cfg_pid_filter, bpf_map_lookup_elem(&pid_filter, &tgid)))
+		return false;
+	if (cfg_uid_filter != FSP_FILTER_OFF &&
+	    !filter_allows(cfg_uid_filter, bpf_map_lookup_elem(&uid_filter, &uid)))
+		return false;
+	if (cfg_comm_filter == FSP_FILTER_OFF)
+		return true;
+	bpf_get_current_comm(comm, sizeof(comm));
+	return filter_allows(cfg_comm_filter, bpf_map_lookup_elem(&comm_filter, comm));
+}
+
+#endif /* FSP_FILTER_H */

@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Building a record in per-CPU scratch and sending it. Emitters call
+ * record_begin(), then put_dentry() / put_name() / put_file() for the
+ * file and the target, put_extra() for the extra string, then
+ * record_send(), which adds who did it.
+ */
+#ifndef FSP_RECORD_H
+#define FSP_RECORD_H
+
+#include "resolve/dentry.h"
+#include "filter/filter.h"
+#include "resolve/lookup.h"
+#include "record/process.h"
+
+#define FSP_AT_FDCWD -100
+#define FSP_MASK (FSP_PATH_MAX - 1)
+
+static __always_inline struct fsp_file *slot(struct fsp_scratch *s, enum fsp_slot which)
+{
+	if (which == FSP_SLOT_FILE)
+		return &s->rec.hdr.file;
+	return which == FSP_SLOT_TARGET ? &s->rec.hdr.target : &s->rec.hdr.proc.exe;
+}
+
+static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u8 origin, __u16 op,
+					 __s64 ret)
+{
+	struct fsp_event *e = &s->rec.hdr;
+
+	__builtin_memset(e, 0, sizeof(*e));
+	e->version = FSP_EVENT_VERSION;
+	e->kind = kind;
+	e->origin = origin;
+	e->op = op;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->retval = ret;
+	e->attr_uid = (__u32)-1;
+	e->attr_gid = (__u32)-1;
+}
+
+/*
+ * Where a string starts in rec.data: the file's path, the target's, the
+ * extra string, then the executable's path and the cgroup's.
+ */
+static __always_inline __u32 data_pos(struct fsp_scratch *s, enum fsp_slot which)
+{
+	struct fsp_event *e = &s->rec.hdr;
+
+	if (which == FSP_SLOT_FILE)
+		return 0;
+	if (which == FSP_SLOT_TARGET)
+		return e->file.path_len;
+	return e->file.path_len + e->target.path_len + e->extra_len;
+}
+
+/* Copy the path built in s->walk into the record's slot. */
+static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot which, __u32 len,
+					__u32 user_len)
+{
+	struct fsp_file *f = slot(s, which);
+	__u32 pos = data_pos(s, which);
+
+	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, 2 * FSP_PATH_MAX - 1)], FSP_BOUND(len, FSP_MASK),
+			      /* off is FSP_PATH_MAX when a cached prefix left nothing to walk */
+			      &s->walk[FSP_BOUND(s->ws.off, 2 * FSP_PATH_MAX - 1)]);
+	f->path_len = len;
+	f->user_len = user_len;
+	f->flags |= s->ws.flags;
+	f->prefix = s->ws.prefix;
+	f->cache_gen = s->ws.gen;
+}
+
+static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, struct vfsmount *mnt)
+{
+	f->ino = BPF_CORE_READ(d, d_inode, i_ino);
+	f->dev = BPF_CORE_READ(d, d_sb, s_dev);
+	f->mode = BPF_CORE_READ(d, d_inode, i_mode);
+	f->mnt_id = mount_id(mnt);
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), BPF_CORE_READ(d, d_sb, s_type, name));
+}
+
+/* The slot gets d's identity and its path. */
+static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which, struct dentry *d,
+				     struct vfsmount *mnt)
+{
+	__u32 len;
+
+	fill_identity(slot(s, which), d, mnt);
+	len = resolve_path(s, which, d, mnt);
+	commit_path(s, which, len, 0);
+}
+
+/*
+ * The slot describes the existing object d; returns whether it is
+ * watched. The path is resolved only when it will be sent: d is watched,
+ * or `needed` (the record's other slot is).
+ */
+static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
+					  struct dentry *d, struct vfsmount *mnt, bool needed)
+{
+	bool matched;
+
+	if (!d || !mnt) {
+		slot(s, which)->flags = FSP_PATH_MISSING;
+		return !cfg_paths_filtering;
+	}
+	matched = object_matches(d);
+	if (!matched && !needed)
+		return false;
+	describe(s, which, d, mnt);
+	return matched;
+}
+
+static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
+				       struct dentry *d, struct vfsmount *mnt)
+{
+	return put_dentry_if(s, which, d, mnt, true);
+}
+
+static __always_inline bool put_file(struct fsp_scratch *s, enum fsp_slot which, struct file *file)
+{
+	if (!file) {
+		slot(s, which)->flags = FSP_PATH_MISSING;
+		return !cfg_paths_filtering;
+	}
+	return put_dentry_if(s, which, BPF_CORE_READ(file, f_path.dentry),
+			     BPF_CORE_READ(file, f_path.mnt), false);
+}
+
+/* The file open as descriptor fd in the current task, or NULL. */
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+
+	if (fd < 0 || fd >= max)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* Is the file open as fd watched (or missing, which put_file() reports)? */
+static __always_inline bool fd_matches(long fd)
+{
+	struct file *f = fd_file(fd);
+	struct dentry *d;
+
+	if (!f)
+		return !cfg_paths_filtering;
+	d = BPF_CORE_READ(f, f_path.dentry);
+	return !d || object_matches(d);
+}
+
+/* Where a name lookup starts: the root, the cwd or the dirfd's directory. */
+static __always_inline bool lookup_base(struct fsp_scratch *s, long dirfd, struct dentry **d,
+					struct vfsmount **mnt)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct file *f;
+
+	if (s->upath[0] == '/') {
+		*d = BPF_CORE_READ(task, fs, root.dentry);
+		*mnt = BPF_CORE_READ(task, fs, root.mnt);
+	} else if ((int)dirfd == FSP_AT_FDCWD) {
+		*d = BPF_CORE_READ(task, fs, pwd.dentry);
+		*mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+	} else {
+		f = fd_file((int)dirfd);
+		if (!f)
+			return false;
+		*d = BPF_CORE_READ(f, f_path.dentry);
+		*mnt = BPF_CORE_READ(f, f_path.mnt);
+	}
+	return *d && *mnt;
+}
+
+/*
+ * Copies a name argument into s->upath: from user memory (a syscall's),
+ * or from the kernel's copy (an io_uring request's struct filename).
+ * Returns the length with the NUL, <= 0 on failure.
+ */
+static __always_inline long read_name(struct fsp_scratch *s, const char *name, bool kernel)
+{
+	if (kernel)
+		return bpf_probe_read_kernel_str(s->upath, FSP_PATH_MAX, name);
+	return bpf_probe_read_user_str(s->upath, FSP_PATH_MAX, name);
+}
+
+/* Index in upath where the unresolved rest starts (ulen when none). */
+static __always_inline __u32 suffix_start(struct fsp_scratch *s, __u32 from, __u32 ulen)
+{
+	for (int i = 0; i < 8 && from < ulen; i++) {
+		if (s->upath[FSP_BOUND(from, FSP_MASK)] != '/')
+			break;
+		from++;
+	}
+	return from;
+}
+
+/*
+ * Append upath[from, ulen) to the path in walk, after a '/' unless the
+ * path is the root. Returns the bytes appended.
+ */
+static __always_inline __u32 append_suffix(struct fsp_scratch *s, __u32 from, __u32 ulen)
+{
+	__u32 base_len = FSP_PATH_MAX - s->ws.off;
+	/* No '/' after the root; always one after a cached prefix (never the root). */
+	__u32 sep = base_len > 1 || s->ws.prefix.ino ? 1 : 0;
+	__u32 n = ulen - from;
+
+	if (s->ws.off < 2 + sep) {
+		s->ws.flags |= FSP_PATH_TRUNCATED;
+		return 0;
+	}
+	if (n > s->ws.off - 1 - sep) {
+		n = s->ws.off - 1 - sep;
+		s->ws.flags |= FSP_PATH_TRUNCATED;
+	}
+	if (sep)
+		s->walk[FSP_PATH_MAX] = '/';
+	bpf_probe_read_kernel(&s->walk[FSP_PATH_MAX + sep], FSP_BOUND(n, FSP_MASK), &s->upath[FSP_BOUND(from, FSP_MASK)]);
+	return n + sep;
+}
+
+/*
+ * The slot describes what the name at `name` (relative to dirfd) names:
+ * looked up in the dcache as far as it goes, the rest appended and
+ * flagged. Returns whether it is watched: the object itself when fully
+ * resolved, else its parent when only the last name is missing.
+ */
+static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
+					const char *name, bool kernel, bool needed)
+{
+	struct fsp_file *f = slot(s, which);
+	struct dentry *base = NULL;
+	struct vfsmount *bmnt = NULL, *mnt;
+	__u32 ulen, len, extra, from;
+	bool matched;
+	long n;
+
+	n = read_name(s, name, kernel);
+	if (n <= 0 || !lookup_base(s, dirfd, &base, &bmnt)) {
+		f->flags = FSP_PATH_MISSING;
+		return !cfg_paths_filtering;
+	}
+	ulen = n - 1;
+	lookup_path(s, base, bmnt, ulen);
+	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
+	from = suffix_start(s, s->ls.resolved, ulen);
+	if (from >= ulen)
+		return put_dentry_if(s, which, s->ls.cur, mnt, needed);
+	matched = child_matches(s->ls.cur);
+	if (!matched && !needed)
+		return false;
+	len = resolve_path(s, which, s->ls.cur, mnt);
+	extra = append_suffix(s, from, ulen);
+	f->flags = FSP_PATH_USER_SUFFIX;
+	f->mnt_id = mount_id(mnt);
+	commit_path(s, which, len + extra, extra ? extra - (len > 1 || s->ws.prefix.ino ? 1 : 0) : 0);
+	return matched;
+}
+
+/*
+ * The record's extra string (a symlink's target, an xattr's name, a mount's
+ * source), from user or kernel memory. Call after both slots are set.
+ */
+static __always_inline void put_extra(struct fsp_scratch *s, const char *str, bool kernel)
+{
+	struct fsp_event *e = &s->rec.hdr;
+	__u32 pos = e->file.path_len + e->target.path_len;
+	char *dst = &s->rec.data[FSP_BOUND(pos, 2 * FSP_PATH_MAX - 1)];
+	long n;
+
+	if (!str)
+		return;
+	/* Up to FSP_EXTRA_MAX bytes at an offset below 2 * FSP_PATH_MAX: inside data. */
+	if (kernel) {
+		n = bpf_probe_read_kernel_str(dst, FSP_EXTRA_MAX, str);
+	} else {
+		n = bpf_probe_read_user_str(dst, FSP_EXTRA_MAX, str);
+		e->rflags |= FSP_REC_EXTRA_USER;
+	}
+	if (n <= 1)
+		return;
+	if (n == FSP_EXTRA_MAX)
+		e->rflags |= FSP_REC_EXTRA_TRUNCATED;
+	e->extra_len = n - 1; /* without the NUL */
+}
+
+/*
+ * The process definition: the executable, resolved in the kernel like
+ * any file (without asking the filter: it is context, not the object),
+ * the namespaces and the cgroup.
+ */
+static __always_inline void put_process(struct fsp_scratch *s, struct fsp_cache_scratch *cs,
+					struct task_struct *task, struct proc_seen *now)
+{
+	struct fsp_proc *p = &s->rec.hdr.proc;
+	struct file *exe = (struct file *)now->exe;
+	struct dentry *d = exe ? BPF_CORE_READ(exe, f_path.dentry) : NULL;
+	struct vfsmount *mnt = exe ? BPF_CORE_READ(exe, f_path.mnt) : NULL;
+	bool cut = false;
+	__u32 pos, len;
+
+	s->rec.hdr.rflags |= FSP_REC_PROCESS;
+	p->cgroup_id = now->cgroup_id;
+	p->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	p->pid_ns = task_pid_ns(task);
+	if (d && mnt)
+		describe(s, FSP_SLOT_EXE, d, mnt);
+	else
+		p->exe.flags = FSP_PATH_MISSING; /* a kernel thread */
+	len = put_cgroup_path(task, cs, &cut);
+	if (cut)
+		s->rec.hdr.rflags |= FSP_REC_CGROUP_TRUNCATED;
+	pos = data_pos(s, FSP_SLOT_EXE) + p->exe.path_len;
+	bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(pos, 4 * FSP_PATH_MAX - 1)],
+			      FSP_BOUND(len, FSP_CGROUP_MAX - 1), cs->cgroup);
+	p->cgroup_len = len;
+}
+
+/*
+ * Who did it, into the record in scratch. Read only for a record that
+ * will be sent, since most operations seen are not on watched files.
+ * Returns whether the record carries the process's definition (then
+ * cache_scratch.now is what to remember once it is sent). Global: verified
+ * once, whoever calls it.
+ */
+__noinline int fsp_record_context(void)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fsp_scratch *s = get_scratch();
+	struct fsp_cache_scratch *cs = get_cache_scratch();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	struct fsp_event *e;
+
+	if (!s || !cs)
+		return 0;
+	e = &s->rec.hdr;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->euid = BPF_CORE_READ(task, cred, euid.val);
+	e->egid = BPF_CORE_READ(task, cred, egid.val);
+	e->mount_gen = current_mount_gen();
+	e->cpu = bpf_get_smp_processor_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	proc_fingerprint(task, &cs->now);
+	e->proc_start = cs->now.start;
+	if (!proc_unknown(e->pid, &cs->now))
+		return 0;
+	put_process(s, cs, task, &cs->now);
+	return 1;
+}
+
+/* Sends the record in scratch; false when the transport had no room. */
+static __always_inline bool transport_send(void *ctx, struct fsp_scratch *s, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (cfg_transport == FSP_TRANSPORT_PERF_BUFFER)
+		/* Fails with -ENOSPC when this CPU's buffer is full (perf_output_begin()). */
+		return !bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, &s->rec, size);
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
+		flags = BPF_RB_FORCE_WAKEUP;
+	return !bpf_ringbuf_output(&events, &s->rec, size, flags);
+}
+
+/* Numbers and sends the record in scratch (a notice or an event). */
+static __always_inline bool record_output(void *ctx, struct fsp_scratch *s, __u32 defs)
+{
+	struct fsp_event *e = &s->rec.hdr;
+	struct fsp_proc *p = &e->proc;
+	__u32 zero = 0;
+	__u64 size, *seq;
+
+	seq = bpf_map_lookup_elem(&seq_next, &zero);
+	if (seq)
+		e->seq = (*seq)++;
+	size = sizeof(*e) + e->file.path_len + e->target.path_len + e->extra_len +
+	       p->exe.path_len + p->cgroup_len + defs;
+	if (size > sizeof(s->rec))
+		size = sizeof(s->rec);
+	e->size = size;
+	if (!transport_send(ctx, s, size)) {
+		count(FSP_CNT_LOST_RINGBUF);
+		return false;
+	}
+	count(FSP_CNT_EVENTS);
+	return true;
+}
+
+/*
+ * Send the record if it passed the filter (ctx: the program's context,
+ * which bpf_perf_event_output() needs); then the directories and the
+ * process it taught user space become known (never before: a later
+ * record could otherwise refer to what user space has not learnt yet).
+ */
+static __always_inline void record_send(void *ctx, struct fsp_scratch *s, bool matched)
+{
+	struct fsp_event *e = &s->rec.hdr;
+	struct fsp_cache_scratch *cs;
+	__u32 strings, defs;
+	bool defines;
+
+	if (!matched)
+		return;
+	defines = fsp_record_context();
+	cs = get_cache_scratch();
+	if (!cs)
+		return;
+	strings = e->file.path_len + e->target.path_len + e->extra_len + e->proc.exe.path_len +
+		  e->proc.cgroup_len;
+	defs = FSP_BOUND(e->n_defs, FSP_DEF_SLOTS - 1) * sizeof(struct fsp_cache_def);
+	if (defs)
+		bpf_probe_read_kernel(&s->rec.data[FSP_BOUND(strings, 4 * FSP_PATH_MAX - 1)], defs,
+				      cs->defs);
+	if (!record_output(ctx, s, defs))
+		return;
+	if (e->n_defs)
+		fsp_learn_defs();
+	if (defines)
+		bpf_map_update_elem(&proc_known, &e->pid, &cs->now, BPF_ANY);
+}
+
+/* A notice (no process definition): kind, who and when. */
+static __always_inline void notice_begin(struct fsp_scratch *s, __u8 kind)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	record_begin(s, kind, FSP_ORIGIN_KERNEL, 0, 0);
+	s->rec.hdr.cpu = bpf_get_smp_processor_id();
+	s->rec.hdr.pid = pid_tgid >> 32;
+	s->rec.hdr.tid = (__u32)pid_tgid;
+}
+
+#endif /* FSP_RECORD_H */

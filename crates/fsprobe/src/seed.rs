@@ -1,0 +1,358 @@
+//! Seeds the in-kernel filter (the `watched` map) with the identities of
+//! the watched trees: at start, and later for a directory that entered a
+//! watched tree with its contents (a move, a mount; bpf/filter/filter.h).
+//!
+//! The walk goes by directory file descriptors (openat, fstatat), never
+//! by path strings, so entries of any depth are reached: a tree deeper
+//! than PATH_MAX is watched like any other. It holds one descriptor at a
+//! time, coming back up with "..", and checks on the way up that it is
+//! back where it came from (a directory moved during the walk stops the
+//! walk of that branch, counted). A directory is inserted before its
+//! entries are read, so an entry created meanwhile is caught either by
+//! the walk or by the probes (which add new children of watched
+//! directories themselves). Entries are inserted in batches
+//! (BPF_MAP_UPDATE_BATCH), one syscall per few thousand.
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use libbpf_rs::{MapCore, MapFlags};
+
+use crate::error::{Error, Result};
+use crate::skel::types::fsp_watch;
+
+const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
+const WATCH_CHILDREN: u32 = fsp_watch::FSP_WATCH_CHILDREN.0;
+
+/// Entries per BPF_MAP_UPDATE_BATCH.
+const BATCH: usize = 4096;
+
+/// glibc's st_dev → the kernel's s_dev encoding (major << 20 | minor).
+pub(crate) fn kernel_dev(st_dev: u64) -> u32 {
+    (libc::major(st_dev) << 20) | libc::minor(st_dev)
+}
+
+/// struct fsp_inode_key as bytes.
+pub(crate) fn inode_key(dev: u32, ino: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..4].copy_from_slice(&dev.to_ne_bytes());
+    key[8..].copy_from_slice(&ino.to_ne_bytes());
+    key
+}
+
+/// An opened directory's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Id {
+    dev: u64,
+    ino: u64,
+}
+
+fn fstatat(dir: i32, name: &CStr, flags: i32) -> std::io::Result<libc::stat> {
+    // SAFETY: stat is plain data, zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: dir is an open fd (or AT_FDCWD), name is NUL-terminated, st is writable.
+    let rc = unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, flags) };
+    if rc == 0 {
+        Ok(st)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn open_dir_at(dir: i32, name: &CStr) -> std::io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: name is NUL-terminated; dir is an open fd or AT_FDCWD.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The names in directory `dir` (without "." and ".."), with whether each
+/// may be a directory (d_type DT_DIR or DT_UNKNOWN).
+fn read_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, bool)>> {
+    // fdopendir() takes over the fd it is given: give it a duplicate.
+    // SAFETY: dir is an open fd.
+    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: dup is a directory fd we own; fdopendir takes it over.
+    let stream = unsafe { libc::fdopendir(dup) };
+    if stream.is_null() {
+        let err = std::io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so dup is still ours to close.
+        unsafe { libc::close(dup) };
+        return Err(err);
+    }
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: stream is a valid DIR*; readdir returns NULL at the end.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
+        let (name, kind) = unsafe { (CStr::from_ptr((*entry).d_name.as_ptr()), (*entry).d_type) };
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        names.push((
+            name.to_owned(),
+            kind == libc::DT_DIR || kind == libc::DT_UNKNOWN,
+        ));
+    }
+    // SAFETY: stream came from fdopendir and is closed once.
+    unsafe { libc::closedir(stream) };
+    Ok(names)
+}
+
+/// A directory being walked: its identity, and the entries still to visit.
+struct Level {
+    id: Id,
+    pending: Vec<(CString, bool)>,
+}
+
+pub(crate) struct Seeder<'a, M: MapCore> {
+    map: &'a M,
+    limit: u32,
+    recursive: bool,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    /// Entries added (or already there).
+    pub(crate) inserted: u64,
+    /// Entries of the watched trees that could not be read, so are not
+    /// watched, and the first such error.
+    pub(crate) skipped: u64,
+    pub(crate) first_skip: Option<String>,
+}
+
+impl<'a, M: MapCore> Seeder<'a, M> {
+    pub(crate) fn new(map: &'a M, limit: u32, recursive: bool) -> Self {
+        Seeder {
+            map,
+            limit,
+            recursive,
+            keys: Vec::with_capacity(BATCH * 16),
+            values: Vec::with_capacity(BATCH * 4),
+            inserted: 0,
+            skipped: 0,
+            first_skip: None,
+        }
+    }
+
+    fn skip(&mut self, what: impl FnOnce() -> String) {
+        self.skipped += 1;
+        if self.first_skip.is_none() {
+            self.first_skip = Some(what());
+        }
+    }
+
+    /// Adds the entry with stat `st` and watch flags `flags` (batched).
+    fn insert(&mut self, st: &libc::stat, flags: u32) -> Result<()> {
+        self.keys
+            .extend_from_slice(&inode_key(kernel_dev(st.st_dev), st.st_ino));
+        self.values.extend_from_slice(&flags.to_ne_bytes());
+        if self.keys.len() >= BATCH * 16 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the batch to the map.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        let count = (self.values.len() / 4) as u32;
+        if count == 0 {
+            return Ok(());
+        }
+        let res = self.map.update_batch(
+            &self.keys,
+            &self.values,
+            count,
+            MapFlags::ANY,
+            MapFlags::ANY,
+        );
+        self.keys.clear();
+        self.values.clear();
+        match res {
+            Ok(()) => {
+                self.inserted += u64::from(count);
+                Ok(())
+            }
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => {
+                Err(Error::TooManyWatches(self.limit))
+            }
+            Err(source) => Err(Error::Bpf {
+                what: "adding watched inodes".into(),
+                source,
+            }),
+        }
+    }
+
+    fn dir_flags(&self, top: bool) -> u32 {
+        WATCH_SELF
+            | if self.recursive || top {
+                WATCH_CHILDREN
+            } else {
+                0
+            }
+    }
+
+    /// Watches `root`: a file, or a directory and (recursively) its tree.
+    pub(crate) fn seed(&mut self, root: &Path) -> Result<()> {
+        let c_root = CString::new(root.as_os_str().as_bytes()).map_err(|_| Error::Watch {
+            path: root.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        })?;
+        let watch_err = |source| Error::Watch {
+            path: root.to_owned(),
+            source,
+        };
+        let st = fstatat(libc::AT_FDCWD, &c_root, libc::AT_SYMLINK_NOFOLLOW).map_err(watch_err)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            self.insert(&st, WATCH_SELF)?;
+            return self.flush();
+        }
+        let dir = open_dir_at(libc::AT_FDCWD, &c_root).map_err(watch_err)?;
+        self.walk(dir, &st, root.as_os_str())?;
+        self.flush()
+    }
+
+    /// Walks the directory `dir` (stat `st`, named `label` in messages).
+    pub(crate) fn walk(&mut self, dir: OwnedFd, st: &libc::stat, label: &OsStr) -> Result<()> {
+        self.insert(st, self.dir_flags(true))?;
+        let mut dir = dir;
+        let mut stack = vec![Level {
+            id: Id {
+                dev: st.st_dev,
+                ino: st.st_ino,
+            },
+            pending: self.entries(&dir, label),
+        }];
+        while let Some(level) = stack.last_mut() {
+            let Some((name, maybe_dir)) = level.pending.pop() else {
+                stack.pop();
+                if let Some(parent) = stack.last() {
+                    match self.up(&dir, parent.id) {
+                        Some(fd) => dir = fd,
+                        None => {
+                            self.skip(|| format!("{}: moved during the walk", label.display()));
+                            return Ok(());
+                        }
+                    }
+                }
+                continue;
+            };
+            let st = match fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(e) => {
+                    self.skip(|| format!("{}: {e}", name.to_string_lossy()));
+                    continue;
+                }
+            };
+            let is_dir = maybe_dir && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if !is_dir {
+                self.insert(&st, WATCH_SELF)?;
+                continue;
+            }
+            self.insert(&st, self.dir_flags(false))?;
+            if !self.recursive {
+                continue;
+            }
+            match open_dir_at(dir.as_raw_fd(), &name) {
+                Ok(child) => {
+                    let pending = self.entries(&child, label);
+                    stack.push(Level {
+                        id: Id {
+                            dev: st.st_dev,
+                            ino: st.st_ino,
+                        },
+                        pending,
+                    });
+                    dir = child;
+                }
+                Err(e) => self.skip(|| format!("{}: {e}", name.to_string_lossy())),
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, dir: &OwnedFd, label: &OsStr) -> Vec<(CString, bool)> {
+        read_dir(dir).unwrap_or_else(|e| {
+            self.skip(|| format!("{}: {e}", label.display()));
+            Vec::new()
+        })
+    }
+
+    /// Back up from `dir` to its parent, which must be `expected`.
+    fn up(&self, dir: &OwnedFd, expected: Id) -> Option<OwnedFd> {
+        let parent = open_dir_at(dir.as_raw_fd(), c"..").ok()?;
+        let st = fstatat(parent.as_raw_fd(), c"", libc::AT_EMPTY_PATH).ok()?;
+        (Id {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        } == expected)
+            .then_some(parent)
+    }
+}
+
+/// Opens `path` as a directory and checks it is (dev, ino) in the kernel's
+/// encoding: the directory a FSP_SUBTREE notice names.
+pub(crate) fn open_subtree(
+    path: &Path,
+    dev: u32,
+    ino: u64,
+) -> std::io::Result<(OwnedFd, libc::stat)> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let fd = open_dir_at(libc::AT_FDCWD, &c)?;
+    let st = fstatat(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)?;
+    if kernel_dev(st.st_dev) != dev || st.st_ino != ino {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no longer at that path",
+        ));
+    }
+    Ok((fd, st))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_user_dev_to_kernel_dev() {
+        let st_dev = libc::makedev(259, 3);
+        assert_eq!(kernel_dev(st_dev), (259 << 20) | 3);
+        let key = inode_key(5, 0x1_0000_0001);
+        assert_eq!(&key[..4], &5u32.to_ne_bytes());
+        assert_eq!(&key[4..8], &[0; 4]);
+        assert_eq!(&key[8..], &0x1_0000_0001u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn reads_a_directory_by_descriptor() {
+        let base = std::env::temp_dir().join(format!("fsprobe-seed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("d")).unwrap();
+        std::fs::write(base.join("f"), b"").unwrap();
+        let fd = open_dir_at(
+            libc::AT_FDCWD,
+            &CString::new(base.as_os_str().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let mut names: Vec<(String, bool)> = read_dir(&fd)
+            .unwrap()
+            .into_iter()
+            .map(|(n, d)| (n.to_string_lossy().into_owned(), d))
+            .collect();
+        names.sort();
+        assert_eq!(names[0].0, "d");
+        assert!(names[0].1);
+        assert_eq!(names[1].0, "f");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

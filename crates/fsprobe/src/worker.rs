@@ -1,0 +1,298 @@
+//! The probe's worker thread: starts the backend, seeds the filter, then
+//! reads the transport until stopped, decoding each record, following the
+//! per-CPU sequence numbers (src/loss.rs), handing events to the consumer
+//! and directories to walk to the walker (src/subtrees.rs).
+use std::cell::{Cell, RefCell};
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject};
+
+use crate::backend::{self, Backend};
+use crate::clock::BootClock;
+use crate::config::{Config, Transport};
+use crate::decode::{Decoded, Decoder, record_cpu};
+use crate::error::{Error, Result};
+use crate::event::{LossReason, Record};
+use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
+use crate::pacing::{DRAIN_BUDGET, Pacing};
+use crate::probe::{Ready, Summary};
+use crate::reorder::Waiting;
+use crate::seed::Seeder;
+use crate::subtrees::Walker;
+use crate::transport::{self, Reader};
+
+fn setup<'obj>(
+    config: &Config,
+    storages: &'obj mut [MaybeUninit<OpenObject>; 3],
+) -> Result<(Backend<'obj>, Ready)> {
+    let backend = backend::start(config, storages)?;
+    let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
+    if config.paths_filtering {
+        for path in &config.paths {
+            seeder.seed(path)?;
+        }
+    }
+    let plan = &backend.plan;
+    let ready = Ready {
+        backend: backend.kind.name(),
+        watched_inodes: seeder.inserted,
+        unreadable_entries: seeder.skipped,
+        first_unreadable: seeder.first_skip.take(),
+        syscalls: plan.syscalls.clone(),
+        missing_syscalls: plan.missing_syscalls.clone(),
+        io_uring_ops: plan.io_uring_ops.clone(),
+        left_out: plan.left_out.clone(),
+        kernel: backend.release.clone(),
+    };
+    Ok((backend, ready))
+}
+
+pub(crate) fn run(
+    config: Config,
+    tx: SyncSender<Record>,
+    ready_tx: mpsc::Sender<Result<Ready>>,
+    stop: Arc<AtomicBool>,
+) -> Summary {
+    let mut storages = [const { MaybeUninit::uninit() }; 3];
+    let (backend, ready) = match setup(&config, &mut storages) {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return Summary::default();
+        }
+    };
+    let walker = match Walker::start(
+        &backend.skel.maps.watched,
+        &backend.skel.maps.subtrees_pending,
+        config.max_watches,
+        tx.clone(),
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return Summary::default();
+        }
+    };
+    let clock = BootClock::now();
+    let next_seqs = match MapHandle::try_from(&backend.skel.maps.seq_next) {
+        Ok(map) => map,
+        Err(source) => {
+            let _ = ready_tx.send(Err(Error::Bpf {
+                what: "opening the sequence numbers".into(),
+                source,
+            }));
+            return Summary::default();
+        }
+    };
+    // User space keeps twice the kernel's entries before an epoch flush:
+    // the kernel's LRU evicts, user space cannot tell which.
+    let handler = Handler {
+        decoder: RefCell::new(Decoder::new(
+            clock,
+            config.resolution_mode,
+            2 * config.cache_size as usize,
+        )),
+        tx: tx.clone(),
+        walker,
+        delivered: Cell::new(0),
+        undecodable: Cell::new(0),
+        seqs: RefCell::new(SeqTracker::default()),
+        waiting: RefCell::new(Waiting::default()),
+        may_defer: config.transport == Transport::PerfBuffer,
+        pacing: Pacing::new(Arc::clone(&stop), DRAIN_BUDGET, move || {
+            read_percpu(&next_seqs, 0)
+        }),
+    };
+    let reader = match Reader::new(&backend, &config, &handler) {
+        Ok(reader) => {
+            let _ = ready_tx.send(Ok(ready));
+            reader
+        }
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return Summary::default();
+        }
+    };
+    let counters = &backend.skel.maps.counters;
+    let seq_next = &backend.skel.maps.seq_next;
+    let mut losses = LossTracker::default();
+    while !stop.load(Ordering::SeqCst) {
+        let caught_up = reader.poll(&handler);
+        losses.report(counters, &tx);
+        // A record still waiting (perf buffer) or unread (a read that
+        // yielded) is not lost: judge the trailing gaps only when the
+        // reader caught up and none waits.
+        if caught_up && handler.waiting.borrow().is_empty() {
+            let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
+            send_trailing_losses(stalled, LossReason::BufferFull, &tx);
+        }
+        publish_epoch(&backend, &mut handler.decoder.borrow_mut());
+    }
+    let unread = drain_after_stop(&reader, &handler, &mut losses, counters);
+    drop(reader);
+    let Handler {
+        decoder,
+        delivered,
+        undecodable,
+        seqs,
+        walker,
+        ..
+    } = handler;
+    drop(walker);
+    let decoder = decoder.into_inner();
+    Summary {
+        events: delivered.get(),
+        lost_buffer_full: seqs.borrow().lost() - unread,
+        lost_in_flight: losses.in_flight,
+        lost_unread: unread,
+        lost_buffer_full_counted: read_counter(counters, counter::LOST_BUFFER),
+        filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
+        watch_limit_hits: losses.unwatched,
+        undecodable: undecodable.get(),
+        unknown_prefixes: decoder.unknown_prefixes,
+        unknown_processes: decoder.unknown_processes(),
+        walks_cached: read_counter(counters, counter::WALK_CACHED),
+        walks_full: read_counter(counters, counter::WALK_FULL),
+    }
+}
+
+/// After the stop: reads what the kernel had produced by then, for at most
+/// DRAIN_BUDGET after the stop was seen (producers keep writing until the
+/// programs are detached), and reports what was not read. Returns how
+/// many events were left unread.
+fn drain_after_stop(
+    reader: &Reader,
+    handler: &Handler,
+    losses: &mut LossTracker,
+    counters: &impl MapCore,
+) -> u64 {
+    let drained = reader.drain(handler);
+    losses.report(counters, &handler.tx);
+    let trailing = handler.seqs.borrow_mut().finish(&handler.pacing.due());
+    if drained {
+        send_trailing_losses(trailing, LossReason::BufferFull, &handler.tx);
+        return 0;
+    }
+    let unread = trailing.iter().map(|(_, count)| count).sum();
+    send_trailing_losses(trailing, LossReason::Unread, &handler.tx);
+    unread
+}
+
+/// Decodes records and hands them on; shared by the transport's callbacks.
+struct Handler {
+    decoder: RefCell<Decoder>,
+    tx: SyncSender<Record>,
+    walker: Walker,
+    delivered: Cell<u64>,
+    undecodable: Cell<u64>,
+    seqs: RefCell<SeqTracker>,
+    /// Perf buffer: records whose cached prefix or process was taught by
+    /// a record still unread in another CPU's buffer (src/reorder.rs).
+    waiting: RefCell<Waiting>,
+    may_defer: bool,
+    /// When reads yield to the loop, and end after the stop.
+    pacing: Pacing,
+}
+
+impl Handler {
+    fn decode(&self, data: &[u8]) {
+        if self.pacing.skip() {
+            return;
+        }
+        let decoded = self.decoder.borrow_mut().decode(data);
+        let Ok(record) = decoded else {
+            self.undecodable.set(self.undecodable.get() + 1);
+            return;
+        };
+        if let Some(count) = self.seqs.borrow_mut().on_event(record.cpu, record.seq) {
+            let _ = self.tx.send(Record::Lost {
+                count,
+                reason: LossReason::BufferFull,
+                cpu: Some(record.cpu),
+            });
+        }
+        match record.what {
+            Decoded::Event(event) => {
+                if self.tx.send(Record::Event(event)).is_ok() {
+                    self.delivered.set(self.delivered.get() + 1);
+                }
+            }
+            Decoded::Subtree(s) => self.walker.walk(s),
+            Decoded::Notice => {}
+        }
+    }
+}
+
+impl transport::Sink for Handler {
+    fn on_record(&self, data: &[u8]) {
+        if self.may_defer {
+            // Once one record of a CPU waits, the later ones of that CPU
+            // wait behind it: each CPU's records stay in order.
+            let cpu = record_cpu(data);
+            let mut waiting = self.waiting.borrow_mut();
+            if waiting.holds(cpu) || !self.decoder.borrow().prefixes_known(data) {
+                waiting.push(cpu, data);
+                return;
+            }
+        }
+        self.decode(data);
+    }
+
+    fn next_round(&self) {
+        self.waiting.borrow_mut().next_round();
+    }
+
+    /// Decodes the waiting records that can be (all of them with `give_up`).
+    fn decode_waiting(&self, give_up: bool) {
+        loop {
+            if self.pacing.skip() {
+                // Counted lost from the seq gaps, as skipped records are.
+                self.waiting.borrow_mut().clear();
+                return;
+            }
+            let next = {
+                let decoder = self.decoder.borrow();
+                self.waiting
+                    .borrow_mut()
+                    .take_ready(|d| decoder.prefixes_known(d), give_up)
+            };
+            match next {
+                Some(data) => self.decode(&data),
+                None => break,
+            }
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        !self.waiting.borrow().is_empty()
+    }
+
+    fn pacing(&self) -> &Pacing {
+        &self.pacing
+    }
+}
+
+/// Records numbered on a CPU but never received: lost after its last record.
+fn send_trailing_losses(lost: Vec<(u32, u64)>, reason: LossReason, tx: &SyncSender<Record>) {
+    for (cpu, count) in lost {
+        let _ = tx.send(Record::Lost {
+            count,
+            reason,
+            cpu: Some(cpu),
+        });
+    }
+}
+
+/// Tells the kernel about a user-space cache flush (bpf/resolve/cache.h: cache_gen[1]).
+fn publish_epoch(backend: &Backend, decoder: &mut Decoder) {
+    if let Some(epoch) = decoder.new_epoch.take() {
+        let _ = backend.skel.maps.cache_gen.update(
+            &1u32.to_ne_bytes(),
+            &epoch.to_ne_bytes(),
+            MapFlags::ANY,
+        );
+    }
+}
