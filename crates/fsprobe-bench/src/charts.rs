@@ -238,9 +238,12 @@ fn scenarios(items: &[crate::rate::RateResult]) -> String {
     ids.join(", ")
 }
 
-/// The highest clean rate per resolution mode (and per scenario tried).
+/// The highest clean rate per resolution mode (and per scenario tried),
+/// then per number of producers.
 fn rate(r: &Results, path: &Path) -> Res {
-    let items = &r.max_rate;
+    let items: Vec<crate::rate::RateResult> =
+        r.max_rate.iter().chain(&r.producers).cloned().collect();
+    let items = &items[..];
     let n = items.len().max(1);
     let ymax = items.iter().filter_map(|m| m.max_rate).fold(1.0, f64::max);
     let root = SVGBackend::new(path, (1200, 480)).into_drawing_area();
@@ -259,7 +262,10 @@ fn rate(r: &Results, path: &Path) -> Res {
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..ymax * 1.2)?;
     let names: Vec<String> = items
         .iter()
-        .map(|m| format!("{}, {} pages", m.mode, m.buffer_pages))
+        .map(|m| match (m.producers, &m.pacing[..]) {
+            (1, "spin") => format!("{}, {} pages", m.mode, m.buffer_pages),
+            (n, pacing) => format!("{}, {n} producer(s), {pacing}", m.mode),
+        })
         .collect();
     chart
         .configure_mesh()

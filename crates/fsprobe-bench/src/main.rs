@@ -11,16 +11,22 @@ macro_rules! say {
 
 mod alloc;
 mod charts;
+mod cli_output;
 mod cpu;
+mod kernel;
 mod machine;
 mod markdown;
 mod peers;
 mod plan;
 mod probe_run;
+mod procfs;
 mod rate;
+mod rename_loop;
 mod report;
 mod run;
 mod scenario;
+mod soak;
+mod startup;
 mod stats;
 mod stop;
 mod tree;
@@ -85,6 +91,32 @@ pub struct Args {
     /// A remark to record with the results (e.g. what else ran).
     #[arg(long)]
     pub note: Vec<String>,
+    /// Leave out parts: sweep, max-rate, producers, rename-loop,
+    /// cli-output, startup.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub skip: Vec<plan::Part>,
+    /// Leave BPF run-time statistics off: no in-kernel ns per program
+    /// (with them on, every BPF program run pays for two clock reads).
+    #[arg(long)]
+    pub no_bpf_stats: bool,
+    /// The fsprobe CLI binary, for its output cost and time to ready
+    /// [default: $FSPROBE_BIN, else `fsprobe` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub fsprobe_bin: Option<PathBuf>,
+    /// Run only the soak test (not in CI): a sustained rate of churn on a
+    /// watched tree, sampled every --soak-sample-secs; results in
+    /// <out>/soak/.
+    #[arg(long)]
+    pub soak: bool,
+    /// Length of the soak test, in minutes.
+    #[arg(long, default_value_t = 30)]
+    pub soak_minutes: u64,
+    /// Events per second of the soak test's churn.
+    #[arg(long, default_value_t = 50_000)]
+    pub soak_rate: u64,
+    /// Seconds between two samples of the soak test.
+    #[arg(long, default_value_t = 60)]
+    pub soak_sample_secs: u64,
 }
 
 fn load_average() -> String {
@@ -113,6 +145,15 @@ fn main() -> ExitCode {
     );
     let plan = Plan::new(&args);
     stop::install();
+    if args.soak {
+        return soak_run(&args, &plan);
+    }
+    // Held to the end: statistics go off again when it drops.
+    let bpf_stats = match plan.bpf_stats {
+        true => kernel::stats::Stats::enable(),
+        false => kernel::stats::Stats::Off("--no-bpf-stats".into()),
+    };
+    say!("BPF run-time statistics: {}", bpf_stats.describe());
     let n = cpu::cpu_count();
     let cpus = Cpus {
         workload: 0,
@@ -132,6 +173,7 @@ fn main() -> ExitCode {
     let mut problems = Vec::new();
     let mut scenarios = Vec::new();
     let mut max_rate = Vec::new();
+    let mut producers = Vec::new();
     let mut backend = String::from("unknown");
     for s in &plan.scenarios {
         if stop::requested() {
@@ -148,9 +190,10 @@ fn main() -> ExitCode {
             backend: &mut backend,
             watched: None,
         };
-        if let Some((result, rates)) = scenario::run(s, ctx) {
-            scenarios.push(result);
-            max_rate.extend(rates);
+        if let Some(outcome) = scenario::run(s, ctx) {
+            scenarios.push(outcome.result);
+            max_rate.extend(outcome.max_rate);
+            producers.extend(outcome.producers);
         }
     }
     if stop::requested() {
@@ -188,6 +231,8 @@ fn main() -> ExitCode {
             rate_pages: plan.rate_pages.clone(),
             rate_scenarios: plan.rate_scenarios.clone(),
             backend,
+            bpf_stats: bpf_stats.describe(),
+            skipped: plan.skip.iter().map(|p| p.name().to_string()).collect(),
         },
         notes,
         peers_unavailable,
@@ -203,9 +248,11 @@ fn main() -> ExitCode {
             ),
         ],
         max_rate,
+        producers,
         failures,
         problems,
     };
+    drop(bpf_stats);
     if let Err(e) = write_outputs(&results, &plan.out) {
         eprintln!("fsprobe-bench: writing the results: {e}");
         return ExitCode::FAILURE;
@@ -222,6 +269,22 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// The soak test alone, with statistics on and the consumer pinned like
+/// the benchmark's.
+fn soak_run(args: &Args, plan: &Plan) -> ExitCode {
+    let stats = match plan.bpf_stats {
+        true => kernel::stats::Stats::enable(),
+        false => kernel::stats::Stats::Off("--no-bpf-stats".into()),
+    };
+    say!("BPF run-time statistics: {}", stats.describe());
+    let consumer = usize::from(cpu::cpu_count() > 1);
+    if let Err(e) = cpu::pin_current_thread(consumer) {
+        eprintln!("fsprobe-bench: cannot pin to CPU {consumer}: {e}");
+    }
+    let scratch = args.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    soak::run(args, &plan.out, &scratch, 0)
 }
 
 fn render(from: &std::path::Path, to: &std::path::Path) -> ExitCode {

@@ -1,13 +1,15 @@
 //! results.md: the tables a person reads.
+mod sections;
+
 use std::fmt::Write;
 
 use crate::report::{Results, Row, ScenarioResult};
 
-fn num(x: Option<f64>, digits: usize) -> String {
+pub(crate) fn num(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".into(), |v| format!("{v:.digits$}"))
 }
 
-fn thousands(x: f64) -> String {
+pub(crate) fn thousands(x: f64) -> String {
     let s = format!("{:.0}", x);
     let (sign, digits) = s.split_at(usize::from(s.starts_with('-')));
     let mut out = String::new();
@@ -49,6 +51,19 @@ fn lost(row: &Row) -> String {
     }
 }
 
+/// The paired ratios' range, per round.
+fn ratio_range(row: &Row) -> String {
+    match row.ratio_spread {
+        Some(s) if s.n > 1 => format!("{:.2}–{:.2}", s.min, s.max),
+        Some(s) => format!("{:.2}", s.median),
+        None => "–".into(),
+    }
+}
+
+/// The header of the tables that `cells` fills, after the first column(s).
+const CELLS_HEADER: &str = "ns/op (median) | min–max | × baseline | × per round | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | BPF ns/op | status |";
+const CELLS_RULE: &str = "---|---|---|---|---|---|---|---|---|---|---|";
+
 /// The cells after the first column(s), ending the line.
 fn cells(row: &Row) -> String {
     let (median, range) = ns(row);
@@ -58,17 +73,28 @@ fn cells(row: &Row) -> String {
         (s, _) => s.to_string(),
     };
     format!(
-        "| {median} | {range} | {} | {} | {} | {} | {} | {} | {status} |\n",
+        "| {median} | {range} | {} | {} | {} | {} | {} | {} | {} | {} | {status} |\n",
         num(row.ratio_to_baseline, 2),
+        ratio_range(row),
         delivered(row),
         lost(row),
         num(row.bytes_per_event, 0),
         num(row.allocs_per_event, 2),
         num(row.consumer_cpu_ns_per_event, 0),
+        num(row.bpf_ns_per_op, 0),
     )
 }
 
-fn listener(row: &Row) -> String {
+/// Bytes as MiB, or KiB below one MiB.
+pub(crate) fn mib(bytes: Option<u64>) -> String {
+    match bytes {
+        None => "–".into(),
+        Some(b) if b < 1 << 20 => format!("{:.0} KiB", b as f64 / 1024.0),
+        Some(b) => format!("{:.1} MiB", b as f64 / 1048576.0),
+    }
+}
+
+pub(crate) fn listener(row: &Row) -> String {
     if row.mode.is_empty() {
         row.tool.clone()
     } else {
@@ -86,8 +112,16 @@ fn lifecycle(s: &ScenarioResult) -> Option<String> {
         let v: Vec<f64> = row.runs.iter().filter_map(f).collect();
         crate::stats::Spread::of(&v).map(|s| s.median)
     };
+    let memory = match (row.kernel_map_bytes, row.rss_bytes) {
+        (None, None) => String::new(),
+        (maps, rss) => format!(
+            "; its BPF maps held {} (memlock) and this process was {} resident at most",
+            mib(maps),
+            mib(rss)
+        ),
+    };
     Some(format!(
-        "fsprobe watched {} inodes; starting it (load, attach, seed) took {} s and stopping it {} s (medians, not timed).",
+        "fsprobe watched {} inodes; starting it (load, attach, seed) took {} s and stopping it {} s (medians, not timed){memory}.",
         s.watched_inodes.map_or("?".into(), |n| thousands(n as f64)),
         num(median(&|r| r.setup_s), 2),
         num(median(&|r| r.teardown_s), 2),
@@ -105,7 +139,7 @@ fn limit(s: &ScenarioResult, transport: &str, pages: Option<usize>, unit: &str) 
     }
 }
 
-fn max_rate(m: &crate::rate::RateResult) -> String {
+pub(crate) fn max_rate(m: &crate::rate::RateResult) -> String {
     match (m.max_rate, m.producer_bound) {
         (Some(x), true) => format!("≥ {} (workload-bound)", thousands(x)),
         (Some(x), false) => thousands(x),
@@ -121,18 +155,19 @@ pub fn render(r: &Results) -> String {
         "# fsprobe benchmark results ({})\n",
         if r.quick { "quick" } else { "full" }
     );
+    let me = &r.method;
+    let stats = match &me.bpf_stats[..] {
+        "" => format!("kernel.bpf_stats_enabled={}", u8::from(m.bpf_stats_enabled)),
+        how => format!("BPF run-time statistics {how}"),
+    };
     let _ = writeln!(
         out,
-        "- Machine: {}, {} CPUs, {} GiB RAM; {}; kernel {}; scratch trees on {}; kernel.bpf_stats_enabled={}.",
-        m.cpu_model,
-        m.nproc,
-        m.memory_gib,
-        m.os,
-        m.kernel,
-        m.scratch_fs,
-        u8::from(m.bpf_stats_enabled)
+        "- Machine: {}, {} CPUs, {} GiB RAM; {}; kernel {}; scratch trees on {}; {stats}.",
+        m.cpu_model, m.nproc, m.memory_gib, m.os, m.kernel, m.scratch_fs,
     );
-    let me = &r.method;
+    if !me.skipped.is_empty() {
+        let _ = writeln!(out, "- Left out: {}.", me.skipped.join(", "));
+    }
     let _ = writeln!(
         out,
         "- Run: {} ({:.0} s). fsprobe {} with the {} backend. {} open+close per run, {} repetitions (peers {}), interleaved B P B P …; workload pinned to CPU {}, consumers to CPU {}.",
@@ -158,7 +193,7 @@ pub fn render(r: &Results) -> String {
     for p in &r.problems {
         let _ = writeln!(out, "- **Problem** (events unaccounted for): {p}");
     }
-    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median; B/event and allocs/event are this process's heap over delivered events; consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd). The workload is a separate process.\n");
+    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events; consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
     for s in &r.scenarios {
         let _ = writeln!(
             out,
@@ -171,12 +206,18 @@ pub fn render(r: &Results) -> String {
         if let Some(line) = lifecycle(s) {
             let _ = writeln!(out, "{line}\n");
         }
-        out.push_str("| listener | ns/op (median) | min–max | × baseline | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | status |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        let _ = write!(out, "| listener | {CELLS_HEADER}\n|---|{CELLS_RULE}\n");
         for row in &s.rows {
             let _ = write!(out, "| {} {}", listener(row), cells(row));
         }
+        out.push_str(&sections::bpf_programs(s));
+        out.push_str(&sections::rename_loop(s));
     }
-    out.push_str("\n## Buffer size per transport (fsprobe, perf_buffer resolution mode)\n\nThe ring buffer is one buffer of that many pages; the perf buffer is one buffer of that many pages per CPU. Every open is one event: delivered + lost must equal the operations. The drop limit is the smallest size from which no larger size lost anything.\n\n| scenario | transport | pages | ns/op (median) | min–max | × baseline | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | status |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("\n## Buffer size per transport (fsprobe, perf_buffer resolution mode)\n\nThe ring buffer is one buffer of that many pages; the perf buffer is one buffer of that many pages per CPU. Every open is one event: delivered + lost must equal the operations. The drop limit is the smallest size from which no larger size lost anything.\n\n");
+    let _ = write!(
+        out,
+        "| scenario | transport | pages | {CELLS_HEADER}\n|---|---|---|{CELLS_RULE}\n"
+    );
     for s in &r.scenarios {
         for row in &s.sweep {
             let pages = row.buffer_pages.map_or("–".into(), |p| p.to_string());
@@ -213,6 +254,9 @@ pub fn render(r: &Results) -> String {
             m.status
         );
     }
+    out.push_str(&sections::producers(r));
+    out.push_str(&sections::startup(r));
+    out.push_str(&sections::cli_output(r));
     out.push_str("\n## The seed's published figures (FSProbe, Go, scenario 6, perf_buffer mode)\n\n| figure | seed | here |\n|---|---|---|\n");
     let s6 = r.scenarios.iter().find(|s| s.scenario.id == 6);
     let fsprobe = s6.and_then(|s| {

@@ -1,15 +1,53 @@
 //! How much to run: the full benchmark or the quick CI check.
 use std::path::PathBuf;
 
-use fsprobe::Transport;
+use fsprobe::{ResolutionMode, Transport};
 
 use crate::Args;
 use crate::peers::PeerKind;
 use crate::rate::Search;
+use crate::scenario::MODES;
+use crate::startup;
 use crate::tree::{SCENARIOS, Scenario};
 
 /// The library's (and the seed's) default ring buffer size.
 pub const DEFAULT_PAGES: usize = 128;
+
+/// The scenario of the rename loop, the CLI output cost and the producer
+/// scaling (the seed's "most interesting" one).
+pub const SIDE_SCENARIO: u8 = 6;
+/// The scenario of time to ready and memory: 40,000 dirs + 80,000 files.
+pub const STARTUP_SCENARIO: u8 = 4;
+
+/// Parts of the benchmark that `--skip` can leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The buffer size sweep (both transports).
+    Sweep,
+    /// The highest clean rate per resolution mode.
+    MaxRate,
+    /// The highest clean rate with one and with two producer processes.
+    Producers,
+    /// Scenario 6 with the unrelated rename loop.
+    RenameLoop,
+    /// The CLI binary's JSON output cost.
+    CliOutput,
+    /// Time to ready and memory on scenario 4's tree, warm and cold.
+    Startup,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Sweep => "sweep",
+            Part::MaxRate => "max-rate",
+            Part::Producers => "producers",
+            Part::RenameLoop => "rename-loop",
+            Part::CliOutput => "cli-output",
+            Part::Startup => "startup",
+        }
+    }
+}
 
 pub struct Plan {
     pub scenarios: Vec<Scenario>,
@@ -28,6 +66,17 @@ pub struct Plan {
     /// Ring buffer sizes the rate search runs with.
     pub rate_pages: Vec<usize>,
     pub rate_scenarios: Vec<u8>,
+    /// Producer counts of the scaling search, and its template.
+    pub producers: Vec<usize>,
+    pub producer_search: Search,
+    /// Resolution modes also run with the rename loop, every round.
+    pub rename_modes: Vec<ResolutionMode>,
+    pub startup: startup::Counts,
+    pub skip: Vec<Part>,
+    /// Turn on BPF run-time statistics for the run.
+    pub bpf_stats: bool,
+    /// The CLI binary (for its output cost and time to ready).
+    pub fsprobe_bin: PathBuf,
     pub peers: Vec<PeerKind>,
     pub install: bool,
     pub seed: u64,
@@ -52,7 +101,10 @@ impl Plan {
         let peers = match (args.no_peers, args.quick) {
             (true, _) => Vec::new(),
             _ if !args.peers.is_empty() => args.peers.clone(),
-            (false, true) => vec![PeerKind::Inotifywait, PeerKind::Fatrace, PeerKind::Bpftrace],
+            (false, true) => PeerKind::ALL
+                .into_iter()
+                .filter(|p| *p != PeerKind::Auditd)
+                .collect(),
             (false, false) => PeerKind::ALL.to_vec(),
         };
         // The workspace's folders, wherever the bench is started from.
@@ -87,9 +139,26 @@ impl Plan {
                     start_rate: 50_000,
                     bisections: 1,
                     pages: DEFAULT_PAGES,
+                    producers: 1,
+                    ticked: false,
                 },
                 rate_pages: vec![DEFAULT_PAGES],
                 rate_scenarios: vec![6],
+                producers: vec![1, 2],
+                producer_search: Search {
+                    secs: 1.0,
+                    start_rate: 50_000,
+                    bisections: 0,
+                    pages: DEFAULT_PAGES,
+                    producers: 1,
+                    ticked: true,
+                },
+                // The default mode only: two runs.
+                rename_modes: vec![ResolutionMode::default()],
+                startup: startup::Counts { warm: 1, cold: 1 },
+                skip: Vec::new(),
+                bpf_stats: !args.no_bpf_stats,
+                fsprobe_bin: crate::cli_output::locate(args.fsprobe_bin.as_deref()),
                 peers,
                 install: false,
                 seed: args.seed,
@@ -111,9 +180,25 @@ impl Plan {
                     start_rate: 20_000,
                     bisections: 3,
                     pages: DEFAULT_PAGES,
+                    producers: 1,
+                    ticked: false,
                 },
                 rate_pages: vec![DEFAULT_PAGES],
                 rate_scenarios: vec![6],
+                producers: vec![1, 2],
+                producer_search: Search {
+                    secs: 10.0,
+                    start_rate: 20_000,
+                    bisections: 3,
+                    pages: DEFAULT_PAGES,
+                    producers: 1,
+                    ticked: true,
+                },
+                rename_modes: MODES.to_vec(),
+                startup: startup::Counts { warm: 3, cold: 2 },
+                skip: Vec::new(),
+                bpf_stats: !args.no_bpf_stats,
+                fsprobe_bin: crate::cli_output::locate(args.fsprobe_bin.as_deref()),
                 peers,
                 install: !args.no_install,
                 seed: args.seed,
@@ -123,7 +208,13 @@ impl Plan {
         if let Some(n) = args.iterations {
             plan.iterations = n.max(1);
         }
+        plan.skip.extend(args.skip.iter().copied());
         plan
+    }
+
+    /// Whether `part` runs.
+    pub fn runs(&self, part: Part) -> bool {
+        !self.skip.contains(&part)
     }
 
     /// The sweep's sizes for `transport`.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use fsprobe::{Probe, Ready, Record, ResolutionMode, Summary, Transport};
 
+use crate::kernel::{self, progs::Progs};
+use crate::procfs;
 use crate::run::{self, Consumed, RunResult};
 use crate::tree::Tree;
 use crate::workload::{Pace, Workload};
@@ -94,6 +96,8 @@ pub fn start(
 /// keeps one probe for all its steps: a detach takes seconds).
 pub struct Session {
     probe: Probe,
+    /// The probe's BPF programs, found in this process's fds after start.
+    progs: Progs,
     watch_tree: bool,
     setup_s: f64,
     /// `Record::Lost` counts over every run so far.
@@ -123,6 +127,7 @@ impl Session {
         let probe = start(tree, watch, mode, transport, pages)?;
         Ok(Session {
             probe,
+            progs: Progs::of(None),
             watch_tree: matches!(watch, Watch::Tree),
             setup_s: t0.elapsed().as_secs_f64(),
             lost_in_stream: 0,
@@ -132,18 +137,18 @@ impl Session {
         })
     }
 
-    /// Runs the workload `w` once and drains its events.
-    pub fn run(&mut self, w: &Workload, pace: Pace) -> fsprobe::Result<StepRun> {
-        let pid = w.pid();
+    /// Runs the workloads `ws` once (together) and drains their events.
+    pub fn run(&mut self, ws: &[&Workload], pace: Pace) -> fsprobe::Result<StepRun> {
+        let pids: Vec<u32> = ws.iter().map(|w| w.pid()).collect();
         let expected = |ops| if self.watch_tree { ops } else { 0 };
         let (mut delivered, mut lost, mut others) = (0u64, 0u64, 0u64);
         let mut first_other = None;
-        let run = run::measure(w, pace, |finished, ops| {
+        let run = run::measure(ws, pace, &self.progs, |finished, ops| {
             let records = self.probe.records();
             let mut idle_since: Option<Instant> = None;
             loop {
                 match records.recv_timeout(Duration::from_millis(20)) {
-                    Ok(Record::Event(e)) if e.process.pid == pid => {
+                    Ok(Record::Event(e)) if pids.contains(&e.process.pid) => {
                         (delivered, idle_since) = (delivered + 1, None)
                     }
                     Ok(Record::Event(e)) => {
@@ -182,6 +187,8 @@ impl Session {
             self.first_other = first_other;
         }
         result.setup_s = Some(self.setup_s);
+        result.kernel_map_bytes = Some(kernel::maps::memlock_total(None));
+        result.rss_bytes = procfs::rss(None).map(|r| r.total);
         Ok(StepRun { result, lost })
     }
 
@@ -250,12 +257,14 @@ pub fn measure(
         Watch::Tree => pace.ops(),
         Watch::Elsewhere(_) => 0,
     };
-    let step = session.run(w, pace);
+    let step = session.run(&[w], pace);
     let done = session.finish();
     let mut result = step?.result;
     let done = done?;
     result.teardown_s = Some(done.teardown_s);
     result.lost = Some(done.summary.lost());
+    result.walks_full = Some(done.summary.walks_full);
+    result.walks_cached = Some(done.summary.walks_cached);
     Ok(ProbeRun {
         result,
         summary: done.summary,

@@ -33,7 +33,21 @@ pub struct RateResult {
     pub max_rate: Option<f64>,
     /// The workload thread could not go faster: the real limit is higher.
     pub producer_bound: bool,
+    /// Workload processes sharing the rate (1: CPU 0; 2: CPUs 0 and 1).
+    #[serde(default = "one")]
+    pub producers: usize,
+    /// "spin" (`Pace::Rate`) or "ticked" (`Pace::Ticked`).
+    #[serde(default = "spin")]
+    pub pacing: String,
     pub steps: Vec<Step>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn spin() -> String {
+    "spin".into()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +56,21 @@ pub struct Search {
     pub start_rate: u64,
     pub bisections: u32,
     pub pages: usize,
+    /// Workload processes, on CPUs 0, 1, …; each takes an equal share.
+    pub producers: usize,
+    /// Sleep between millisecond batches (`Pace::Ticked`) instead of
+    /// spinning between operations (`Pace::Rate`).
+    pub ticked: bool,
+}
+
+impl Search {
+    fn pace(&self, rate: u64) -> Pace {
+        let (rate, secs) = (rate / self.producers.max(1) as u64, self.secs);
+        match self.ticked {
+            true => Pace::Ticked { rate, secs },
+            false => Pace::Rate { rate, secs },
+        }
+    }
 }
 
 impl RateResult {
@@ -55,6 +84,8 @@ impl RateResult {
             status,
             max_rate: None,
             producer_bound: false,
+            producers: plan.producers,
+            pacing: if plan.ticked { "ticked" } else { "spin" }.into(),
             steps: Vec::new(),
         }
     }
@@ -75,16 +106,20 @@ pub fn search(
     let ring = Transport::RingBuffer;
     let mut session = Session::start(tree, Watch::Tree, mode, ring, plan.pages)?;
     let mut problems = Vec::new();
+    let n = crate::cpu::cpu_count();
     let mut step = |rate: u64, out: &mut RateResult| -> fsprobe::Result<Step> {
-        let pace = Pace::Rate {
-            rate,
-            secs: plan.secs,
-        };
-        let w = Workload::spawn(tree, seq, cpus.workload).map_err(|source| fsprobe::Error::Io {
-            what: "starting the workload".into(),
-            source,
-        })?;
-        let run = session.run(&w, pace)?;
+        let pace = plan.pace(rate);
+        let mut ws = Vec::new();
+        for k in 0..plan.producers.max(1) {
+            let cpu = (cpus.workload + k) % n;
+            let w = Workload::spawn(tree, seq, cpu).map_err(|source| fsprobe::Error::Io {
+                what: "starting the workload".into(),
+                source,
+            })?;
+            ws.push(w);
+        }
+        let refs: Vec<&Workload> = ws.iter().collect();
+        let run = session.run(&refs, pace)?;
         let r = &run.result;
         if r.open_errors > 0 {
             return Err(fsprobe::Error::Io {
@@ -107,7 +142,8 @@ pub fn search(
             ok: run.lost == 0 && r.delivered == r.ops,
         };
         say!(
-            "  rate {rate}/s: achieved {:.0}/s, lost {}",
+            "  rate {rate}/s ({} producer(s)): achieved {:.0}/s, lost {}",
+            plan.producers,
             s.achieved,
             s.lost
         );

@@ -2,9 +2,12 @@
 use fsprobe::Transport;
 use serde::{Deserialize, Serialize};
 
+use crate::cli_output::CliRun;
+use crate::kernel::progs::{self, ProgFigure};
 use crate::machine::Machine;
 use crate::rate::RateResult;
 use crate::run::{Cpus, RunResult};
+use crate::startup::Startup;
 use crate::stats::Spread;
 use crate::tree::Scenario;
 
@@ -25,6 +28,12 @@ pub struct Method {
     pub rate_pages: Vec<usize>,
     pub rate_scenarios: Vec<u8>,
     pub backend: String,
+    /// BPF run-time statistics: how they were enabled, or why not.
+    #[serde(default)]
+    pub bpf_stats: String,
+    /// Parts of the benchmark left out (`--skip`, or quick mode).
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +51,9 @@ pub struct Results {
     /// Kernel-to-user transports and whether they were measured.
     pub transports: Vec<(String, String)>,
     pub max_rate: Vec<RateResult>,
+    /// The highest clean rate with one and with two producer processes.
+    #[serde(default)]
+    pub producers: Vec<RateResult>,
     /// The benchmark was broken (a probe or a workload did not start, an
     /// open failed): the exit code is 1.
     pub failures: Vec<String>,
@@ -71,6 +83,13 @@ pub struct ScenarioResult {
     /// from before the perf buffer was swept.
     #[serde(default)]
     pub drop_limit_pages_perf: Option<usize>,
+    /// Time to ready and memory with the whole tree watched, warm and cold
+    /// (scenario 4), next to inotifywait.
+    #[serde(default)]
+    pub startup: Option<Startup>,
+    /// The CLI binary's output cost (scenario 6).
+    #[serde(default)]
+    pub cli_output: Vec<CliRun>,
 }
 
 fn ring_buffer() -> String {
@@ -87,7 +106,8 @@ pub struct Row {
     #[serde(default = "ring_buffer")]
     pub transport: String,
     pub buffer_pages: Option<usize>,
-    /// "ok", "not implemented: …", "unavailable: …" or "failed: …".
+    /// "ok", "not implemented: …", "not runnable: …" (a peer that is not
+    /// installed or did not start), "accounting: …" or "failed: …".
     pub status: String,
     pub ns_per_op: Option<Spread>,
     pub ratio_to_baseline: Option<f64>,
@@ -97,6 +117,27 @@ pub struct Row {
     pub bytes_per_event: Option<f64>,
     pub allocs_per_event: Option<f64>,
     pub consumer_cpu_ns_per_event: Option<f64>,
+    /// Per round, ns/op over the same round's baseline (min–max, median).
+    #[serde(default)]
+    pub ratio_spread: Option<Spread>,
+    /// In-kernel time of the listener's BPF programs per operation (all
+    /// programs), and per program.
+    #[serde(default)]
+    pub bpf_ns_per_op: Option<f64>,
+    #[serde(default)]
+    pub bpf_programs: Vec<ProgFigure>,
+    /// fsprobe's path walks over the runs: to the root, and cut short by
+    /// a cache.
+    #[serde(default)]
+    pub walks_full: Option<u64>,
+    #[serde(default)]
+    pub walks_cached: Option<u64>,
+    /// The largest `memlock` of the listener's BPF maps and resident size
+    /// of its process over the runs.
+    #[serde(default)]
+    pub kernel_map_bytes: Option<u64>,
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
     pub note: Option<String>,
     pub runs: Vec<RunResult>,
 }
@@ -117,6 +158,13 @@ impl Row {
             bytes_per_event: None,
             allocs_per_event: None,
             consumer_cpu_ns_per_event: None,
+            ratio_spread: None,
+            bpf_ns_per_op: None,
+            bpf_programs: Vec::new(),
+            walks_full: None,
+            walks_cached: None,
+            kernel_map_bytes: None,
+            rss_bytes: None,
             note: None,
             runs: Vec::new(),
         }
@@ -145,6 +193,22 @@ impl Row {
         }
         let cpu: Option<u64> = runs.iter().map(|r| r.consumer_cpu_ns).sum();
         self.consumer_cpu_ns_per_event = cpu.and_then(per_event);
+        let paired: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| Some(r.ns_per_op / r.round_baseline_ns.filter(|&b| b > 0.0)?))
+            .collect();
+        self.ratio_spread = Spread::of(&paired);
+        let with_bpf = || runs.iter().filter(|r| !r.bpf.is_empty());
+        let bpf_ops = with_bpf().map(|r| r.ops).sum();
+        self.bpf_programs = progs::figures(with_bpf().flat_map(|r| &r.bpf), bpf_ops);
+        self.bpf_ns_per_op = (!self.bpf_programs.is_empty())
+            .then(|| self.bpf_programs.iter().map(|p| p.ns_per_op).sum());
+        if !runs.is_empty() {
+            self.walks_full = runs.iter().map(|r| r.walks_full).sum();
+            self.walks_cached = runs.iter().map(|r| r.walks_cached).sum();
+        }
+        self.kernel_map_bytes = runs.iter().filter_map(|r| r.kernel_map_bytes).max();
+        self.rss_bytes = runs.iter().filter_map(|r| r.rss_bytes).max();
         if self.status.is_empty() {
             self.status = "ok".into();
         }

@@ -1,13 +1,15 @@
 //! One measured run: the workload process on its CPU, and on the consumer
 //! CPU whatever listens (nothing, the fsprobe library, or a peer tool).
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::alloc::Heap;
 use crate::cpu;
-use crate::workload::{Pace, Workload};
+use crate::kernel::progs::{self, ProgRun, Progs};
+use crate::workload::{Done, Pace, Workload};
 
 /// Which CPU does what.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -21,7 +23,7 @@ pub struct Cpus {
 pub struct RunResult {
     pub ns_per_op: f64,
     pub ops: u64,
-    /// Operations per second actually achieved.
+    /// Operations per second actually achieved (all producers together).
     pub achieved_rate: f64,
     pub delivered: u64,
     /// Losses the listener counted and reported (None: it cannot tell).
@@ -38,6 +40,28 @@ pub struct RunResult {
     pub setup_s: Option<f64>,
     /// Seconds to stop it (fsprobe: `Probe::join`, i.e. detaching), not timed.
     pub teardown_s: Option<f64>,
+    /// The listener's BPF programs over the run (workload start to end);
+    /// empty without statistics or without BPF.
+    #[serde(default)]
+    pub bpf: Vec<ProgRun>,
+    /// `memlock` of the listener's BPF maps at the end of the run.
+    #[serde(default)]
+    pub kernel_map_bytes: Option<u64>,
+    /// Resident memory of the listener's process at the end of the run
+    /// (fsprobe: the bench process, which holds the library).
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// fsprobe's path walks over the run (`Summary::walks_full`, `walks_cached`).
+    #[serde(default)]
+    pub walks_full: Option<u64>,
+    #[serde(default)]
+    pub walks_cached: Option<u64>,
+    /// The baseline's ns/op in the same round, for a paired ratio.
+    #[serde(default)]
+    pub round_baseline_ns: Option<f64>,
+    /// The achieved rate of a side load (the unrelated rename loop), per second.
+    #[serde(default)]
+    pub side_load_rate: Option<f64>,
 }
 
 /// Everything a consumer learns while the workload runs.
@@ -46,37 +70,76 @@ pub struct Consumed {
     pub lost: Option<u64>,
 }
 
-/// Starts the run on `w`, runs `consume` on this (the consumer) thread and
-/// returns when it has drained. `consume` gets a flag raised when the
-/// workload is over, and the expected number of operations.
+/// The workloads' reports, added up.
+fn combine(done: &[Done]) -> Done {
+    let mut total = Done::default();
+    for d in done {
+        total.ops += d.ops;
+        total.elapsed_ns = total.elapsed_ns.max(d.elapsed_ns);
+        total.cpu_ns += d.cpu_ns;
+        total.errors += d.errors;
+    }
+    total
+}
+
+/// Starts the run on every workload of `ws`, runs `consume` on this (the
+/// consumer) thread and returns when it has drained. `consume` gets a flag
+/// raised when every workload is over, and the expected number of
+/// operations. `progs` (the listener's BPF programs) are sampled just
+/// before the workloads start and as soon as the last one ends.
 pub fn measure(
-    w: &Workload,
+    ws: &[&Workload],
     pace: Pace,
+    progs: &Progs,
     consume: impl FnOnce(&AtomicBool, u64) -> Consumed,
 ) -> std::io::Result<RunResult> {
     let finished = AtomicBool::new(false);
+    let running = AtomicUsize::new(ws.len());
+    let at_end = Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        // Waits for the workload's report; spawned (and so allocated)
+        // Wait for the workloads' reports; spawned (and so allocated)
         // before the heap is sampled.
-        let waiter = s.spawn(|| {
-            let done = w.wait();
-            finished.store(true, Ordering::SeqCst);
-            done
-        });
+        let waiters: Vec<_> = ws
+            .iter()
+            .map(|w| {
+                let (finished, running, at_end) = (&finished, &running, &at_end);
+                s.spawn(move || {
+                    let done = w.wait();
+                    if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        *at_end.lock().expect("samples") = progs.sample();
+                        finished.store(true, Ordering::SeqCst);
+                    }
+                    done
+                })
+            })
+            .collect();
+        let at_start = progs.sample();
         let heap0 = Heap::now();
         let cpu0 = cpu::process_cpu_ns();
-        if let Err(e) = w.start(pace) {
-            finished.store(true, Ordering::SeqCst);
-            return Err(e);
+        for w in ws {
+            if let Err(e) = w.start(pace) {
+                finished.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
         }
-        let consumed = consume(&finished, pace.ops());
+        let consumed = consume(&finished, pace.ops() * ws.len() as u64);
         let consumer_cpu = cpu::process_cpu_ns() - cpu0;
         let heap = Heap::now().since(heap0);
-        let done = waiter.join().expect("the waiter thread panicked")?;
+        let mut done = Vec::new();
+        for w in waiters {
+            done.push(w.join().expect("a waiter thread panicked")?);
+        }
+        let ns_per_op = done.iter().map(Done::ns_per_op).sum::<f64>() / done.len().max(1) as f64;
+        let achieved_rate = done
+            .iter()
+            .map(|d| d.ops as f64 * 1e9 / d.elapsed_ns.max(1) as f64)
+            .sum();
+        let done = combine(&done);
+        let bpf = progs::delta(&at_start, &at_end.lock().expect("samples"));
         Ok(RunResult {
-            ns_per_op: done.ns_per_op(),
+            ns_per_op,
             ops: done.ops,
-            achieved_rate: done.ops as f64 * 1e9 / done.elapsed_ns.max(1) as f64,
+            achieved_rate,
             delivered: consumed.delivered,
             lost: consumed.lost,
             heap_bytes: heap.bytes,
@@ -84,15 +147,15 @@ pub fn measure(
             consumer_cpu_ns: Some(consumer_cpu),
             workload_cpu_ns: done.cpu_ns,
             open_errors: done.errors,
-            setup_s: None,
-            teardown_s: None,
+            bpf,
+            ..RunResult::default()
         })
     })
 }
 
 /// No listener: waits for the workload (sleeping, so it costs nothing).
 pub fn baseline(w: &Workload, pace: Pace) -> std::io::Result<RunResult> {
-    let mut r = measure(w, pace, |finished, _| {
+    let mut r = measure(&[w], pace, &Progs::none(), |finished, _| {
         while !finished.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(2));
         }

@@ -6,7 +6,7 @@
 //!
 //! The child is forked from a multi-threaded process, so it only makes
 //! async-signal-safe calls (open, close, read, write, clock_gettime,
-//! sched_setaffinity) and never allocates.
+//! clock_nanosleep, sched_setaffinity, prctl) and never allocates.
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -22,15 +22,20 @@ pub enum Pace {
     /// `ops` operations back to back (the seed's b.N loop).
     FlatOut { ops: u64 },
     /// `rate` operations per second for `secs` seconds, each started at its
-    /// scheduled time (late ones start at once).
+    /// scheduled time (late ones start at once); the producer spins while
+    /// it is early, so it keeps its CPU busy.
     Rate { rate: u64, secs: f64 },
+    /// The same rate in batches: each millisecond's operations back to
+    /// back, then a sleep until the next millisecond. The producer uses only
+    /// the CPU its operations need, so it can share a CPU with the consumer.
+    Ticked { rate: u64, secs: f64 },
 }
 
 impl Pace {
     pub fn ops(&self) -> u64 {
         match *self {
             Pace::FlatOut { ops } => ops,
-            Pace::Rate { rate, secs } => (rate as f64 * secs) as u64,
+            Pace::Rate { rate, secs } | Pace::Ticked { rate, secs } => (rate as f64 * secs) as u64,
         }
     }
 }
@@ -55,6 +60,7 @@ impl Done {
 const SENTINEL: u64 = 1;
 const RUN_FLAT: u64 = 2;
 const RUN_RATE: u64 = 3;
+const RUN_TICKED: u64 = 4;
 
 /// A workload process waiting for commands.
 pub struct Workload {
@@ -63,7 +69,7 @@ pub struct Workload {
     res: RawFd,
 }
 
-fn pipe() -> io::Result<[RawFd; 2]> {
+pub(crate) fn pipe() -> io::Result<[RawFd; 2]> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -73,7 +79,7 @@ fn pipe() -> io::Result<[RawFd; 2]> {
 }
 
 /// read(2) until `buf` is full; false on EOF or error. Async-signal-safe.
-fn read_full(fd: RawFd, buf: &mut [u8]) -> bool {
+pub(crate) fn read_full(fd: RawFd, buf: &mut [u8]) -> bool {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: the pointer and length stay inside buf.
@@ -86,7 +92,7 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> bool {
     true
 }
 
-fn write_full(fd: RawFd, buf: &[u8]) -> bool {
+pub(crate) fn write_full(fd: RawFd, buf: &[u8]) -> bool {
     let mut put = 0;
     while put < buf.len() {
         // SAFETY: the pointer and length stay inside buf.
@@ -99,14 +105,41 @@ fn write_full(fd: RawFd, buf: &[u8]) -> bool {
     true
 }
 
-fn cpu_ns() -> u64 {
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// Sleeps until CLOCK_MONOTONIC reads `ns` (at once if it is past).
+/// Async-signal-safe.
+pub(crate) fn sleep_until(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: ts is valid; a null remainder is allowed with TIMER_ABSTIME.
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 fn open_close(dir: RawFd, path: &CStr) -> bool {
@@ -124,17 +157,33 @@ fn open_close(dir: RawFd, path: &CStr) -> bool {
 fn run(files: &[CString], seq: &[u32], pace: Pace) -> Done {
     let cpu0 = cpu_ns();
     let t0 = Instant::now();
+    let t0_ns = monotonic_ns();
     let mut errors = 0;
     let ops = pace.ops();
     let period = match pace {
-        Pace::FlatOut { .. } => 0.0,
+        Pace::FlatOut { .. } | Pace::Ticked { .. } => 0.0,
         Pace::Rate { rate, .. } => 1e9 / rate as f64,
     };
+    // Ticked: the millisecond whose operations run now.
+    let per_ms = match pace {
+        Pace::Ticked { rate, .. } => rate,
+        _ => 0,
+    };
+    let (mut tick, mut slept) = (0u64, u64::MAX);
     for i in 0..ops {
         if period > 0.0 {
             let due = t0 + Duration::from_nanos((i as f64 * period) as u64);
             while Instant::now() < due {
                 std::hint::spin_loop();
+            }
+        }
+        if per_ms > 0 {
+            while i >= per_ms * (tick + 1) / 1000 {
+                tick += 1;
+            }
+            if tick != slept {
+                sleep_until(t0_ns + tick * 1_000_000);
+                slept = tick;
             }
         }
         let f = &files[seq[i as usize % seq.len()] as usize];
@@ -148,15 +197,13 @@ fn run(files: &[CString], seq: &[u32], pace: Pace) -> Done {
     }
 }
 
-/// The child: pin, then obey commands until EOF.
-fn child(tree: &Tree, seq: &[u32], cpu: usize, cmd: RawFd, res: RawFd) -> ! {
-    let root = tree.root_dir.as_raw_fd();
-    // Keep only what it needs: the probe's and peers' fds must not
-    // outlive them in here.
-    let mut keep = [root, cmd, res];
-    keep.sort();
+/// In a forked child, closes every fd above stderr but `keep`: the probe's
+/// and the peers' fds must not outlive them in here (a BPF link held by a
+/// child keeps its program attached). Async-signal-safe.
+pub(crate) fn close_all_but(keep: &mut [RawFd]) {
+    keep.sort_unstable();
     let mut first = 3;
-    for fd in keep {
+    for &fd in keep.iter() {
         if fd > first {
             // SAFETY: close_range only closes descriptors.
             unsafe { libc::syscall(libc::SYS_close_range, first, fd - 1, 0) };
@@ -165,7 +212,17 @@ fn child(tree: &Tree, seq: &[u32], cpu: usize, cmd: RawFd, res: RawFd) -> ! {
     }
     // SAFETY: as above.
     unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0) };
+}
+
+/// The child: pin, then obey commands until EOF.
+fn child(tree: &Tree, seq: &[u32], cpu: usize, cmd: RawFd, res: RawFd) -> ! {
+    let root = tree.root_dir.as_raw_fd();
+    close_all_but(&mut [root, cmd, res]);
     let _ = crate::cpu::pin_current_thread(cpu);
+    // Ticked pacing sleeps to the next millisecond: 1 µs of timer slack
+    // instead of the default 50.
+    // SAFETY: prctl with an integer argument has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000 as libc::c_ulong) };
     let mut buf = [0u8; 24];
     while read_full(cmd, &mut buf) {
         let word = |i: usize| u64::from_ne_bytes(buf[i * 8..i * 8 + 8].try_into().expect("8"));
@@ -177,6 +234,10 @@ fn child(tree: &Tree, seq: &[u32], cpu: usize, cmd: RawFd, res: RawFd) -> ! {
             }
             RUN_FLAT => Pace::FlatOut { ops: word(1) },
             RUN_RATE => Pace::Rate {
+                rate: word(1),
+                secs: f64::from_bits(word(2)),
+            },
+            RUN_TICKED => Pace::Ticked {
                 rate: word(1),
                 secs: f64::from_bits(word(2)),
             },
@@ -250,6 +311,7 @@ impl Workload {
         match pace {
             Pace::FlatOut { ops } => self.send([RUN_FLAT, ops, 0]),
             Pace::Rate { rate, secs } => self.send([RUN_RATE, rate, secs.to_bits()]),
+            Pace::Ticked { rate, secs } => self.send([RUN_TICKED, rate, secs.to_bits()]),
         }
     }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::workload::Workload;
 
 /// What one output line means.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Class {
     Event,
     Sentinel,
@@ -29,7 +30,8 @@ pub struct Counts {
 pub struct Follower {
     pub child: Child,
     pub counts: Arc<Counts>,
-    stderr: Arc<Mutex<String>>,
+    /// Every stderr line but the events, with the time it was read.
+    stderr: Arc<Mutex<Vec<(Instant, String)>>>,
     readers: Vec<JoinHandle<()>>,
 }
 
@@ -57,10 +59,20 @@ fn read_lines(
 }
 
 impl Follower {
-    /// Starts `cmd`, classifying its stdout lines (and its stderr lines
-    /// too when `stderr_too`, e.g. for "Lost N events").
+    /// Starts `cmd`, classifying its stdout lines (and, on stderr, the
+    /// losses, e.g. bpftrace's "Lost N events").
     pub fn spawn(
+        cmd: Command,
+        classify: impl Fn(&str) -> Class + Send + Sync + 'static,
+    ) -> Result<Follower, String> {
+        Follower::spawn_with(cmd, false, classify)
+    }
+
+    /// The same, for a tool that writes its events to stderr (`perf
+    /// trace`): every class is counted on stderr too.
+    pub fn spawn_with(
         mut cmd: Command,
+        events_on_stderr: bool,
         classify: impl Fn(&str) -> Class + Send + Sync + 'static,
     ) -> Result<Follower, String> {
         let program = cmd.get_program().to_string_lossy().into_owned();
@@ -75,17 +87,26 @@ impl Follower {
         let out = child.stdout.take().expect("piped");
         let c = Arc::clone(&classify);
         let stdout = read_lines(out, Box::new(move |l| c(l)), Arc::clone(&counts));
-        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
         let (text, err) = (Arc::clone(&stderr), child.stderr.take().expect("piped"));
         let errs = Arc::clone(&counts);
         let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if let Class::Lost(n) = classify(&line) {
-                    errs.lost.fetch_add(n, Ordering::SeqCst);
+                match classify(&line) {
+                    Class::Lost(n) => _ = errs.lost.fetch_add(n, Ordering::SeqCst),
+                    Class::Event if events_on_stderr => {
+                        errs.events.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    Class::Sentinel if events_on_stderr => {
+                        errs.sentinels.fetch_add(1, Ordering::SeqCst);
+                        continue;
+                    }
+                    _ => {}
                 }
-                let mut t = text.lock().expect("stderr text");
-                t.push_str(&line);
-                t.push('\n');
+                text.lock()
+                    .expect("stderr text")
+                    .push((Instant::now(), line));
             }
         });
         Ok(Follower {
@@ -97,13 +118,24 @@ impl Follower {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().expect("stderr text").clone()
+        let lines = self.stderr.lock().expect("stderr text");
+        lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    /// When the first stderr line containing `marker` was read.
+    pub fn stderr_time(&self, marker: &str) -> Option<Instant> {
+        let lines = self.stderr.lock().expect("stderr text");
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(marker))
+            .map(|(t, _)| *t)
     }
 
     /// Waits for `marker` on stderr (e.g. "Watches established").
+    /// This polls every 20 ms: fine for seconds, not for milliseconds.
     pub fn wait_stderr(&mut self, marker: &str, timeout: Duration) -> Result<(), String> {
         let t0 = Instant::now();
-        while !self.stderr().contains(marker) {
+        while self.stderr_time(marker).is_none() {
             self.check_alive()?;
             if t0.elapsed() > timeout {
                 return Err(format!("no '{marker}' after {timeout:?}"));
@@ -136,6 +168,39 @@ impl Follower {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
+    }
+
+    /// Stops the tool with `signal` (SIGKILL after 10 s) and reaps it with
+    /// wait4: its stderr, and its resource usage over its whole life
+    /// (None if it could not be reaped).
+    pub fn stop_with_usage(mut self, signal: i32) -> (String, Option<libc::rusage>) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill has no memory effects; the pid is our live child.
+        unsafe { libc::kill(pid, signal) };
+        // SAFETY: rusage is plain data; all-zero is valid.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let mut status = 0;
+        let t0 = Instant::now();
+        let reaped = loop {
+            // SAFETY: status and usage are valid out-pointers; the pid is
+            // our child, not yet reaped (std's Child never waited on it).
+            let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+            if rc == pid {
+                break true;
+            }
+            if rc < 0 {
+                break false;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        (self.stderr(), reaped.then_some(usage))
     }
 
     /// Stops the tool with `signal` and waits for it and its readers.

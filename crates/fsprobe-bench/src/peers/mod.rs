@@ -1,8 +1,10 @@
 //! Peer tools run on the same workload: inotifywait, fatrace (fanotify),
-//! auditd and bpftrace. Each is optional: when one cannot run here, the
-//! reason is recorded instead of a number.
+//! auditd, bpftrace, opensnoop (bpftrace's opensnoop.bt) and `perf trace`.
+//! Each is optional: when one cannot run here, the reason is recorded
+//! instead of a number.
 mod audit;
-mod follow;
+pub(crate) mod follow;
+mod spawn;
 
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -10,11 +12,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::kernel::progs::Progs;
 use crate::run::{self, Consumed, RunResult};
-use crate::tree::{SENTINEL, Tree};
+use crate::tree::Tree;
 use crate::workload::{Pace, Workload};
 use audit::Audit;
-use follow::{Class, Follower};
+use follow::Follower;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum PeerKind {
@@ -22,14 +25,18 @@ pub enum PeerKind {
     Fatrace,
     Auditd,
     Bpftrace,
+    Opensnoop,
+    PerfTrace,
 }
 
 impl PeerKind {
-    pub const ALL: [PeerKind; 4] = [
+    pub const ALL: [PeerKind; 6] = [
         PeerKind::Inotifywait,
         PeerKind::Fatrace,
         PeerKind::Auditd,
         PeerKind::Bpftrace,
+        PeerKind::Opensnoop,
+        PeerKind::PerfTrace,
     ];
 
     /// How it is run, for the tables.
@@ -39,6 +46,8 @@ impl PeerKind {
             PeerKind::Fatrace => "fatrace -c -f O (fanotify)",
             PeerKind::Auditd => "auditctl -w DIR -p rwxa + auditd",
             PeerKind::Bpftrace => "bpftrace sys_enter_openat /pid/ printf",
+            PeerKind::Opensnoop => "opensnoop.bt (bpftrace, every process)",
+            PeerKind::PerfTrace => "perf trace -e openat -p PID",
         }
     }
 
@@ -47,7 +56,8 @@ impl PeerKind {
             PeerKind::Inotifywait => "inotifywait",
             PeerKind::Fatrace => "fatrace",
             PeerKind::Auditd => "auditctl",
-            PeerKind::Bpftrace => "bpftrace",
+            PeerKind::Bpftrace | PeerKind::Opensnoop => "bpftrace",
+            PeerKind::PerfTrace => "perf",
         }
     }
 
@@ -56,7 +66,17 @@ impl PeerKind {
             PeerKind::Inotifywait => "inotify-tools",
             PeerKind::Fatrace => "fatrace",
             PeerKind::Auditd => "auditd",
-            PeerKind::Bpftrace => "bpftrace",
+            PeerKind::Bpftrace | PeerKind::Opensnoop => "bpftrace",
+            PeerKind::PerfTrace => "linux-perf",
+        }
+    }
+
+    /// Signal that makes it stop (bpftrace and perf print their last
+    /// lines on SIGINT).
+    fn stop_signal(self) -> i32 {
+        match self {
+            PeerKind::Bpftrace | PeerKind::Opensnoop | PeerKind::PerfTrace => libc::SIGINT,
+            _ => libc::SIGTERM,
         }
     }
 }
@@ -111,7 +131,8 @@ impl Peers {
             .collect();
         let mut unavailable = Vec::new();
         if install && !missing.is_empty() {
-            let packages: Vec<&str> = missing.iter().map(|p| p.package()).collect();
+            let mut packages: Vec<&str> = missing.iter().map(|p| p.package()).collect();
+            packages.dedup();
             say!("installing {}", packages.join(" "));
             if let Err(e) = apt_install(&packages) {
                 eprintln!("fsprobe-bench: apt-get failed: {e}");
@@ -125,6 +146,14 @@ impl Peers {
                 "not installed (installing is off)"
             };
             unavailable.push((*p, format!("{}: {why}", p.package())));
+        }
+        if wanted.contains(&PeerKind::Opensnoop)
+            && !missing.contains(&PeerKind::Opensnoop)
+            && spawn::opensnoop_script().is_none()
+        {
+            missing.push(PeerKind::Opensnoop);
+            let why = "bpftrace is installed but not opensnoop.bt (looked on the PATH and in /usr/share/bpftrace/tools)";
+            unavailable.push((PeerKind::Opensnoop, why.into()));
         }
         let mut available: Vec<PeerKind> = wanted
             .iter()
@@ -151,67 +180,14 @@ impl Peers {
     }
 
     /// Starts `kind` listening to the workload process `pid`.
-    fn spawn(&mut self, kind: PeerKind, tree: &Tree, pid: u32) -> Result<Follower, String> {
-        let root = tree.root.to_string_lossy().into_owned();
-        let ends_sentinel = |l: &str| l.ends_with(SENTINEL);
-        match kind {
-            PeerKind::Inotifywait => {
-                let mut cmd = Command::new("inotifywait");
-                cmd.args(["-r", "-m", "-e", "open", "--format", "%e %w%f", &root]);
-                let mut f = Follower::spawn(cmd, move |l| {
-                    if ends_sentinel(l) {
-                        Class::Sentinel
-                    } else if l.starts_with("OPEN ") {
-                        Class::Event
-                    } else if l.starts_with("Q_OVERFLOW") {
-                        // The count is unknown: this counts the notices.
-                        Class::Lost(1)
-                    } else {
-                        Class::Other
-                    }
-                })?;
-                f.wait_stderr("Watches established", Duration::from_secs(600))?;
-                Ok(f)
-            }
-            PeerKind::Fatrace => {
-                let mut cmd = Command::new("fatrace");
-                cmd.args(["-c", "-f", "O", "-C", &self.comm])
-                    .current_dir(&tree.root);
-                let mark = format!("({pid}): ");
-                Follower::spawn(cmd, move |l| match (l.contains(&mark), ends_sentinel(l)) {
-                    (true, true) => Class::Sentinel,
-                    (true, false) => Class::Event,
-                    _ => Class::Other,
-                })
-            }
-            PeerKind::Bpftrace => {
-                let program = format!(
-                    "tracepoint:syscalls:sys_enter_openat /pid == {pid}/ {{ printf(\"%s\\n\", str(args->filename)); }}"
-                );
-                let mut cmd = Command::new("bpftrace");
-                cmd.args(["-e", &program]);
-                // str() keeps 64 bytes: match the root's start only.
-                let prefix: String = root.chars().take(48).collect();
-                Follower::spawn(cmd, move |l| {
-                    if let Some(n) = l.strip_prefix("Lost ") {
-                        let n = n.split_whitespace().next().and_then(|n| n.parse().ok());
-                        Class::Lost(n.unwrap_or(0))
-                    } else if ends_sentinel(l) {
-                        Class::Sentinel
-                    } else if l.starts_with(&prefix) {
-                        Class::Event
-                    } else {
-                        Class::Other
-                    }
-                })
-            }
-            PeerKind::Auditd => {
-                let audit = self.audit.as_ref().ok_or("auditd is not set up")?;
-                let mut cmd = Command::new("tail");
-                cmd.args(["-F", "-n", "0", &audit.log]);
-                Follower::spawn(cmd, Audit::classify(pid))
-            }
+    fn spawn(&self, kind: PeerKind, tree: &Tree, pid: u32) -> Result<Follower, String> {
+        if kind == PeerKind::Auditd {
+            let audit = self.audit.as_ref().ok_or("auditd is not set up")?;
+            let mut cmd = Command::new("tail");
+            cmd.args(["-F", "-n", "0", &audit.log]);
+            return Follower::spawn(cmd, Audit::classify(pid));
         }
+        spawn::follow(kind, tree, pid, &self.comm)
     }
 
     fn consumer_cpu(&self, kind: PeerKind, f: &Follower) -> u64 {
@@ -223,7 +199,9 @@ impl Peers {
     }
 
     /// One run of the workload with `kind` listening. The note says what
-    /// the peer reported besides its events (overflows, losses).
+    /// the peer reported besides its events (overflows, losses). The error
+    /// is the row's status: "not runnable: …" when the tool did not start
+    /// or never reported the handshake, "failed: …" otherwise.
     /// `workload` forks the workload process: after the audit rules are
     /// in, since the kernel decides at fork whether a task is audited.
     pub fn measure(
@@ -234,11 +212,12 @@ impl Peers {
         pace: Pace,
     ) -> Result<(RunResult, Option<String>), String> {
         if let (PeerKind::Auditd, Some(a)) = (kind, self.audit.as_mut()) {
-            a.begin(&tree.root.to_string_lossy())?;
+            a.begin(&tree.root.to_string_lossy())
+                .map_err(|e| format!("not runnable: {e}"))?;
         }
         let Some(w) = workload() else {
             self.end(kind, tree);
-            return Err("the workload did not start".into());
+            return Err("failed: the workload did not start".into());
         };
         let w = &w;
         let started = self
@@ -248,9 +227,11 @@ impl Peers {
             Ok(f) => f,
             Err(e) => {
                 self.end(kind, tree);
-                return Err(e);
+                return Err(format!("not runnable: {e}"));
             }
         };
+        // Attached by now (it reported the sentinel).
+        let progs = Progs::of(Some(f.child.id()));
         let counts = std::sync::Arc::clone(&f.counts);
         let (ev0, sen0) = (
             counts.events.load(Ordering::SeqCst),
@@ -260,16 +241,16 @@ impl Peers {
         // auditd logs the sentinel's SYSCALL record as an event too.
         let sentinel_is_event = kind == PeerKind::Auditd;
         let cpu0 = self.consumer_cpu(kind, &f);
-        let run = run::measure(w, pace, |finished, ops| {
-            let progress = || {
-                let ev = counts.events.load(Ordering::SeqCst) - ev0;
-                let sen = counts.sentinels.load(Ordering::SeqCst) - sen0;
-                if sentinel_is_event {
-                    ev.saturating_sub(sen)
-                } else {
-                    ev
-                }
-            };
+        let progress = || {
+            let ev = counts.events.load(Ordering::SeqCst) - ev0;
+            let sen = counts.sentinels.load(Ordering::SeqCst) - sen0;
+            if sentinel_is_event {
+                ev.saturating_sub(sen)
+            } else {
+                ev
+            }
+        };
+        let run = run::measure(&[w], pace, &progs, |finished, ops| {
             let delivered = run::drain(finished, ops, Duration::from_secs(2), progress);
             Consumed {
                 delivered,
@@ -277,32 +258,43 @@ impl Peers {
             }
         });
         let cpu1 = self.consumer_cpu(kind, &f);
-        let mut notes = Vec::new();
-        let signal = if kind == PeerKind::Bpftrace {
-            libc::SIGINT
-        } else {
-            libc::SIGTERM
+        let rss = crate::procfs::rss(Some(f.child.id())).map(|r| r.total);
+        let map_bytes = match progs.is_empty() {
+            true => None,
+            false => Some(crate::kernel::maps::memlock_total(Some(f.child.id()))),
         };
-        let stderr = f.stop(signal);
+        drop(progs);
+        let mut notes = Vec::new();
+        let stderr = f.stop(kind.stop_signal());
         let mut r = match run {
             Ok(r) => r,
             Err(e) => {
                 self.end(kind, tree);
-                return Err(format!("the workload failed: {e}"));
+                return Err(format!("failed: the workload failed: {e}"));
             }
         };
         // Their processes, not this one (whose reader threads only count).
         r.consumer_cpu_ns = Some(cpu1.saturating_sub(cpu0));
+        (r.rss_bytes, r.kernel_map_bytes) = (rss, map_bytes);
         (r.heap_bytes, r.heap_allocs) = (0, 0);
         // bpftrace's RLIMIT_MEMLOCK complaint is harmless (memcg accounting).
         let error = |l: &&str| l.contains("ERROR") && !l.contains("RLIMIT_MEMLOCK");
         if let Some(line) = stderr.lines().find(error) {
             notes.push(line.trim().to_string());
         }
+        // Some tools hold the last events until more arrive (perf trace
+        // waits for a wakeup): they come out when it stops.
+        let late = progress().saturating_sub(r.delivered);
+        if late > 0 {
+            r.delivered += late;
+            notes.push(format!("{late} event(s) came out only when it was stopped"));
+        }
         let reported_lost = counts.lost.load(Ordering::SeqCst) - lost0;
         match kind {
             PeerKind::Auditd => r.lost = self.end(kind, tree),
-            PeerKind::Bpftrace => r.lost = Some(reported_lost),
+            PeerKind::Bpftrace | PeerKind::Opensnoop | PeerKind::PerfTrace => {
+                r.lost = Some(reported_lost)
+            }
             PeerKind::Inotifywait if reported_lost > 0 => {
                 notes.push(format!(
                     "the inotify queue overflowed ({reported_lost} notices)"

@@ -152,6 +152,11 @@ impl Probe {
         self.child.id()
     }
 
+    /// What fsprobe wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
     /// Waits until `n` events match `pred` (keep it cheap: it runs under
     /// the lock the reader needs). Fails only when no new event arrived
     /// for EVENT_TIMEOUT.

@@ -56,30 +56,25 @@ static __always_inline bool subtrees_pending_now(void)
 #define FSP_SUBTREE_CHUNK 32
 #define FSP_SUBTREE_CHUNKS 64
 
-/* The ancestor walk of fsp_below_subtree(), in per-CPU scratch. */
-static __always_inline struct dentry **subtree_cursor(void)
+/*
+ * FSP_SUBTREE_CHUNK steps up from the cursor (cache_scratch.subtree_at):
+ * 1 found, -1 at the root, 0 go on.
+ */
+__noinline int fsp_subtree_chunk(void)
 {
 	struct fsp_cache_scratch *cs = get_cache_scratch();
 
-	return cs ? &cs->subtree_at : NULL;
-}
-
-/* FSP_SUBTREE_CHUNK steps up from the cursor: 1 found, -1 at the root, 0 go on. */
-__noinline int fsp_subtree_chunk(void)
-{
-	struct dentry **at = subtree_cursor();
-
-	if (!at)
+	if (!cs)
 		return -1;
 	for (int i = 0; i < FSP_SUBTREE_CHUNK; i++) {
-		struct dentry *d = *at;
+		struct dentry *d = cs->subtree_at;
 		struct dentry *parent = BPF_CORE_READ(d, d_parent);
 
 		if (watch_flags(d) & FSP_WATCH_SUBTREE)
 			return 1;
 		if (!parent || parent == d)
 			return -1;
-		*at = parent;
+		cs->subtree_at = parent;
 	}
 	return 0;
 }
@@ -90,11 +85,13 @@ __noinline int fsp_subtree_chunk(void)
  */
 __noinline int fsp_below_subtree(__u64 dentry)
 {
-	struct dentry **at = subtree_cursor();
+	struct fsp_cache_scratch *cs = get_cache_scratch();
 
-	if (!at)
+	if (!cs)
 		return 0;
-	*at = (struct dentry *)dentry;
+	cs->subtree_at = (struct dentry *)dentry;
+	/* Unrolled: 5.10's verifier refuses a loop whose head follows a call. */
+#pragma unroll
 	for (int i = 0; i < FSP_SUBTREE_CHUNKS; i++) {
 		int r = fsp_subtree_chunk();
 

@@ -15,13 +15,8 @@
  * abi/io_uring.def on the tracepoint backend; on the VFS backends those
  * whose operation no VFS hook reports (opens, writes, xattrs).
  *
- * The tracepoints changed: io_uring_submit_sqe(ctx, req, opcode,
- * user_data, ...) on Debian's 5.10 backport, io_uring_submit_sqe(req,
- * force_nonblock) in 5.18, io_uring_submit_req(req) from 6.3 (commit
- * 4ed5e7ad ("io_uring: rename trace_io_uring_submit_sqe() tracepoint"));
- * io_uring_complete(ctx, user_data, res, cflags) before 5.19, (ctx, req,
- * user_data, res, cflags, extra1, extra2) after, (ctx, req, cqe) from
- * 6.17. User space loads the programs matching this kernel's BTF.
+ * The tracepoints changed (kernel/compat.h lists them): user space loads
+ * the programs matching this kernel's BTF.
  *
  * The VFS hooks also need to know which request a thread is issuing:
  * io_issue_sqe()'s entry and exit keep it in io_issuing (hooks/origin.h).
@@ -58,27 +53,6 @@ static __always_inline bool io_reported(__u8 opcode)
 /* include/linux/io_uring_types.h: REQ_F_FIXED_FILE_BIT 0, REQ_F_CQE_SKIP_BIT 6 (5.17+). */
 #define FSP_REQ_F_FIXED_FILE 1
 #define FSP_REQ_F_CQE_SKIP 64
-
-/* The low 32 bits of req->flags (64 bits wide from 6.10, 32 before). */
-static __always_inline __u32 req_flags(struct io_kiocb *req)
-{
-	__u32 lo = 0;
-
-	bpf_core_read(&lo, sizeof(lo), &req->flags);
-	return lo;
-}
-
-/* user_data moved into req->cqe in 5.19. */
-struct io_kiocb___old {
-	__u64 user_data;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u64 req_user_data(struct io_kiocb *req)
-{
-	if (bpf_core_field_exists(struct io_kiocb___old, user_data))
-		return BPF_CORE_READ((struct io_kiocb___old *)req, user_data);
-	return BPF_CORE_READ(req, cqe.user_data);
-}
 
 static __always_inline const char *filename_of(struct filename *f)
 {
@@ -281,7 +255,7 @@ done:
 SEC("tp_btf/io_uring_submit_req")
 int BPF_PROG(fsp_io_submit_req, struct io_kiocb *req)
 {
-	struct io_kiocb *r = req;
+	struct io_kiocb *r = untyped(req);
 
 	io_submitted(ctx, r, BPF_CORE_READ(r, opcode), req_user_data(r), (__u64)r);
 	return 0;
@@ -291,7 +265,7 @@ int BPF_PROG(fsp_io_submit_req, struct io_kiocb *req)
 SEC("tp_btf/io_uring_submit_sqe")
 int BPF_PROG(fsp_io_submit_sqe, struct io_kiocb *req, bool force_nonblock)
 {
-	struct io_kiocb *r = req;
+	struct io_kiocb *r = untyped(req);
 
 	io_submitted(ctx, r, BPF_CORE_READ(r, opcode), req_user_data(r), (__u64)r);
 	return 0;
@@ -301,7 +275,7 @@ int BPF_PROG(fsp_io_submit_sqe, struct io_kiocb *req, bool force_nonblock)
 SEC("tp_btf/io_uring_submit_sqe")
 int BPF_PROG(fsp_io_submit_sqe_510, void *ring, void *req, __u8 opcode, __u64 user_data)
 {
-	io_submitted(ctx, (struct io_kiocb *)req, opcode, user_data, ring_key(ring, user_data));
+	io_submitted(ctx, untyped(req), opcode, user_data, ring_key(untyped(ring), user_data));
 	return 0;
 }
 
@@ -309,7 +283,9 @@ int BPF_PROG(fsp_io_submit_sqe_510, void *ring, void *req, __u8 opcode, __u64 us
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete, void *ring, void *req, __u64 user_data, int res)
 {
-	io_completed(ctx, (struct io_kiocb *)req, (__u64)req, res);
+	struct io_kiocb *r = untyped(req);
+
+	io_completed(ctx, r, (__u64)r, res);
 	return 0;
 }
 
@@ -317,7 +293,9 @@ int BPF_PROG(fsp_io_complete, void *ring, void *req, __u64 user_data, int res)
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete_cqe, void *ring, void *req, struct io_uring_cqe *cqe)
 {
-	io_completed(ctx, (struct io_kiocb *)req, (__u64)req, BPF_CORE_READ(cqe, res));
+	struct io_kiocb *r = untyped(req);
+
+	io_completed(ctx, r, (__u64)r, BPF_CORE_READ(cqe, res));
 	return 0;
 }
 
@@ -325,7 +303,7 @@ int BPF_PROG(fsp_io_complete_cqe, void *ring, void *req, struct io_uring_cqe *cq
 SEC("tp_btf/io_uring_complete")
 int BPF_PROG(fsp_io_complete_510, void *ring, __u64 user_data, int res)
 {
-	io_completed(ctx, NULL, ring_key(ring, user_data), res);
+	io_completed(ctx, NULL, ring_key(untyped(ring), user_data), res);
 	return 0;
 }
 
@@ -353,7 +331,7 @@ static __always_inline void io_issue_end(void)
 SEC("fentry/io_issue_sqe")
 int BPF_PROG(fentry_io_issue_sqe, struct io_kiocb *req)
 {
-	io_issue_begin(req);
+	io_issue_begin(untyped(req));
 	return 0;
 }
 

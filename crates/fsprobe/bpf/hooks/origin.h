@@ -29,26 +29,14 @@ struct {
 	__type(value, struct io_issuing);
 } io_issuing SEC(".maps");
 
-/* arch/x86/include/asm/thread_info.h: THREAD_SIZE, without KASAN. */
-#define FSP_THREAD_SIZE 16384
-
-/*
- * The syscall number the current user task is in (its pt_regs->orig_ax),
- * or -1. bpf_task_pt_regs() exists from 5.15; before, task_pt_regs() is
- * the top of the task's stack (x86-64: no padding above pt_regs).
- */
+/* The syscall number the current user task is in, or -1 (no syscall: a kernel or io thread). */
 static __always_inline long current_syscall(void)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct pt_regs *regs;
 
 	if (BPF_CORE_READ(task, flags) & (FSP_PF_KTHREAD | FSP_PF_IO_WORKER))
 		return -1;
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
-		regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	else
-		regs = (struct pt_regs *)((char *)BPF_CORE_READ(task, stack) + FSP_THREAD_SIZE) - 1;
-	return BPF_CORE_READ(regs, orig_ax);
+	return BPF_CORE_READ(current_pt_regs(), orig_ax);
 }
 
 /* Sets p's origin: the io_uring request being issued, else the syscall, else the kernel. */

@@ -438,6 +438,12 @@ static __always_inline bool reported_process(void)
 	return true;
 }
 
+/* The fd argument that names a T_FD syscall's object (see decode_args()). */
+static __always_inline long object_fd(long nr, unsigned long *a)
+{
+	return nr == NR_splice || nr == NR_copy_file_range ? (long)a[2] : (long)a[0];
+}
+
 /* The x86-64 syscall arguments: di, si, dx, r10, r8, r9. */
 static __always_inline void syscall_args(struct pt_regs *regs, unsigned long *a)
 {
@@ -519,22 +525,25 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 			return 0;
 		}
 	}
+	/* The VFS hooks reported it, unless it failed before reaching the VFS. */
+	if (sys_bit(cfg_vfs_syscalls, nr) && (ret >= 0 || vfs_saw_failure(key)))
+		return 0;
 	syscall_args(regs, a);
+	/*
+	 * Most opens and writes are of unwatched files: decide that from the
+	 * file descriptor before anything else.
+	 */
+	if ((syscall_events(nr) & EV(OPEN)) && ret >= 0 && !fd_matches(ret))
+		return 0;
+	if ((traits & T_FD) && !fd_matches(object_fd(nr, a)))
+		return 0;
 	p = decode(nr, a);
 	if (!p)
 		return 0;
 	/* Its entry decided: left out there (or no room to keep it). */
 	if (parks_at_entry(p->kind) && sys_bit(cfg_sys_enter, nr))
 		return 0;
-	/* The VFS hooks reported it, unless it failed before reaching the VFS. */
-	if (sys_bit(cfg_vfs_syscalls, nr) && (ret >= 0 || vfs_saw_failure(key)))
-		return 0;
 	if (!reported_process())
-		return 0;
-	/* Most opens and writes are of unwatched files: decide that first. */
-	if (p->kind == FSP_OPEN && ret >= 0 && !fd_matches(ret))
-		return 0;
-	if (p->fd >= 0 && !fd_matches(p->fd))
 		return 0;
 	emit_scratch(ctx, ret);
 	return 0;

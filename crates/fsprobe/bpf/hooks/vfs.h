@@ -56,13 +56,13 @@ const volatile __u64 cfg_io_reported = 0;
 static __always_inline __u64 fexit_arg(__u64 *ctx, __u32 i)
 {
 	switch (i) {
-	case 0: return ctx[0];
-	case 1: return ctx[1];
-	case 2: return ctx[2];
-	case 3: return ctx[3];
-	case 4: return ctx[4];
-	case 5: return ctx[5];
-	case 6: return ctx[6];
+	case 0: return (__u64)untyped((void *)ctx[0]);
+	case 1: return (__u64)untyped((void *)ctx[1]);
+	case 2: return (__u64)untyped((void *)ctx[2]);
+	case 3: return (__u64)untyped((void *)ctx[3]);
+	case 4: return (__u64)untyped((void *)ctx[4]);
+	case 5: return (__u64)untyped((void *)ctx[5]);
+	case 6: return (__u64)untyped((void *)ctx[6]);
 	}
 	return 0;
 }
@@ -338,7 +338,7 @@ static __always_inline void on_vfs_open(void *ctx, struct file *file, long ret)
 SEC("fentry/security_path_mkdir")
 int BPF_PROG(fentry_path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode)
 {
-	on_path_created(FSP_MKDIR, dir, dentry, mode, 0, NULL);
+	on_path_created(FSP_MKDIR, untyped(dir), untyped(dentry), mode, 0, NULL);
 	return 0;
 }
 
@@ -346,7 +346,7 @@ SEC("fentry/security_path_mknod")
 int BPF_PROG(fentry_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
 	     unsigned int dev)
 {
-	on_path_mknod(dir, dentry, mode, dev);
+	on_path_mknod(untyped(dir), untyped(dentry), mode, dev);
 	return 0;
 }
 
@@ -354,21 +354,21 @@ SEC("fentry/security_path_symlink")
 int BPF_PROG(fentry_path_symlink, const struct path *dir, struct dentry *dentry,
 	     const char *old_name)
 {
-	on_path_created(FSP_SYMLINK, dir, dentry, 0, 0, old_name);
+	on_path_created(FSP_SYMLINK, untyped(dir), untyped(dentry), 0, 0, untyped(old_name));
 	return 0;
 }
 
 SEC("fentry/security_path_unlink")
 int BPF_PROG(fentry_path_unlink, const struct path *dir, struct dentry *dentry)
 {
-	on_path_remove(FSP_UNLINK, dir, dentry);
+	on_path_remove(FSP_UNLINK, untyped(dir), untyped(dentry));
 	return 0;
 }
 
 SEC("fentry/security_path_rmdir")
 int BPF_PROG(fentry_path_rmdir, const struct path *dir, struct dentry *dentry)
 {
-	on_path_remove(FSP_RMDIR, dir, dentry);
+	on_path_remove(FSP_RMDIR, untyped(dir), untyped(dentry));
 	return 0;
 }
 
@@ -381,7 +381,8 @@ SEC("fentry/security_path_rename")
 int BPF_PROG(fentry_path_rename, const struct path *old_dir, struct dentry *old_dentry,
 	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags)
 {
-	on_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags);
+	on_path_rename(untyped(old_dir), untyped(old_dentry), untyped(new_dir), untyped(new_dentry),
+		       flags);
 	return 0;
 }
 
@@ -389,35 +390,35 @@ SEC("fentry/security_path_link")
 int BPF_PROG(fentry_path_link, struct dentry *old_dentry, const struct path *new_dir,
 	     struct dentry *new_dentry)
 {
-	on_path_link(old_dentry, new_dir, new_dentry);
+	on_path_link(untyped(old_dentry), untyped(new_dir), untyped(new_dentry));
 	return 0;
 }
 
 SEC("fentry/security_path_chmod")
 int BPF_PROG(fentry_path_chmod, const struct path *path)
 {
-	on_path_setattr(path);
+	on_path_setattr(untyped(path));
 	return 0;
 }
 
 SEC("fentry/security_path_chown")
 int BPF_PROG(fentry_path_chown, const struct path *path)
 {
-	on_path_setattr(path);
+	on_path_setattr(untyped(path));
 	return 0;
 }
 
 SEC("fentry/security_path_truncate")
 int BPF_PROG(fentry_path_truncate, const struct path *path)
 {
-	on_path_setattr(path);
+	on_path_setattr(untyped(path));
 	return 0;
 }
 
 SEC("fentry/vfs_utimes")
 int BPF_PROG(fentry_vfs_utimes, const struct path *path)
 {
-	on_path_setattr(path);
+	on_path_setattr(untyped(path));
 	return 0;
 }
 
@@ -481,7 +482,8 @@ int fexit_vfs_rmdir(__u64 *ctx)
 SEC("fexit/vfs_rename")
 int fexit_vfs_rename(__u64 *ctx)
 {
-	on_rename_end(ctx, (struct renamedata *)ctx[0], (int)fexit_arg(ctx, cfg_vfs.rename_ret));
+	on_rename_end(ctx, (struct renamedata *)fexit_arg(ctx, 0),
+		      (int)fexit_arg(ctx, cfg_vfs.rename_ret));
 	return 0;
 }
 
@@ -510,7 +512,7 @@ int fexit_notify_change(__u64 *ctx)
 SEC("fexit/vfs_open")
 int BPF_PROG(fexit_vfs_open, const struct path *path, struct file *file, int ret)
 {
-	on_vfs_open(ctx, file, ret);
+	on_vfs_open(ctx, untyped(file), ret);
 	return 0;
 }
 

@@ -27,22 +27,6 @@ struct {
 	__type(value, struct proc_seen);
 } proc_known SEC(".maps");
 
-/*
- * cgroup's kernfs node: kn->parent became kn->__parent (an RCU pointer)
- * in 6.15, commit 633488947ef6 ("kernfs: Use RCU to access
- * kernfs_node::parent").
- */
-struct kernfs_node___pre615 {
-	struct kernfs_node *parent;
-} __attribute__((preserve_access_index));
-
-static __always_inline struct kernfs_node *kernfs_parent(struct kernfs_node *kn)
-{
-	if (bpf_core_field_exists(struct kernfs_node___pre615, parent))
-		return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
-	return BPF_CORE_READ(kn, __parent);
-}
-
 /* The fingerprint of the current process, as proc_known keeps it. */
 static __always_inline void proc_fingerprint(struct task_struct *task, struct proc_seen *now)
 {
@@ -137,9 +121,11 @@ static __always_inline __u32 put_cgroup_path(struct task_struct *task,
 	}
 	if (kn && kernfs_parent(kn))
 		cs->cg_cut = 1;
+	/* Unrolled: 5.10's verifier refuses a loop whose head follows a call. */
+#pragma unroll
 	for (int i = FSP_CGROUP_DEPTH - 1; i >= 0; i--) {
-		if (i < n && fsp_cgroup_append(i))
-			break;
+		if (i < n && !cs->cg_cut && fsp_cgroup_append(i))
+			cs->cg_cut = 1;
 	}
 	*cut = cs->cg_cut;
 	return cs->cg_len & (FSP_CGROUP_MAX - 1);

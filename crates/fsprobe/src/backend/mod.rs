@@ -95,10 +95,10 @@ fn unavailable(kind: BackendKind, e: Error) -> Error {
         // EPERM from BPF_PROG_LOAD as root: the kernel does not allow this
         // program type (e.g. fentry under some lockdown or hardening
         // policies); libbpf's hint about `ulimit -l` does not apply.
-        Error::Bpf { source, .. } if source.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
+        Error::Bpf { what, source } if source.kind() == libbpf_rs::ErrorKind::PermissionDenied => {
             Error::BackendUnavailable {
                 backend: kind.name(),
-                reason: "the kernel refused the programs (EPERM)".into(),
+                reason: format!("the kernel refused the programs (EPERM): {what}"),
             }
         }
         Error::Bpf { what, source } => Error::BackendUnavailable {
