@@ -12,7 +12,7 @@ use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ const STOP_DEADLINE: Duration = Duration::from_secs(1);
 const LOADED_FOR: Duration = Duration::from_millis(100);
 /// Processes hammering the tree: enough to outrun one consumer.
 const HAMMERS: usize = 2;
+/// fsprobe instances started, loaded and stopped together (startup, which
+/// the test does not time, takes longest).
+const AT_ONCE: usize = 2;
 /// The output is read at about the speed of a terminal: this much every millisecond.
 const SLOW_READ: usize = 8 * 1024;
 /// The hammers stop by themselves after this long, whatever happens.
@@ -181,9 +184,8 @@ fn read_slowly(mut out: impl std::io::Read + Send + 'static) -> JoinHandle<()> {
     })
 }
 
-/// Starts fsprobe and waits for its ready line.
-fn start_fsprobe(dir: &Path, stop: Stop) -> Started {
-    let (mut started, ready) = spawn_fsprobe(dir, stop);
+/// Waits for the ready line of a spawned fsprobe.
+fn await_ready((mut started, ready): (Started, mpsc::Receiver<()>)) -> Started {
     if ready.recv_timeout(Duration::from_secs(60)).is_err() {
         let _ = started.child.kill();
         let _ = started.child.wait();
@@ -256,33 +258,43 @@ fn send(child: &Child, signal: libc::c_int) {
     unsafe { libc::kill(child.id() as i32, signal) };
 }
 
-/// Signals fsprobe and checks how it ends: how long it took and its
-/// summary, or what went wrong.
-fn stop_and_check(started: Started, stop: Stop) -> Result<(Duration, String), String> {
-    let t0 = Instant::now();
-    send(&started.child, stop.signal);
-    check_end(started, t0)
+/// How each child ended: its status and how long after its signal it was
+/// seen gone, or None when it still ran STOP_DEADLINE after the signal.
+fn wait_exits(
+    children: &mut [&mut Child],
+    signalled: &[Instant],
+) -> Vec<Option<(ExitStatus, Duration)>> {
+    let mut exits = vec![None; children.len()];
+    loop {
+        let mut waiting = false;
+        for (i, child) in children.iter_mut().enumerate() {
+            if exits[i].is_some() {
+                continue;
+            }
+            match child.try_wait().expect("wait for fsprobe") {
+                Some(status) => exits[i] = Some((status, signalled[i].elapsed())),
+                None => waiting |= signalled[i].elapsed() <= STOP_DEADLINE,
+            }
+        }
+        if !waiting {
+            return exits;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
-/// Waits for fsprobe to exit, at most STOP_DEADLINE after `t0`, and checks
-/// its exit code and its last line.
-fn check_end(started: Started, t0: Instant) -> Result<(Duration, String), String> {
+/// Checks how fsprobe ended (its exit code and its last line): how long it
+/// took and its summary, or what went wrong.
+fn judge(
+    started: Started,
+    exit: Option<(ExitStatus, Duration)>,
+) -> Result<(Duration, String), String> {
     let Started {
         mut child,
         stderr,
         stdout,
     } = started;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for fsprobe") {
-            break Some(status);
-        }
-        if t0.elapsed() > STOP_DEADLINE {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let took = t0.elapsed();
-    if status.is_none() {
+    if exit.is_none() {
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -290,7 +302,7 @@ fn check_end(started: Started, t0: Instant) -> Result<(Duration, String), String
     if let Some(reader) = stdout {
         reader.join().expect("stdout reader");
     }
-    let status = status.ok_or_else(|| {
+    let (status, took) = exit.ok_or_else(|| {
         format!(
             "still running {STOP_DEADLINE:?} after the signal; stderr:\n{}",
             lines.join("\n")
@@ -312,6 +324,12 @@ fn check_end(started: Started, t0: Instant) -> Result<(Duration, String), String
     Ok((took, last.to_owned()))
 }
 
+/// Waits for fsprobe to exit, at most STOP_DEADLINE after `t0`, and judges it.
+fn check_end(mut started: Started, t0: Instant) -> Result<(Duration, String), String> {
+    let exit = wait_exits(&mut [&mut started.child], &[t0]).remove(0);
+    judge(started, exit)
+}
+
 #[test]
 fn sigint_and_sigterm_stop_fsprobe_within_a_second_under_load() {
     let dir = Scratch::new("stopping");
@@ -319,15 +337,33 @@ fn sigint_and_sigterm_stop_fsprobe_within_a_second_under_load() {
     let n = iterations();
     let mut failures = Vec::new();
     let mut slowest = (Duration::ZERO, String::new());
-    for i in 0..n {
-        let stop = Stop::nth(i);
+    for first in (0..n).step_by(AT_ONCE) {
+        let round: Vec<(usize, Stop)> = (first..n.min(first + AT_ONCE))
+            .map(|i| (i, Stop::nth(i)))
+            .collect();
         hammers.signal(libc::SIGSTOP);
-        let started = start_fsprobe(&dir.path, stop);
+        let spawned: Vec<_> = round
+            .iter()
+            .map(|(_, stop)| spawn_fsprobe(&dir.path, *stop))
+            .collect();
+        let mut started: Vec<Started> = spawned.into_iter().map(await_ready).collect();
         hammers.signal(libc::SIGCONT);
         std::thread::sleep(LOADED_FOR);
-        match stop_and_check(started, stop) {
-            Ok(stopped) => slowest = slowest.max(stopped),
-            Err(why) => failures.push(format!("stop {i} ({stop:?}): {why}")),
+        let signalled: Vec<Instant> = started
+            .iter()
+            .zip(&round)
+            .map(|(s, (_, stop))| {
+                send(&s.child, stop.signal);
+                Instant::now()
+            })
+            .collect();
+        let mut children: Vec<&mut Child> = started.iter_mut().map(|s| &mut s.child).collect();
+        let exits = wait_exits(&mut children, &signalled);
+        for ((started, exit), (i, stop)) in started.into_iter().zip(exits).zip(&round) {
+            match judge(started, exit) {
+                Ok(stopped) => slowest = slowest.max(stopped),
+                Err(why) => failures.push(format!("stop {i} ({stop:?}): {why}")),
+            }
         }
     }
     eprintln!(
@@ -337,6 +373,27 @@ fn sigint_and_sigterm_stop_fsprobe_within_a_second_under_load() {
         slowest.1
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Does /proc/PID/status say the process catches `signal` (SigCgt)?
+fn catches(pid: u32, signal: libc::c_int) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+/// How many BPF programs the process holds open.
+fn bpf_programs(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.as_os_str() == "anon_inode:bpf-prog")
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 #[test]
@@ -351,12 +408,21 @@ fn a_signal_during_startup_stops_fsprobe_once_it_is_ready() {
         format: "none",
     };
     let (started, ready) = spawn_fsprobe(&dir.path, stop);
-    std::thread::sleep(Duration::from_millis(150));
+    let pid = started.child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !catches(pid, libc::SIGINT) {
+        assert!(Instant::now() < deadline, "fsprobe never caught SIGINT");
+        std::hint::spin_loop();
+    }
+    // Frozen, so that it cannot get ready between the check and the signal.
+    send(&started.child, libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(50));
     assert!(
-        ready.try_recv().is_err(),
-        "ready within 150 ms: too fast to signal it during startup"
+        ready.try_recv().is_err() && bpf_programs(pid) == 0,
+        "SIGINT caught only once the programs were loaded: not from the start"
     );
     send(&started.child, libc::SIGINT);
+    send(&started.child, libc::SIGCONT);
     ready
         .recv_timeout(Duration::from_secs(60))
         .expect("fsprobe gets ready, then stops");
