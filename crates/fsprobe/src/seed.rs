@@ -124,6 +124,9 @@ pub(crate) struct Seeder<'a, M: MapCore> {
     values: Vec<u8>,
     /// Entries added (or already there).
     pub(crate) inserted: u64,
+    /// Files with more than one link: they may have names outside the
+    /// watched trees (bpf/filter/filter.h: outside_names).
+    pub(crate) linked: u64,
     /// Entries of the watched trees that could not be read, so are not
     /// watched, and the first such error.
     pub(crate) skipped: u64,
@@ -139,6 +142,7 @@ impl<'a, M: MapCore> Seeder<'a, M> {
             keys: Vec::with_capacity(BATCH * 16),
             values: Vec::with_capacity(BATCH * 4),
             inserted: 0,
+            linked: 0,
             skipped: 0,
             first_skip: None,
         }
@@ -213,6 +217,9 @@ impl<'a, M: MapCore> Seeder<'a, M> {
         };
         let st = fstatat(libc::AT_FDCWD, &c_root, libc::AT_SYMLINK_NOFOLLOW).map_err(watch_err)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            if st.st_nlink > 1 {
+                self.linked += 1;
+            }
             self.insert(&st, WATCH_SELF)?;
             return self.flush();
         }
@@ -255,6 +262,9 @@ impl<'a, M: MapCore> Seeder<'a, M> {
             };
             let is_dir = maybe_dir && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             if !is_dir {
+                if st.st_nlink > 1 {
+                    self.linked += 1;
+                }
                 self.insert(&st, WATCH_SELF)?;
                 continue;
             }

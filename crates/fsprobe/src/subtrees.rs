@@ -16,6 +16,7 @@ use crate::decode::Subtree;
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{Record, UnwatchedReason};
 use crate::seed::{Seeder, inode_key, open_subtree};
+use crate::skel::FsprobeMaps;
 use crate::skel::types::fsp_watch;
 
 const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
@@ -32,7 +33,10 @@ pub(crate) struct Walker {
 struct Maps {
     watched: MapHandle,
     pending: MapHandle,
+    outside_names: MapHandle,
     limit: u32,
+    /// Hard-linked files seen so far (outside_names[1], which user space owns).
+    linked: u64,
 }
 
 impl Maps {
@@ -44,7 +48,9 @@ impl Maps {
             .update(&1u32.to_ne_bytes(), &walked.to_ne_bytes(), MapFlags::ANY);
     }
 
-    fn walk(&self, s: &Subtree) -> std::result::Result<Seeder<'_, MapHandle>, (Error, u64)> {
+    /// Walks `s` into the watched map: the entries skipped and the files
+    /// with more than one link, or an error and how many entries it cost.
+    fn walk(&self, s: &Subtree) -> std::result::Result<(u64, u64), (Error, u64)> {
         let mut seeder = Seeder::new(&self.watched, self.limit, true);
         let (fd, st) = open_subtree(&s.path, s.dev, s.ino).map_err(|e| {
             (
@@ -59,12 +65,22 @@ impl Maps {
             .walk(fd, &st, s.path.as_os_str())
             .and_then(|()| seeder.flush())
             .map_err(|e| (e, 1))?;
-        Ok(seeder)
+        Ok((seeder.skipped, seeder.linked))
     }
 
     /// Walks one subtree; returns what could not be watched.
-    fn handle(&self, s: &Subtree, walked: &mut u64) -> Option<Record> {
+    fn handle(&mut self, s: &Subtree, walked: &mut u64) -> Option<Record> {
         let outcome = self.walk(s);
+        if let Ok((_, linked)) = outcome
+            && linked > 0
+        {
+            self.linked += linked;
+            let _ = self.outside_names.update(
+                &1u32.to_ne_bytes(),
+                &self.linked.to_ne_bytes(),
+                MapFlags::ANY,
+            );
+        }
         // The directory itself stays watched; only the ancestor check ends.
         let flags = WATCH_SELF | WATCH_CHILDREN;
         let _ = self.watched.update(
@@ -73,28 +89,21 @@ impl Maps {
             MapFlags::EXIST,
         );
         self.done(walked);
+        let unwatched = |count, reason| Record::Unwatched {
+            count,
+            reason,
+            path: Some(s.path.clone()),
+        };
         match outcome {
-            Ok(seeder) if seeder.skipped == 0 => None,
-            Ok(seeder) => Some(Record::Unwatched {
-                count: seeder.skipped,
-                reason: UnwatchedReason::Unreadable,
-                path: Some(s.path.clone()),
-            }),
-            Err((Error::TooManyWatches(_), n)) => Some(Record::Unwatched {
-                count: n,
-                reason: UnwatchedReason::WatchLimit,
-                path: Some(s.path.clone()),
-            }),
-            Err((_, n)) => Some(Record::Unwatched {
-                count: n,
-                reason: UnwatchedReason::Unreadable,
-                path: Some(s.path.clone()),
-            }),
+            Ok((0, _)) => None,
+            Ok((skipped, _)) => Some(unwatched(skipped, UnwatchedReason::Unreadable)),
+            Err((Error::TooManyWatches(_), n)) => Some(unwatched(n, UnwatchedReason::WatchLimit)),
+            Err((_, n)) => Some(unwatched(n, UnwatchedReason::Unreadable)),
         }
     }
 }
 
-fn run(maps: Maps, queue: Receiver<Subtree>, records: SyncSender<Record>) {
+fn run(mut maps: Maps, queue: Receiver<Subtree>, records: SyncSender<Record>) {
     let mut walked = 0u64;
     for subtree in queue {
         if let Some(notice) = maps.handle(&subtree, &mut walked) {
@@ -104,17 +113,23 @@ fn run(maps: Maps, queue: Receiver<Subtree>, records: SyncSender<Record>) {
 }
 
 impl Walker {
-    /// Starts the walker over the probe's `watched` and `subtrees_pending` maps.
+    /// Starts the walker over the probe's `watched`, `subtrees_pending`
+    /// and `outside_names` maps; `linked`: the hard-linked files the first
+    /// seeding found.
     pub(crate) fn start(
-        watched: &libbpf_rs::Map,
-        pending: &libbpf_rs::Map,
+        maps: &FsprobeMaps,
         limit: u32,
+        linked: u64,
         records: SyncSender<Record>,
     ) -> Result<Walker> {
         let maps = Maps {
-            watched: MapHandle::try_from(watched).context("sharing the watched map")?,
-            pending: MapHandle::try_from(pending).context("sharing the subtree counter")?,
+            watched: MapHandle::try_from(&maps.watched).context("sharing the watched map")?,
+            pending: MapHandle::try_from(&maps.subtrees_pending)
+                .context("sharing the subtree counter")?,
+            outside_names: MapHandle::try_from(&maps.outside_names)
+                .context("sharing the outside-names counter")?,
             limit,
+            linked,
         };
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()

@@ -14,7 +14,7 @@ use crate::backend::{self, Backend};
 use crate::clock::BootClock;
 use crate::config::{Config, Transport};
 use crate::decode::{Decoded, Decoder, record_cpu};
-use crate::error::{Error, Result};
+use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
 use crate::pacing::{DRAIN_BUDGET, Pacing};
@@ -24,10 +24,12 @@ use crate::seed::Seeder;
 use crate::subtrees::Walker;
 use crate::transport::{self, Reader};
 
+/// The backend, what it reports ready, and how many watched files have
+/// more than one link.
 fn setup<'obj>(
     config: &Config,
     storages: &'obj mut [MaybeUninit<OpenObject>; 3],
-) -> Result<(Backend<'obj>, Ready)> {
+) -> Result<(Backend<'obj>, Ready, u64)> {
     let backend = backend::start(config, storages)?;
     let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
     if config.paths_filtering {
@@ -35,19 +37,31 @@ fn setup<'obj>(
             seeder.seed(path)?;
         }
     }
+    // Watched files with other names elsewhere: the kernel must look up
+    // names outside the watched trees too (bpf/filter/filter.h).
+    let linked = seeder.linked;
+    if linked > 0 {
+        backend
+            .skel
+            .maps
+            .outside_names
+            .update(&1u32.to_ne_bytes(), &linked.to_ne_bytes(), MapFlags::ANY)
+            .context("counting the hard-linked watched files")?;
+    }
+    let (inserted, skipped, first_skip) = (seeder.inserted, seeder.skipped, seeder.first_skip);
     let plan = &backend.plan;
     let ready = Ready {
         backend: backend.kind.name(),
-        watched_inodes: seeder.inserted,
-        unreadable_entries: seeder.skipped,
-        first_unreadable: seeder.first_skip.take(),
+        watched_inodes: inserted,
+        unreadable_entries: skipped,
+        first_unreadable: first_skip,
         syscalls: plan.syscalls.clone(),
         missing_syscalls: plan.missing_syscalls.clone(),
         io_uring_ops: plan.io_uring_ops.clone(),
         left_out: plan.left_out.clone(),
         kernel: backend.release.clone(),
     };
-    Ok((backend, ready))
+    Ok((backend, ready, linked))
 }
 
 pub(crate) fn run(
@@ -57,19 +71,14 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
 ) -> Summary {
     let mut storages = [const { MaybeUninit::uninit() }; 3];
-    let (backend, ready) = match setup(&config, &mut storages) {
+    let (backend, ready, linked) = match setup(&config, &mut storages) {
         Ok(started) => started,
         Err(e) => {
             let _ = ready_tx.send(Err(e));
             return Summary::default();
         }
     };
-    let walker = match Walker::start(
-        &backend.skel.maps.watched,
-        &backend.skel.maps.subtrees_pending,
-        config.max_watches,
-        tx.clone(),
-    ) {
+    let walker = match Walker::start(&backend.skel.maps, config.max_watches, linked, tx.clone()) {
         Ok(w) => w,
         Err(e) => {
             let _ = ready_tx.send(Err(e));

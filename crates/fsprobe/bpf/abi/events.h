@@ -72,6 +72,11 @@ enum fsp_origin {
 	FSP_ORIGIN_KERNEL = 3,   /* no syscall in flight (a kernel thread, nfsd, ...) */
 };
 
+/* struct fsp_event.op, origin FSP_ORIGIN_SYSCALL: beyond the x86-64 numbers. */
+enum fsp_op {
+	FSP_NR_IA32 = 511, /* a 32-bit (ia32) syscall, whose numbers are another table's */
+};
+
 /* struct fsp_event.rflags */
 enum fsp_record_flags {
 	/* proc is filled: the process's context, sent once per process. */

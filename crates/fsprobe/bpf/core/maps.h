@@ -13,6 +13,7 @@
 struct fsp_abi {
 	enum fsp_kind kind;
 	enum fsp_origin origin;
+	enum fsp_op op;
 	enum fsp_record_flags rflags;
 	enum fsp_path_flags path_flags;
 	enum fsp_attr attr;
@@ -45,6 +46,8 @@ const volatile __u32 cfg_comm_filter = FSP_FILTER_OFF;
  * selected events and the backend. Every other syscall costs one load.
  */
 #define FSP_NR_SYSCALLS 512
+/* arch/x86/include/asm/thread_info.h: the task is in a 32-bit syscall. */
+#define FSP_TS_COMPAT 0x0002
 const volatile __u64 cfg_sys_enter[FSP_NR_SYSCALLS / 64] = {};
 const volatile __u64 cfg_sys_exit[FSP_NR_SYSCALLS / 64] = {};
 /*
@@ -115,7 +118,8 @@ struct lookup_state {
 	__u32 resolved;       /* bytes of upath resolved into cur */
 	__u8 state;
 	__u8 done;
-	__u16 pad;
+	__u8 only_watched;    /* stop before the last name when its directory is not watched */
+	__u8 unwatched;       /* ... and it stopped there */
 };
 
 /* Per-CPU scratch: BPF stacks are 512 bytes, paths are 4096. */

@@ -124,6 +124,41 @@ static __always_inline bool child_matches(struct dentry *dir)
 	return subtrees_pending_now() && fsp_below_subtree((__u64)dir);
 }
 
+/*
+ * How many watched files and directories may have a name outside the
+ * watched trees: followed out of them (--follow), hard-linked (a new
+ * link, or one user space found with more than one link when it seeded
+ * the filter). While there are none, a name in a directory nobody
+ * watches cannot name a watched file, which spares the dcache lookups of
+ * most names (resolve/lookup.h). [0]: counted here; [1]: by user space
+ * (only it writes that slot).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} outside_names SEC(".maps");
+
+static __always_inline void outside_names_add(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&outside_names, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* Can a name in a directory that is not watched name a watched file? */
+static __always_inline bool may_have_outside_names(void)
+{
+	__u32 kernel = 0, user = 1;
+	__u64 *k = bpf_map_lookup_elem(&outside_names, &kernel);
+	__u64 *u = bpf_map_lookup_elem(&outside_names, &user);
+
+	return !k || !u || *k || *u;
+}
+
 /* Start following d (flags: enum fsp_watch); false when the map is full. */
 static __always_inline bool watch_with(struct dentry *d, __u32 flags, __u64 map_flags)
 {
@@ -195,8 +230,13 @@ static __always_inline bool track_placement(struct dentry *d, bool was_watched, 
 		return false;
 	if (inside && moved && !was_watched && (mode & FSP_S_IFMT) == FSP_S_IFDIR)
 		return watch_subtree(d);
-	if (inside || (was_watched && cfg_follow)) {
+	if (inside) {
 		watch_new(d);
+		return false;
+	}
+	if (was_watched && cfg_follow) {
+		watch_new(d);
+		outside_names_add();
 		return false;
 	}
 	if (!cfg_follow) {

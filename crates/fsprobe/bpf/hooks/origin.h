@@ -29,13 +29,19 @@ struct {
 	__type(value, struct io_issuing);
 } io_issuing SEC(".maps");
 
-/* The syscall number the current user task is in, or -1 (no syscall: a kernel or io thread). */
+/*
+ * The syscall number the current user task is in, or -1 (no syscall: a
+ * kernel or io thread); FSP_NR_IA32 for a 32-bit syscall, whose numbers
+ * are another table's.
+ */
 static __always_inline long current_syscall(void)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	if (BPF_CORE_READ(task, flags) & (FSP_PF_KTHREAD | FSP_PF_IO_WORKER))
 		return -1;
+	if (BPF_CORE_READ(task, thread_info.status) & FSP_TS_COMPAT)
+		return FSP_NR_IA32;
 	return BPF_CORE_READ(current_pt_regs(), orig_ax);
 }
 

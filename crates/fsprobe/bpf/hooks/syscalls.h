@@ -33,9 +33,6 @@
 #include "abi/syscalls.h"
 #include <bpf/bpf_tracing.h>
 
-/* arch/x86/include/asm/thread_info.h: the task is in a 32-bit syscall. */
-#define FSP_TS_COMPAT 0x0002
-
 #define FSP_CLONE_NEWNS 0x00020000
 #define FSP_CREAT_FLAGS (0100 | 01 | 01000) /* O_CREAT | O_WRONLY | O_TRUNC */
 
@@ -358,7 +355,12 @@ static __always_inline void resolve_source(struct fsp_scratch *s, struct op *p)
 	n = read_name(s, p->path, p->kernel_names);
 	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &mnt))
 		return;
-	lookup_path(s, d, mnt, n - 1);
+	/* A rename's source is looked for anyway: its type decides the invalidation. */
+	lookup_path(s, d, mnt, n - 1, p->kind != FSP_RENAME);
+	if (s->ls.unwatched) {
+		p->unwatched = 1;
+		return;
+	}
 	if (suffix_start(s, s->ls.resolved, n - 1) < n - 1)
 		return; /* not in the dcache: exit falls back to the name */
 	capture_source(p, s->ls.cur, (struct vfsmount *)&s->ls.mnt->mnt);
@@ -380,7 +382,7 @@ static __always_inline void resolve_mount_point(struct fsp_scratch *s, struct op
 	n = read_name(s, p->path, p->kernel_names);
 	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &mnt))
 		return;
-	lookup_path(s, d, mnt, n - 1);
+	lookup_path(s, d, mnt, n - 1, false);
 	if (suffix_start(s, s->ls.resolved, n - 1) < n - 1)
 		return;
 	m = s->ls.mnt;
@@ -494,7 +496,8 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long nr)
 	if (traits & T_TREE)
 		invalidate_at_entry(nr, traits, a, tid, p);
 	/* An unwatched source: nothing to report, nothing to forget. */
-	if (parks && p->src && !p->src_matched && (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR))
+	if (parks && (p->unwatched || (p->src && !p->src_matched)) &&
+	    (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR))
 		return 0;
 	if (parks && reported)
 		op_park(thread_key(), p);

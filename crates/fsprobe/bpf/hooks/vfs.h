@@ -135,7 +135,7 @@ static __always_inline void vfs_end(void *ctx, __u8 kind, struct dentry *dentry,
 		return;
 	if (ret < 0 && p->origin == FSP_ORIGIN_SYSCALL)
 		bpf_map_update_elem(&vfs_failed, &key, &one, BPF_ANY);
-	emit(ctx, p, ret);
+	emit_as(ctx, p, ret, kind);
 	op_done(key);
 }
 
@@ -328,7 +328,7 @@ static __always_inline void on_vfs_open(void *ctx, struct file *file, long ret)
 		return;
 	p->file = file;
 	p->open_flags = BPF_CORE_READ(file, f_flags);
-	emit_scratch(ctx, ret);
+	send_built(ctx, build_kind(FSP_OPEN, ret));
 }
 
 /*

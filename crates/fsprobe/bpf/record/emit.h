@@ -149,8 +149,10 @@ static __always_inline bool emit_link(struct fsp_scratch *s, struct op *p, long 
 
 	matched = put_object(s, p, FSP_SLOT_TARGET, p->obj2, p->obj2_mnt, p->dirfd2, p->path2,
 			     &link, true) || matched;
-	if (ret == 0 && matched && link)
+	if (ret == 0 && matched && link) {
 		track_placement(link, true, false);
+		outside_names_add(); /* the inode has another name now */
+	}
 	return matched;
 }
 
@@ -212,24 +214,17 @@ static __always_inline bool emit_umount(struct fsp_scratch *s, struct op *p)
 }
 
 /*
- * Builds the record of the op in op_scratch, which returned ret, in
- * scratch. Returns 1 when it is to be sent, | 2 when the directory in
- * cache_scratch.walk_dir entered a watched tree with its contents. Global:
- * the verifier checks it once, not once per program and call site.
+ * The record builders: each builds, in scratch, the record of the op in
+ * op_scratch, which returned ret, and returns 1 when it is to be sent,
+ * | 2 when the directory in cache_scratch.walk_dir entered a watched tree
+ * with its contents. Global, one per family of kinds: the verifier checks
+ * each once per program, and a program that reports one kind (a VFS
+ * hook's) carries only its own.
  */
-__noinline int fsp_build_record(__u64 ret_u)
-{
-	struct fsp_scratch *s = get_scratch();
-	struct fsp_cache_scratch *cs = get_cache_scratch();
-	struct dentry *walk_dir = NULL;
-	struct vfsmount *walk_mnt = NULL;
-	bool matched = false, walk = false;
-	long ret = (long)ret_u;
-	__u32 zero = 0;
-	struct op *p = bpf_map_lookup_elem(&op_scratch, &zero);
 
-	if (!s || !cs || !p)
-		return 0;
+/* The record's header from op p: what every builder starts with. */
+static __always_inline void begin_from_op(struct fsp_scratch *s, struct op *p, long ret)
+{
 	record_begin(s, p->kind, p->origin, p->nr, ret);
 	s->rec.hdr.open_flags = p->open_flags;
 	s->rec.hdr.mode = p->mode;
@@ -240,58 +235,116 @@ __noinline int fsp_build_record(__u64 ret_u)
 	s->rec.hdr.rdev = p->rdev;
 	s->rec.hdr.user_data = p->user_data;
 	s->rec.hdr.rflags = p->rflags;
+}
 
-	switch (p->kind) {
-	case FSP_OPEN:
-		matched = emit_open(s, p, ret);
-		break;
-	case FSP_MKDIR:
-	case FSP_MKNOD:
-		matched = emit_created(s, p, ret);
-		break;
-	case FSP_SYMLINK:
-		matched = emit_created(s, p, ret);
+/* The builders' verdict, with a directory to walk (or none). */
+static __always_inline int built(struct fsp_cache_scratch *cs, struct op *p, bool matched,
+				 struct dentry *walk_dir, struct vfsmount *walk_mnt)
+{
+	cs->walk_dir = walk_dir;
+	cs->walk_mnt = walk_mnt;
+	return (matched && event_enabled(p->kind) ? 1 : 0) | (walk_dir ? 2 : 0);
+}
+
+#define FSP_BUILDER(name, ...)                                                    \
+	__noinline int name(__u64 ret_u)                                           \
+	{                                                                          \
+		struct fsp_scratch *s = get_scratch();                             \
+		struct fsp_cache_scratch *cs = get_cache_scratch();                \
+		long ret = (long)ret_u;                                            \
+		__u32 zero = 0;                                                    \
+		struct op *p = bpf_map_lookup_elem(&op_scratch, &zero);            \
+                                                                                   \
+		if (!s || !cs || !p)                                               \
+			return 0;                                                  \
+		begin_from_op(s, p, ret);                                          \
+		__VA_ARGS__                                                        \
+	}
+
+FSP_BUILDER(fsp_build_open, {
+	return built(cs, p, emit_open(s, p, ret), NULL, NULL);
+})
+
+/* mkdir, mknod, symlink (with its target). */
+FSP_BUILDER(fsp_build_created, {
+	bool matched = emit_created(s, p, ret);
+
+	if (p->kind == FSP_SYMLINK)
 		put_extra(s, p->extra, p->kernel_names);
-		break;
-	case FSP_LINK:
-		matched = emit_link(s, p, ret);
-		break;
-	case FSP_RENAME:
-		matched = emit_rename(s, p, ret, &walk);
-		walk_dir = p->src, walk_mnt = p->src_mnt;
-		break;
-	case FSP_UNLINK:
-	case FSP_RMDIR:
-		matched = emit_remove(s, p, ret);
-		break;
-	case FSP_SETXATTR:
-	case FSP_REMOVEXATTR:
-		matched = emit_attr(s, p);
+	return built(cs, p, matched, NULL, NULL);
+})
+
+FSP_BUILDER(fsp_build_link, {
+	return built(cs, p, emit_link(s, p, ret), NULL, NULL);
+})
+
+FSP_BUILDER(fsp_build_rename, {
+	bool walk = false;
+	bool matched = emit_rename(s, p, ret, &walk);
+
+	return built(cs, p, matched, walk ? p->src : NULL, p->src_mnt);
+})
+
+/* unlink, rmdir. */
+FSP_BUILDER(fsp_build_remove, {
+	return built(cs, p, emit_remove(s, p, ret), NULL, NULL);
+})
+
+/* setattr, modify, setxattr, removexattr (with the attribute's name). */
+FSP_BUILDER(fsp_build_attr, {
+	bool matched = emit_attr(s, p);
+
+	if (p->kind == FSP_SETXATTR || p->kind == FSP_REMOVEXATTR)
 		put_extra(s, p->extra, p->kernel_names);
-		break;
-	case FSP_MOUNT:
-		matched = emit_mount(s, p, ret, &walk, &walk_dir, &walk_mnt);
-		put_extra(s, p->extra, p->kernel_names);
-		break;
-	case FSP_UMOUNT:
+	return built(cs, p, matched, NULL, NULL);
+})
+
+/* mount, umount. */
+FSP_BUILDER(fsp_build_mount, {
+	struct dentry *walk_dir = NULL;
+	struct vfsmount *walk_mnt = NULL;
+	bool walk = false, matched;
+
+	if (p->kind == FSP_UMOUNT) {
 		matched = emit_umount(s, p);
 		if (p->src_name_len)
 			put_extra(s, p->src_name, true);
-		break;
-	default: /* SETATTR, MODIFY */
-		matched = emit_attr(s, p);
+		return built(cs, p, matched, NULL, NULL);
 	}
-	cs->walk_dir = walk ? walk_dir : NULL;
-	cs->walk_mnt = walk_mnt;
-	return (matched && event_enabled(p->kind) ? 1 : 0) | (walk && walk_dir ? 2 : 0);
+	matched = emit_mount(s, p, ret, &walk, &walk_dir, &walk_mnt);
+	put_extra(s, p->extra, p->kernel_names);
+	return built(cs, p, matched, walk ? walk_dir : NULL, walk_mnt);
+})
+
+/* The builder of `kind`; a constant kind leaves only its own call. */
+static __always_inline int build_kind(__u8 kind, long ret)
+{
+	switch (kind) {
+	case FSP_OPEN:
+		return fsp_build_open(ret);
+	case FSP_MKDIR:
+	case FSP_MKNOD:
+	case FSP_SYMLINK:
+		return fsp_build_created(ret);
+	case FSP_LINK:
+		return fsp_build_link(ret);
+	case FSP_RENAME:
+		return fsp_build_rename(ret);
+	case FSP_UNLINK:
+	case FSP_RMDIR:
+		return fsp_build_remove(ret);
+	case FSP_MOUNT:
+	case FSP_UMOUNT:
+		return fsp_build_mount(ret);
+	}
+	return fsp_build_attr(ret); /* SETATTR, MODIFY, SETXATTR, REMOVEXATTR */
 }
 
-/* Reports the op in op_scratch (from new_op()), which returned ret. */
-static __always_inline void emit_scratch(void *ctx, long ret)
+/* Sends what a builder built (and the walk notice it asked for). */
+static __always_inline void send_built(void *ctx, int built)
 {
 	struct fsp_scratch *s = get_scratch();
 	struct fsp_cache_scratch *cs;
-	int built = fsp_build_record(ret);
 
 	if (!s)
 		return;
@@ -301,16 +354,35 @@ static __always_inline void emit_scratch(void *ctx, long ret)
 		send_subtree(ctx, s, cs->walk_dir, cs->walk_mnt);
 }
 
-/* Reports op p (kept in a map), which returned ret (ctx: for the perf buffer). */
+/* Reports the op in op_scratch (from new_op()), of any kind, which returned ret. */
+static __always_inline void emit_scratch(void *ctx, long ret)
+{
+	struct op *p = op_current();
+
+	if (p)
+		send_built(ctx, build_kind(p->kind, ret));
+}
+
+/* Copies op p (kept in a map) into op_scratch. */
+static __always_inline bool op_to_scratch(struct op *p)
+{
+	struct op *o = op_current();
+
+	return o && !bpf_probe_read_kernel(o, sizeof(*o), p);
+}
+
+/* Reports op p (kept in a map), of any kind, which returned ret (ctx: for the perf buffer). */
 static __always_inline void emit(void *ctx, struct op *p, long ret)
 {
-	__u32 zero = 0;
-	struct op *o = bpf_map_lookup_elem(&op_scratch, &zero);
+	if (op_to_scratch(p))
+		emit_scratch(ctx, ret);
+}
 
-	if (!o)
-		return;
-	bpf_probe_read_kernel(o, sizeof(*o), p);
-	emit_scratch(ctx, ret);
+/* emit() for an op whose kind is the constant `kind`: only its builder is verified. */
+static __always_inline void emit_as(void *ctx, struct op *p, long ret, __u8 kind)
+{
+	if (op_to_scratch(p))
+		send_built(ctx, build_kind(kind, ret));
 }
 
 #endif /* FSP_EMIT_H */

@@ -18,6 +18,8 @@ struct op {
 	__u8 src_matched;     /* the source (src) is watched */
 	__u8 rflags;          /* enum fsp_record_flags to set */
 	__u8 no_fd;           /* open: the result is no fd (io_uring's fixed table) */
+	__u8 unwatched;       /* the source's directory is not watched (resolve_source()) */
+	__u8 pad[7];
 	__s32 fd;             /* fd-based object; -1 otherwise */
 	__s64 dirfd;          /* name-based object: dirfd and name */
 	const char *path;

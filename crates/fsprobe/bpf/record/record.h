@@ -248,7 +248,7 @@ static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot whi
 		return !cfg_paths_filtering;
 	}
 	ulen = n - 1;
-	lookup_path(s, base, bmnt, ulen);
+	lookup_path(s, base, bmnt, ulen, !needed);
 	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
 	from = suffix_start(s, s->ls.resolved, ulen);
 	if (from >= ulen)

@@ -21,7 +21,7 @@
 #ifndef FSP_LOOKUP_H
 #define FSP_LOOKUP_H
 
-#include "core/maps.h"
+#include "filter/filter.h"
 
 enum {
 	LS_BYTES = 0,  /* reading the next component */
@@ -165,6 +165,16 @@ static __always_inline long end_component(struct fsp_scratch *s, struct lookup_s
 		l->done = 1;
 		return 1;
 	}
+	/*
+	 * The last name in a directory nobody watches: whatever it names is
+	 * not watched either, so spare the scan of the directory's children
+	 * (its cost grows with their number).
+	 */
+	if (l->only_watched && l->pos > l->len && !child_matches(l->cur)) {
+		l->unwatched = 1;
+		l->done = 1;
+		return 1;
+	}
 	bpf_probe_read_kernel(s->comp, FSP_BOUND(len, FSP_NAME_MAX), &s->upath[FSP_BOUND(start, FSP_PATH_MAX - 1)]);
 	l->node = first_child(l);
 	l->state = LS_CHILD;
@@ -289,8 +299,12 @@ __noinline int fsp_lookup_block(void)
 	return 0;
 }
 
-/* Looks scratch.upath (len bytes) up from (base, vmnt). Global: verified once. */
-__noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
+/*
+ * Looks scratch.upath (len bytes) up from (base, vmnt); with only_watched,
+ * stops before a last name whose directory is not watched. Global:
+ * verified once.
+ */
+__noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len, __u32 only_watched)
 {
 	struct fsp_scratch *s = get_scratch();
 	struct lookup_state *l;
@@ -309,6 +323,8 @@ __noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
 	l->resolved = 0;
 	l->state = LS_BYTES;
 	l->done = 0;
+	l->only_watched = only_watched && cfg_paths_filtering && !may_have_outside_names();
+	l->unwatched = 0;
 	if (len > 0 && s->upath[0] == '/') {
 		l->pos = 1;
 		l->comp_start = 1;
@@ -327,11 +343,13 @@ __noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len)
  * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
  * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
  * bytes of upath that covers; the rest is the unresolved suffix.
+ * only_watched: the caller needs the object only if it is watched (then
+ * s->ls.unwatched says the lookup stopped because it is not).
  */
 static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
-					struct vfsmount *vmnt, __u32 len)
+					struct vfsmount *vmnt, __u32 len, bool only_watched)
 {
-	fsp_lookup((__u64)base, (__u64)vmnt, len);
+	fsp_lookup((__u64)base, (__u64)vmnt, len, only_watched);
 }
 
 #endif /* FSP_LOOKUP_H */

@@ -39,8 +39,14 @@ pub(crate) struct IoOpDef {
 include!(concat!(env!("OUT_DIR"), "/syscall_table.rs"));
 include!(concat!(env!("OUT_DIR"), "/io_uring_table.rs"));
 
-/// The name of syscall nr, "unknown" for one not in the table.
+/// An origin's syscall number for a 32-bit (ia32) syscall.
+const NR_IA32: u16 = crate::skel::types::fsp_op::FSP_NR_IA32.0 as u16;
+
+/// The name of syscall nr, "ia32" for a 32-bit one, "unknown" for one not in the table.
 pub(crate) fn syscall_name(nr: u16) -> &'static str {
+    if nr == NR_IA32 {
+        return "ia32";
+    }
     SYSCALLS
         .iter()
         .find(|s| s.nr == u32::from(nr))
