@@ -53,7 +53,7 @@ for backend in $BACKENDS; do
 		else
 			set --
 		fi
-		FSPROBE_BIN=/bin/fsprobe FSPROBE_BACKEND=$backend FSPROBE_EXPECT_AUTO=$EXPECT_AUTO FSPROBE_DIFF_OPS=10000 \
+		FSPROBE_BIN=/bin/fsprobe FSPROBE_BACKEND=$backend FSPROBE_EXPECT_AUTO=$EXPECT_AUTO FSPROBE_DIFF_OPS=10000 FSPROBE_STOP_ITERATIONS=10 \
 			RUST_BACKTRACE=0 timeout -s KILL "$TEST_TIMEOUT" "$t" --test-threads=2 "$@" >"$out" 2>&1
 		rc=$?
 		secs=$(($(date +%s) - start))

@@ -46,7 +46,7 @@ impl ProbeRun {
                 s.lost()
             ));
         }
-        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight {
+        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight + s.lost_unread {
             return Some(format!(
                 "{} lost in the stream but {} in the summary",
                 self.lost_in_stream,
@@ -225,7 +225,7 @@ impl Finished {
     /// and the library's count must cover what the consumer received.
     pub fn stream_error(&self) -> Option<String> {
         let s = &self.summary;
-        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight {
+        if self.lost_in_stream != s.lost_buffer_full + s.lost_in_flight + s.lost_unread {
             return Some(format!(
                 "{} lost in the stream but {} in the summary",
                 self.lost_in_stream,

@@ -1,7 +1,10 @@
 //! `fsprobe`: the command-line client of the fsprobe library.
 mod args;
+mod escape;
+mod signals;
 mod sink;
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -13,10 +16,23 @@ use clap::Parser;
 use args::{Args, Format};
 use sink::{JsonSink, NoSink, Sink, TableSink};
 
+/// A mistake in the command line that only the CLI sees: exit code 2.
+#[derive(Debug)]
+struct Usage(String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
 fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            File::create(path)
+                .map_err(|e| Usage(format!("cannot create {}: {e}", path.display())))?,
         ),
         None => Box::new(io::stdout().lock()),
     };
@@ -85,13 +101,24 @@ fn pump(probe: &fsprobe::Probe, sink: &mut dyn Sink) -> io::Result<()> {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let mut sink = open_sink(&args)?;
+    let signals = signals::Signals::catch()?;
     let probe = probe_builder(&args).start()?;
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, probe.stop_flag())
-            .context("installing the signal handler")?;
+    // Created once the options are known good: a typo never truncates it.
+    let mut sink = open_sink(&args)?;
+    signals.stop(&probe)?;
+    print_ready(probe.ready());
+    let pumped = pump(&probe, sink.as_mut());
+    let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        pumped.context("writing events")?;
     }
-    let ready = probe.ready();
+    let summary = probe.join()?;
+    eprintln!("{}", summary_line(&summary, args.dentry_resolution_mode));
+    Ok(())
+}
+
+/// The ready line, and a warning for what the tree walk could not read.
+fn print_ready(ready: &fsprobe::Ready) {
     eprintln!(
         "fsprobe: ready (backend: {}, kernel: {}, watched inodes: {}, syscalls hooked: {}, io_uring ops: {}{}{})",
         ready.backend,
@@ -117,46 +144,78 @@ fn run(args: Args) -> anyhow::Result<()> {
         eprintln!(
             "fsprobe: warning: {} entries of the watched trees could not be read and are not watched (first: {})",
             ready.unreadable_entries,
-            ready.first_unreadable.as_deref().unwrap_or("unknown")
+            escape::line(ready.first_unreadable.as_deref().unwrap_or("unknown"))
         );
     }
-    let pumped = pump(&probe, sink.as_mut());
-    let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
-    if !broken_pipe {
-        pumped.context("writing events")?;
-    }
-    let summary = probe.join()?;
-    eprintln!(
-        "fsprobe: {} events, {} lost (buffer full: {}, in flight: {}, undecodable: {}), watch limit hits: {}, syscalls filtered out by process: {}",
-        summary.events,
-        summary.lost(),
-        summary.lost_buffer_full,
-        summary.lost_in_flight,
-        summary.undecodable,
-        summary.watch_limit_hits,
-        summary.filtered_by_process
-    );
-    eprintln!(
-        "fsprobe: path walks: {} cut short by the {} cache, {} to the root",
-        summary.walks_cached, args.dentry_resolution_mode, summary.walks_full
-    );
-    if summary.unknown_prefixes > 0 {
-        eprintln!(
-            "fsprobe: {} paths reported truncated: their cached prefix was unknown (a bug, please report it)",
-            summary.unknown_prefixes
-        );
-    }
-    Ok(())
 }
 
-fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<fsprobe::Error>() {
-        Some(fsprobe::Error::NotImplemented(_)) => 2,
-        _ => 1,
+/// The exit summary: one line, the last one fsprobe prints.
+fn summary_line(s: &fsprobe::Summary, mode: fsprobe::ResolutionMode) -> String {
+    let mut line = format!(
+        "fsprobe: {} events, {} lost (buffer full: {}, in flight: {}, unread at stop: {}, undecodable: {}), \
+         watch limit hits: {}, syscalls filtered out by process: {}, \
+         path walks: {} cut short by the {mode} cache, {} to the root",
+        s.events,
+        s.lost(),
+        s.lost_buffer_full,
+        s.lost_in_flight,
+        s.lost_unread,
+        s.undecodable,
+        s.watch_limit_hits,
+        s.filtered_by_process,
+        s.walks_cached,
+        s.walks_full
+    );
+    if s.unknown_prefixes > 0 {
+        line += &format!(
+            ", {} paths reported truncated: their cached prefix was unknown (a bug, please report it)",
+            s.unknown_prefixes
+        );
     }
+    line
+}
+
+/// 2 when the command line is at fault, 1 when the system is (README.md).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.downcast_ref::<Usage>().is_some()
+        || e.downcast_ref::<fsprobe::Error>()
+            .is_some_and(fsprobe::Error::is_usage);
+    if usage { 2 } else { 1 }
+}
+
+/// The whole chain on one line, escaped. An error whose message already
+/// ends with its cause's is not followed by the cause again.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.ends_with(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    escape::line(&text)
+}
+
+/// The message of a flag error, without clap's usage, tips and list of
+/// possible values, which follow it on lines of their own. (A value the
+/// user gave may hold newlines too: the message is cut at clap's own
+/// layout, not at the first newline.)
+fn clap_message(text: &str) -> &str {
+    let text = text.trim_start_matches("error: ");
+    let end = ["\n\n", "\n  ["]
+        .iter()
+        .filter_map(|layout| text.find(layout))
+        .min()
+        .unwrap_or(text.len());
+    text[..end].trim_end()
 }
 
 fn main() -> ExitCode {
+    signals::unblock();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if !e.use_stderr() => {
@@ -165,16 +224,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("fsprobe: {}", first.trim_start_matches("error: "));
+            eprintln!("fsprobe: {}", escape::line(clap_message(&e.to_string())));
             return ExitCode::from(2);
         }
     };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("fsprobe: error: {e:#}");
+            eprintln!("fsprobe: error: {}", error_line(&e));
             ExitCode::from(exit_code(&e))
         }
     }

@@ -1,7 +1,10 @@
 //! Where records go: aligned table, NDJSON, or nowhere.
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use fsprobe::{Event, FileRef, Record};
+
+use crate::escape::{self, Field, escape};
 
 /// One output format.
 pub trait Sink {
@@ -36,7 +39,9 @@ impl Sink for NoSink {
     }
 }
 
-/// Aligned columns, like the seed's output.
+/// Aligned columns, like the seed's output: one line per record, every
+/// name escaped (src/escape.rs), so that no file name or comm can move the
+/// cursor or add a row.
 pub struct TableSink<W: Write> {
     out: W,
     header_written: bool,
@@ -54,11 +59,8 @@ impl<W: Write> TableSink<W> {
 const HEADER: &str = "EVT      TIME                           PID     TID     UID    GID    COMM             INODE      MOUNTID RET    PATH";
 
 fn display_path(f: &FileRef) -> String {
-    let mut s = f.path.to_string_lossy().into_owned();
-    if f.truncated {
-        s.insert_str(0, "...");
-    }
-    s
+    let s = escape(f.path_bytes(), Field::Path);
+    if f.truncated { format!("...{s}") } else { s }
 }
 
 fn event_line(e: &Event) -> String {
@@ -75,7 +77,7 @@ fn event_line(e: &Event) -> String {
         e.process.tid,
         e.process.uid,
         e.process.gid,
-        e.process.comm,
+        escape(e.process.comm.as_bytes(), Field::Word),
         e.file.inode,
         e.file.mount_id,
         e.retval,
@@ -95,8 +97,10 @@ impl<W: Write> Sink for TableSink<W> {
                 let at = cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default();
                 writeln!(
                     self.out,
-                    "{:<8} {count} events lost{at} ({reason:?})",
-                    "LOST"
+                    "{:<8} {count} events lost{at} ({}: {})",
+                    "LOST",
+                    reason.name(),
+                    reason.description()
                 )
             }
             Record::Unwatched {
@@ -106,19 +110,77 @@ impl<W: Write> Sink for TableSink<W> {
             } => {
                 let under = path
                     .as_ref()
-                    .map(|p| format!(" under {}", p.display()))
+                    .map(|p| format!(" under {}", escape(p.as_os_str().as_bytes(), Field::Path)))
                     .unwrap_or_default();
                 writeln!(
                     self.out,
-                    "{:<8} {count} files not watched{under} ({reason:?})",
-                    "UNWATCH"
+                    "{:<8} {count} files not watched{under} ({}: {})",
+                    "UNWATCHED",
+                    reason.name(),
+                    reason.description()
                 )
             }
-            _ => Ok(()),
+            // A notice this table does not know yet: shown as the library prints it.
+            other => writeln!(
+                self.out,
+                "{:<8} {}",
+                "NOTICE",
+                escape::line(&format!("{other:?}"))
+            ),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fsprobe::{LossReason, UnwatchedReason};
+
+    fn table(records: &[Record]) -> String {
+        let mut sink = TableSink::new(Vec::new());
+        for r in records {
+            sink.write(r).unwrap();
+        }
+        String::from_utf8(sink.out).unwrap()
+    }
+
+    #[test]
+    fn notices_name_their_reason_as_json_does() {
+        let text = table(&[
+            Record::Lost {
+                count: 12,
+                reason: LossReason::BufferFull,
+                cpu: Some(1),
+            },
+            Record::Lost {
+                count: 3,
+                reason: LossReason::TooManyInFlight,
+                cpu: None,
+            },
+            Record::Unwatched {
+                count: 7,
+                reason: UnwatchedReason::WatchLimit,
+                path: None,
+            },
+            Record::Unwatched {
+                count: 2,
+                reason: UnwatchedReason::Unreadable,
+                path: Some("/w/moved\nin".into()),
+            },
+        ]);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "LOST     12 events lost on CPU 1 (buffer_full: the kernel buffer was full)",
+                "LOST     3 events lost (too_many_in_flight: too many syscalls were in flight)",
+                "UNWATCHED 7 files not watched (watch_limit: the watch limit was reached)",
+                "UNWATCHED 2 files not watched under /w/moved\\x0ain (unreadable: their directory could not be read)",
+            ]
+        );
     }
 }

@@ -58,7 +58,7 @@ fn open_twice(probe: &Probe, file: &Path, suffix: &str) {
 fn cached_walks(stderr: &str) -> u64 {
     stderr
         .lines()
-        .find_map(|l| l.strip_prefix("fsprobe: path walks: "))
+        .find_map(|l| l.split_once(", path walks: ").map(|(_, walks)| walks))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))

@@ -192,12 +192,11 @@ fn run_mode(mode: &str, transport: &str, ops: u64, seed: u64) {
     let summary = finished
         .stderr
         .lines()
-        .find(|l| l.starts_with("fsprobe: path walks:"))
-        .unwrap_or_default()
-        .to_string();
+        .find_map(|l| l.split_once(", path walks: "))
+        .map_or_else(String::new, |(_, walks)| format!("path walks: {walks}"));
     let cached: u64 = summary
         .split_whitespace()
-        .nth(3)
+        .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     eprintln!(

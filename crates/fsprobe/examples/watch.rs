@@ -32,9 +32,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     e.retval
                 );
             }
-            Record::Lost { count, reason, .. } => eprintln!("lost {count} events ({reason:?})"),
+            Record::Lost { count, reason, .. } => {
+                eprintln!("lost {count} events ({})", reason.description())
+            }
             Record::Unwatched { count, reason, .. } => {
-                eprintln!("{count} files could not be watched ({reason:?})")
+                eprintln!(
+                    "{count} files could not be watched ({})",
+                    reason.description()
+                )
             }
             other => eprintln!("{other:?}"),
         }

@@ -216,6 +216,14 @@ impl<T> ProcessFilter<T> {
 /// Most values one process filter holds.
 pub const MAX_FILTER_VALUES: usize = 64;
 
+/// Largest channel: its slots are allocated up front (std's sync_channel).
+pub const MAX_CHANNEL_SIZE: usize = 1 << 20;
+
+/// Largest watch limit: htab_map_alloc() (kernel/bpf/hashtab.c) rounds
+/// max_entries up to a power of two of 16-byte buckets and refuses (E2BIG)
+/// more than U32_MAX bytes of them, so 2^27 entries is the most any kernel takes.
+pub const MAX_WATCHES: u32 = 1 << 27;
+
 /// Where the running kernel publishes its BTF.
 pub(crate) const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -380,10 +388,11 @@ impl ProbeBuilder {
                 "no path to watch (give one, or disable paths filtering)".into(),
             ));
         }
-        if self.channel_size == 0 {
-            return Err(Error::InvalidOption(
-                "the channel size must be at least 1".into(),
-            ));
+        if !(1..=MAX_CHANNEL_SIZE).contains(&self.channel_size) {
+            return Err(Error::InvalidOption(format!(
+                "the channel size must be between 1 and {MAX_CHANNEL_SIZE}, not {}",
+                self.channel_size
+            )));
         }
         if self.buffer_pages == 0 || self.buffer_pages > 1 << 18 {
             return Err(Error::InvalidOption(format!(
@@ -392,10 +401,14 @@ impl ProbeBuilder {
                 self.buffer_pages
             )));
         }
-        if self.max_watches == 0 {
-            return Err(Error::InvalidOption(
-                "the watch limit must be at least 1".into(),
-            ));
+        if !(1..=MAX_WATCHES).contains(&self.max_watches) {
+            return Err(Error::InvalidOption(format!(
+                "the watch limit must be between 1 and {MAX_WATCHES}, not {}",
+                self.max_watches
+            )));
+        }
+        if let Some(btf) = self.btf.as_ref().filter(|b| !b.is_file()) {
+            return Err(Error::BtfFile(btf.clone()));
         }
         for (what, n) in [
             ("pid", self.pids.values().len()),

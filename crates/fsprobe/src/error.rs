@@ -11,6 +11,9 @@ pub enum Error {
     /// CO-RE needs the kernel's BTF.
     #[error("no BTF at {0}: the kernel needs CONFIG_DEBUG_INFO_BTF, or give a BTF file for it")]
     NoBtf(PathBuf),
+    /// The BTF file given for the kernel does not exist or is not a file.
+    #[error("no BTF file at {0}")]
+    BtfFile(PathBuf),
     /// A path given to watch cannot be used.
     #[error("cannot watch {path}: {source}")]
     Watch {
@@ -50,6 +53,23 @@ pub enum Error {
     /// The probe's worker thread died.
     #[error("the probe's worker thread stopped unexpectedly")]
     WorkerGone,
+}
+
+impl Error {
+    /// True when the request is at fault: an option out of range, a path
+    /// that cannot be watched, a BTF file that is not there, trees larger
+    /// than the watch limit. False when the system is: not root, no kernel
+    /// BTF, a kernel that refuses the programs or maps, a failed read.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidOption(_)
+                | Error::BtfFile(_)
+                | Error::Watch { .. }
+                | Error::TooManyWatches(_)
+                | Error::NotImplemented(_)
+        )
+    }
 }
 
 /// Shorthand for results of this crate.

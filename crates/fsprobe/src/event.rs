@@ -679,19 +679,48 @@ impl Serialize for SymlinkJson<'_> {
 }
 
 /// Why events were lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LossReason {
     /// The kernel-to-user buffer was full (raise --perf-buffer-size).
     BufferFull,
     /// More syscalls in flight at once than the probe can track.
     TooManyInFlight,
+    /// Still in the kernel buffer when the probe stopped and its last
+    /// read ran out of time.
+    Unread,
+}
+
+impl LossReason {
+    /// The name in JSON (`reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LossReason::BufferFull => "buffer_full",
+            LossReason::TooManyInFlight => "too_many_in_flight",
+            LossReason::Unread => "unread",
+        }
+    }
+
+    /// What happened, in a few words.
+    pub fn description(self) -> &'static str {
+        match self {
+            LossReason::BufferFull => "the kernel buffer was full",
+            LossReason::TooManyInFlight => "too many syscalls were in flight",
+            LossReason::Unread => {
+                "still in the kernel buffer when the stop's last read ran out of time"
+            }
+        }
+    }
+}
+
+impl Serialize for LossReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// Why files could not be watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UnwatchedReason {
     /// The in-kernel filter is full (raise --max-watches).
@@ -699,6 +728,30 @@ pub enum UnwatchedReason {
     /// Entries of a directory that entered a watched tree could not be
     /// read (it moved again, or permissions), so are not watched.
     Unreadable,
+}
+
+impl UnwatchedReason {
+    /// The name in JSON (`reason`).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnwatchedReason::WatchLimit => "watch_limit",
+            UnwatchedReason::Unreadable => "unreadable",
+        }
+    }
+
+    /// What happened, in a few words.
+    pub fn description(self) -> &'static str {
+        match self {
+            UnwatchedReason::WatchLimit => "the watch limit was reached",
+            UnwatchedReason::Unreadable => "their directory could not be read",
+        }
+    }
+}
+
+impl Serialize for UnwatchedReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// What the probe delivers: events, and notices of what it lost or
@@ -718,7 +771,8 @@ pub enum Record {
         cpu: Option<u32>,
     },
     /// `count` files or directories could not be watched, from here on:
-    /// their events will not be reported.
+    /// their events will not be reported (nor, for a directory, those of
+    /// what it holds).
     Unwatched {
         /// How many.
         count: u64,
@@ -789,6 +843,28 @@ mod tests {
         assert_eq!(
             o.flag_names(),
             ["O_WRONLY", "O_CREAT", "O_TRUNC", "O_CLOEXEC"]
+        );
+    }
+
+    #[test]
+    fn notices_serialize_with_snake_case_reasons() {
+        let unwatched = Record::Unwatched {
+            count: 7,
+            reason: UnwatchedReason::WatchLimit,
+            path: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&unwatched).unwrap(),
+            r#"{"event":"unwatched","count":7,"reason":"watch_limit"}"#
+        );
+        let lost = Record::Lost {
+            count: 2,
+            reason: LossReason::Unread,
+            cpu: Some(0),
+        };
+        assert_eq!(
+            serde_json::to_string(&lost).unwrap(),
+            r#"{"event":"lost","count":2,"reason":"unread","cpu":0}"#
         );
     }
 

@@ -20,7 +20,9 @@
 //! for record in probe.records() {
 //!     match record {
 //!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
-//!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {reason:?}"),
+//!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {}", reason.description()),
+//!         Record::Unwatched { count, .. } => eprintln!("{count} files could not be watched"),
+//!         _ => {}
 //!     }
 //! }
 //! # Ok::<(), fsprobe::Error>(())
@@ -39,6 +41,7 @@ mod event;
 mod libbpf_log;
 mod loss;
 mod mounts;
+mod pacing;
 mod probe;
 mod reorder;
 mod seed;
@@ -62,7 +65,8 @@ mod skel {
 
 pub use clock::rfc3339;
 pub use config::{
-    BackendKind, MAX_FILTER_VALUES, ProbeBuilder, ProcessFilter, ResolutionMode, Transport,
+    BackendKind, MAX_CHANNEL_SIZE, MAX_FILTER_VALUES, MAX_WATCHES, ProbeBuilder, ProcessFilter,
+    ResolutionMode, Transport,
 };
 pub use error::{Error, Result};
 pub use event::{

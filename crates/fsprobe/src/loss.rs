@@ -4,13 +4,14 @@
 //! CPU's sequence numbers (bpf/abi/events.h: struct fsp_event.seq), so they are
 //! reported exactly where they happened. Events dropped before they were
 //! numbered (too many syscalls in flight) are known only from the kernel's
-//! per-CPU counters, read after each drain of the ring.
+//! per-CPU counters, read after each read of the ring. So is the count of
+//! new files the full in-kernel filter could not take.
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, MapFlags};
 
-use crate::event::{LossReason, Record};
+use crate::event::{LossReason, Record, UnwatchedReason};
 
 /// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/abi/events.h.
 pub(crate) mod counter {
@@ -43,10 +44,13 @@ pub(crate) fn read_counter(map: &impl MapCore, index: u32) -> u64 {
     read_percpu(map, index).iter().sum()
 }
 
-/// Turns the kernel's count of syscalls it could not track into notices.
+/// Turns the kernel's counts of what it could not track into records, as
+/// they grow: syscalls it could not follow (events lost), and new files
+/// the full filter could not take (files unwatched).
 #[derive(Debug, Default)]
 pub(crate) struct LossTracker {
     pub(crate) in_flight: u64,
+    pub(crate) unwatched: u64,
 }
 
 impl LossTracker {
@@ -59,6 +63,15 @@ impl LossTracker {
                 cpu: None,
             });
             self.in_flight = now;
+        }
+        let now = read_counter(counters, counter::WATCH_FULL);
+        if now > self.unwatched {
+            let _ = tx.send(Record::Unwatched {
+                count: now - self.unwatched,
+                reason: UnwatchedReason::WatchLimit,
+                path: None,
+            });
+            self.unwatched = now;
         }
     }
 }

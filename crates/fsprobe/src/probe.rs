@@ -58,7 +58,11 @@ pub struct Summary {
     pub filtered_by_process: u64,
     /// Events dropped because too many syscalls were in flight.
     pub lost_in_flight: u64,
-    /// New files that could not be followed: the watch limit was reached.
+    /// Events produced before the stop but still unread when the reads
+    /// after it ran out of time.
+    pub lost_unread: u64,
+    /// New files that could not be followed: the watch limit was reached
+    /// (the sum of the stream's `Unwatched` records).
     pub watch_limit_hits: u64,
     /// Records that could not be decoded (a version mismatch; a bug).
     pub undecodable: u64,
@@ -77,7 +81,7 @@ pub struct Summary {
 impl Summary {
     /// All events lost, whatever the reason.
     pub fn lost(&self) -> u64 {
-        self.lost_buffer_full + self.lost_in_flight + self.undecodable
+        self.lost_buffer_full + self.lost_in_flight + self.lost_unread + self.undecodable
     }
 }
 
@@ -111,12 +115,15 @@ impl Probe {
     }
 
     /// The records, in order. Iteration ends after [`Probe::stop`], once
-    /// everything the kernel had produced has been delivered.
+    /// what the kernel had produced by then has been delivered, or, when
+    /// it could not all be read within 200 ms, reported lost (`Unread`).
     pub fn records(&self) -> &Receiver<Record> {
         self.records.as_ref().expect("present until drop")
     }
 
-    /// Asks the probe to stop; records produced so far are still delivered.
+    /// Asks the probe to stop; records produced so far are still delivered
+    /// (keep receiving them, or call [`Probe::join`]: the worker waits
+    /// while the channel is full).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
     }
@@ -157,9 +164,9 @@ impl ProbeBuilder {
         if euid != 0 {
             return Err(Error::NotRoot(euid));
         }
-        let btf = config.btf.as_deref().unwrap_or(Path::new(KERNEL_BTF));
-        if !btf.is_file() {
-            return Err(Error::NoBtf(btf.to_owned()));
+        // A BTF file given instead was checked with the options.
+        if config.btf.is_none() && !Path::new(KERNEL_BTF).is_file() {
+            return Err(Error::NoBtf(KERNEL_BTF.into()));
         }
         let (ready_tx, ready_rx) = mpsc::channel();
         let (tx, rx) = mpsc::sync_channel(config.channel_size);

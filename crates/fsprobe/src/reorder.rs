@@ -43,6 +43,11 @@ impl Waiting {
         self.entries.iter().any(|e| e.cpu == cpu)
     }
 
+    /// Forgets every waiting record (at a stop whose time is up).
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub(crate) fn push(&mut self, cpu: Option<u32>, data: &[u8]) {
         self.entries.push(Entry {
             cpu,
@@ -60,11 +65,17 @@ impl Waiting {
         known: impl Fn(&[u8]) -> bool,
         give_up: bool,
     ) -> Option<Vec<u8>> {
+        // One pass (a few CPUs, maybe thousands of records): a stop under
+        // load drains them all, one call each.
+        let mut cpus_seen = Vec::new();
         let firsts: Vec<usize> = (0..self.entries.len())
             .filter(|&i| {
-                self.entries[..i]
-                    .iter()
-                    .all(|e| e.cpu != self.entries[i].cpu)
+                let cpu = self.entries[i].cpu;
+                let first = !cpus_seen.contains(&cpu);
+                if first {
+                    cpus_seen.push(cpu);
+                }
+                first
             })
             .collect();
         let pick = firsts

@@ -3,6 +3,8 @@
 //! record may be read before the record, on another CPU, that taught the
 //! directory or the process it refers to; it then waits (src/reorder.rs),
 //! with the later records of its CPU, until every buffer was read again.
+//! Reads yield to the worker loop, and end after a stop, as src/pacing.rs
+//! says.
 use std::time::Duration;
 
 use libbpf_rs::{PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
@@ -10,6 +12,7 @@ use libbpf_rs::{PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
 use crate::backend::Backend;
 use crate::config::{Config, Transport};
 use crate::error::{BpfContext, Result};
+use crate::pacing::Pacing;
 
 /// How long the worker sleeps in the transport when nothing wakes it.
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -24,6 +27,8 @@ pub(crate) trait Sink {
     fn decode_waiting(&self, give_up: bool);
     /// Perf buffer only: does a record still wait?
     fn waiting(&self) -> bool;
+    /// When reads yield to the loop, and end after the stop.
+    fn pacing(&self) -> &Pacing;
 }
 
 pub(crate) enum Reader<'a> {
@@ -43,7 +48,8 @@ impl<'a> Reader<'a> {
                 builder
                     .add(&backend.skel.maps.events, |data: &[u8]| {
                         sink.on_record(data);
-                        0
+                        // A negative return ends libbpf's read (src/pacing.rs).
+                        if sink.pacing().over() { -1 } else { 0 }
                     })
                     .context("setting up the ring buffer")?;
                 let ring = builder.build().context("setting up the ring buffer")?;
@@ -62,8 +68,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Waits up to POLL_INTERVAL, then reads everything pending.
-    pub(crate) fn poll(&self, sink: &impl Sink) {
+    /// Waits up to POLL_INTERVAL, then reads what is pending, up to one
+    /// slice (src/pacing.rs). True when it read everything.
+    pub(crate) fn poll(&self, sink: &impl Sink) -> bool {
+        let pacing = sink.pacing();
+        pacing.begin();
         match self {
             // Records are committed without a wakeup until the watermark,
             // and ring_buffer__poll() consumes only rings whose epoll
@@ -71,7 +80,10 @@ impl<'a> Reader<'a> {
             // delivered within the interval.
             Reader::Ring(ring) => {
                 let _ = ring.poll(POLL_INTERVAL);
-                let _ = ring.consume();
+                if !pacing.was_cut() {
+                    let _ = ring.consume();
+                }
+                !pacing.was_cut()
             }
             Reader::Perf(perf) => {
                 sink.next_round();
@@ -84,16 +96,27 @@ impl<'a> Reader<'a> {
                     let _ = perf.consume();
                     sink.decode_waiting(false);
                 }
+                true
             }
         }
     }
 
-    /// Reads everything pending, without waiting.
-    pub(crate) fn drain(&self, sink: &impl Sink) {
+    /// After the stop: reads everything pending, without waiting, until
+    /// the stop's deadline. False when records were left unread.
+    pub(crate) fn drain(&self, sink: &impl Sink) -> bool {
+        let pacing = sink.pacing();
+        pacing.begin_drain();
         match self {
-            Reader::Ring(ring) => {
+            Reader::Ring(ring) => loop {
                 let _ = ring.consume();
-            }
+                if !pacing.was_cut() {
+                    return true;
+                }
+                if pacing.skip() {
+                    return false;
+                }
+                pacing.begin();
+            },
             Reader::Perf(perf) => {
                 for _ in 0..2 {
                     sink.next_round();
@@ -101,6 +124,7 @@ impl<'a> Reader<'a> {
                     sink.decode_waiting(false);
                 }
                 sink.decode_waiting(true);
+                !pacing.was_cut()
             }
         }
     }

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 
-use libbpf_rs::{MapCore, MapFlags, OpenObject};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::backend::{self, Backend};
 use crate::clock::BootClock;
 use crate::config::{Config, Transport};
 use crate::decode::{Decoded, Decoder, record_cpu};
-use crate::error::{BpfContext, Result};
+use crate::error::{BpfContext, Error, Result};
 use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
+use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::probe::{Ready, Summary};
 use crate::reorder::Waiting;
 use crate::seed::Seeder;
@@ -85,6 +86,16 @@ pub(crate) fn run(
         }
     };
     let clock = BootClock::now();
+    let next_seqs = match MapHandle::try_from(&backend.skel.maps.seq_next) {
+        Ok(map) => map,
+        Err(source) => {
+            let _ = ready_tx.send(Err(Error::Bpf {
+                what: "opening the sequence numbers".into(),
+                source,
+            }));
+            return Summary::default();
+        }
+    };
     // User space keeps twice the kernel's entries before an epoch flush:
     // the kernel's LRU evicts, user space cannot tell which.
     let handler = Handler {
@@ -100,6 +111,9 @@ pub(crate) fn run(
         seqs: RefCell::new(SeqTracker::default()),
         waiting: RefCell::new(Waiting::default()),
         may_defer: config.transport == Transport::PerfBuffer,
+        pacing: Pacing::new(Arc::clone(&stop), DRAIN_BUDGET, move || {
+            read_percpu(&next_seqs, 0)
+        }),
     };
     let reader = match Reader::new(&backend, &config, &handler) {
         Ok(reader) => {
@@ -115,20 +129,18 @@ pub(crate) fn run(
     let seq_next = &backend.skel.maps.seq_next;
     let mut losses = LossTracker::default();
     while !stop.load(Ordering::SeqCst) {
-        reader.poll(&handler);
+        let caught_up = reader.poll(&handler);
         losses.report(counters, &tx);
-        // A record still waiting (perf buffer) is not lost: judge the
-        // trailing gaps only when none waits.
-        if handler.waiting.borrow().is_empty() {
+        // A record still waiting (perf buffer) or unread (a read that
+        // yielded) is not lost: judge the trailing gaps only when the
+        // reader caught up and none waits.
+        if caught_up && handler.waiting.borrow().is_empty() {
             let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
-            send_trailing_losses(stalled, &tx);
+            send_trailing_losses(stalled, LossReason::BufferFull, &tx);
         }
         publish_epoch(&backend, &mut handler.decoder.borrow_mut());
     }
-    reader.drain(&handler);
-    losses.report(counters, &tx);
-    let trailing = handler.seqs.borrow_mut().finish(&read_percpu(seq_next, 0));
-    send_trailing_losses(trailing, &tx);
+    let unread = drain_after_stop(&reader, &handler, &mut losses, counters);
     drop(reader);
     let Handler {
         decoder,
@@ -142,17 +154,40 @@ pub(crate) fn run(
     let decoder = decoder.into_inner();
     Summary {
         events: delivered.get(),
-        lost_buffer_full: seqs.borrow().lost(),
+        lost_buffer_full: seqs.borrow().lost() - unread,
         lost_in_flight: losses.in_flight,
+        lost_unread: unread,
         lost_buffer_full_counted: read_counter(counters, counter::LOST_BUFFER),
         filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
-        watch_limit_hits: read_counter(counters, counter::WATCH_FULL),
+        watch_limit_hits: losses.unwatched,
         undecodable: undecodable.get(),
         unknown_prefixes: decoder.unknown_prefixes,
         unknown_processes: decoder.unknown_processes(),
         walks_cached: read_counter(counters, counter::WALK_CACHED),
         walks_full: read_counter(counters, counter::WALK_FULL),
     }
+}
+
+/// After the stop: reads what the kernel had produced by then, for at most
+/// DRAIN_BUDGET after the stop was seen (producers keep writing until the
+/// programs are detached), and reports what was not read. Returns how
+/// many events were left unread.
+fn drain_after_stop(
+    reader: &Reader,
+    handler: &Handler,
+    losses: &mut LossTracker,
+    counters: &impl MapCore,
+) -> u64 {
+    let drained = reader.drain(handler);
+    losses.report(counters, &handler.tx);
+    let trailing = handler.seqs.borrow_mut().finish(&handler.pacing.due());
+    if drained {
+        send_trailing_losses(trailing, LossReason::BufferFull, &handler.tx);
+        return 0;
+    }
+    let unread = trailing.iter().map(|(_, count)| count).sum();
+    send_trailing_losses(trailing, LossReason::Unread, &handler.tx);
+    unread
 }
 
 /// Decodes records and hands them on; shared by the transport's callbacks.
@@ -167,10 +202,15 @@ struct Handler {
     /// a record still unread in another CPU's buffer (src/reorder.rs).
     waiting: RefCell<Waiting>,
     may_defer: bool,
+    /// When reads yield to the loop, and end after the stop.
+    pacing: Pacing,
 }
 
 impl Handler {
     fn decode(&self, data: &[u8]) {
+        if self.pacing.skip() {
+            return;
+        }
         let decoded = self.decoder.borrow_mut().decode(data);
         let Ok(record) = decoded else {
             self.undecodable.set(self.undecodable.get() + 1);
@@ -217,6 +257,11 @@ impl transport::Sink for Handler {
     /// Decodes the waiting records that can be (all of them with `give_up`).
     fn decode_waiting(&self, give_up: bool) {
         loop {
+            if self.pacing.skip() {
+                // Counted lost from the seq gaps, as skipped records are.
+                self.waiting.borrow_mut().clear();
+                return;
+            }
             let next = {
                 let decoder = self.decoder.borrow();
                 self.waiting
@@ -233,14 +278,18 @@ impl transport::Sink for Handler {
     fn waiting(&self) -> bool {
         !self.waiting.borrow().is_empty()
     }
+
+    fn pacing(&self) -> &Pacing {
+        &self.pacing
+    }
 }
 
 /// Records numbered on a CPU but never received: lost after its last record.
-fn send_trailing_losses(lost: Vec<(u32, u64)>, tx: &SyncSender<Record>) {
+fn send_trailing_losses(lost: Vec<(u32, u64)>, reason: LossReason, tx: &SyncSender<Record>) {
     for (cpu, count) in lost {
         let _ = tx.send(Record::Lost {
             count,
-            reason: LossReason::BufferFull,
+            reason,
             cpu: Some(cpu),
         });
     }
