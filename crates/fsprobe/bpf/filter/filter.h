@@ -101,6 +101,32 @@ __noinline int fsp_below_subtree(__u64 dentry)
 	return 0;
 }
 
+static __always_inline __u32 key_flags(struct fsp_inode_key *key)
+{
+	__u32 *flags = bpf_map_lookup_elem(&watched, key);
+
+	return flags ? *flags : 0;
+}
+
+/* object_matches() with typed loads (has_core_cast()): the same checks. */
+static __always_inline bool object_matches_cast(struct dentry *plain)
+{
+	struct dentry *d = bpf_core_cast(plain, struct dentry);
+	struct dentry *parent = d->d_parent;
+	struct fsp_inode_key key = {
+		.dev = d->d_sb->s_dev,
+		.pad = 0,
+		.ino = d->d_inode->i_ino,
+	};
+
+	if (key_flags(&key) & FSP_WATCH_SELF)
+		return true;
+	key.ino = parent->d_inode->i_ino;
+	if (parent != d && (key_flags(&key) & FSP_WATCH_CHILDREN))
+		return true;
+	return subtrees_pending_now() && fsp_below_subtree((__u64)plain);
+}
+
 /* Is the existing object d watched, directly or through its parent? */
 static __always_inline bool object_matches(struct dentry *d)
 {
@@ -108,6 +134,8 @@ static __always_inline bool object_matches(struct dentry *d)
 
 	if (!cfg_paths_filtering)
 		return true;
+	if (has_core_cast())
+		return object_matches_cast(d);
 	if (watch_flags(d) & FSP_WATCH_SELF)
 		return true;
 	parent = BPF_CORE_READ(d, d_parent);
@@ -119,8 +147,21 @@ static __always_inline bool object_matches(struct dentry *d)
 /* Is a name (existing or not) inside directory dir watched? */
 static __always_inline bool child_matches(struct dentry *dir)
 {
-	if (!cfg_paths_filtering || (watch_flags(dir) & FSP_WATCH_CHILDREN))
+	if (!cfg_paths_filtering)
 		return true;
+	if (has_core_cast()) {
+		struct dentry *d = bpf_core_cast(dir, struct dentry);
+		struct fsp_inode_key key = {
+			.dev = d->d_sb->s_dev,
+			.pad = 0,
+			.ino = d->d_inode->i_ino,
+		};
+
+		if (key_flags(&key) & FSP_WATCH_CHILDREN)
+			return true;
+	} else if (watch_flags(dir) & FSP_WATCH_CHILDREN) {
+		return true;
+	}
 	return subtrees_pending_now() && fsp_below_subtree((__u64)dir);
 }
 

@@ -508,8 +508,10 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 {
 	/* The number as syscall_get_nr() reads it. */
-	long nr = regs->orig_ax;
+	long nr = regs->orig_ax, fd = -1;
 	__u64 key = thread_key();
+	struct file *file = NULL;
+	bool missing = false;
 	unsigned long a[6];
 	__u32 traits;
 	struct op *p;
@@ -534,15 +536,24 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 	syscall_args(regs, a);
 	/*
 	 * Most opens and writes are of unwatched files: decide that from the
-	 * file descriptor before anything else.
+	 * file descriptor before anything else, and keep the file.
 	 */
-	if ((syscall_events(nr) & EV(OPEN)) && ret >= 0 && !fd_matches(ret))
-		return 0;
-	if ((traits & T_FD) && !fd_matches(object_fd(nr, a)))
-		return 0;
+	if ((syscall_events(nr) & EV(OPEN)) && ret >= 0)
+		fd = ret;
+	else if (traits & T_FD)
+		fd = object_fd(nr, a);
+	if (fd >= 0) {
+		file = fd_watched(fd, &missing);
+		if (!file && !(missing && !cfg_paths_filtering))
+			return 0;
+	}
 	p = decode(nr, a);
 	if (!p)
 		return 0;
+	if (file) {
+		p->file = file;
+		p->file_matched = 1;
+	}
 	/* Its entry decided: left out there (or no room to keep it). */
 	if (parks_at_entry(p->kind) && sys_bit(cfg_sys_enter, nr))
 		return 0;

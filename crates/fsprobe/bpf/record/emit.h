@@ -53,11 +53,15 @@ static __always_inline bool put_object(struct fsp_scratch *s, struct op *p, enum
 /* The op's fd-based object: its struct file, or the fd's. */
 static __always_inline bool put_op_file(struct fsp_scratch *s, struct op *p)
 {
+	if (p->file_matched)
+		return put_watched_file(s, FSP_SLOT_FILE, p->file);
 	return put_file(s, FSP_SLOT_FILE, p->file ? p->file : fd_file(p->fd));
 }
 
 static __always_inline bool emit_open(struct fsp_scratch *s, struct op *p, long ret)
 {
+	if (p->file_matched)
+		return put_watched_file(s, FSP_SLOT_FILE, p->file);
 	if (p->file)
 		return put_file(s, FSP_SLOT_FILE, p->file);
 	if (ret >= 0 && !p->no_fd)

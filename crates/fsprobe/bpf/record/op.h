@@ -19,7 +19,8 @@ struct op {
 	__u8 rflags;          /* enum fsp_record_flags to set */
 	__u8 no_fd;           /* open: the result is no fd (io_uring's fixed table) */
 	__u8 unwatched;       /* the source's directory is not watched (resolve_source()) */
-	__u8 pad[7];
+	__u8 file_matched;    /* file is watched: the filter said so already */
+	__u8 pad[6];
 	__s32 fd;             /* fd-based object; -1 otherwise */
 	__s64 dirfd;          /* name-based object: dirfd and name */
 	const char *path;
@@ -44,9 +45,10 @@ struct op {
 	struct dentry *src;
 	struct dentry *src_parent;
 	struct vfsmount *src_mnt;
-	struct fsp_file src_id;
-	__u32 src_nlink;
 	__u32 src_name_len;
+	/* Below: written with src (or src_name_len), not zeroed by new_op(). */
+	__u32 src_nlink;
+	struct fsp_file src_id;
 	char src_name[FSP_NAME_MAX + 1];
 };
 
@@ -82,7 +84,8 @@ static __always_inline struct op *new_op(__u8 kind, __u8 origin, __u16 nr)
 
 	if (!op)
 		return NULL;
-	__builtin_memset(op, 0, sizeof(*op));
+	/* What src and src_name_len stand for is not read unless they are set. */
+	__builtin_memset(op, 0, offsetof(struct op, src_nlink));
 	op->kind = kind;
 	op->origin = origin;
 	op->nr = nr;

@@ -30,9 +30,18 @@ struct {
 /* The fingerprint of the current process, as proc_known keeps it. */
 static __always_inline void proc_fingerprint(struct task_struct *task, struct proc_seen *now)
 {
-	now->start = BPF_CORE_READ(task, group_leader, start_boottime);
-	now->exe = (__u64)BPF_CORE_READ(task, mm, exe_file);
-	now->nsproxy = (__u64)BPF_CORE_READ(task, nsproxy);
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		/* Plain loads (5.11+); a kernel thread's NULL mm reads as 0. */
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		now->start = t->group_leader->start_boottime;
+		now->exe = (__u64)t->mm->exe_file;
+		now->nsproxy = (__u64)t->nsproxy;
+	} else {
+		now->start = BPF_CORE_READ(task, group_leader, start_boottime);
+		now->exe = (__u64)BPF_CORE_READ(task, mm, exe_file);
+		now->nsproxy = (__u64)BPF_CORE_READ(task, nsproxy);
+	}
 	now->cgroup_id = bpf_get_current_cgroup_id();
 	now->epoch = user_epoch();
 }
