@@ -165,6 +165,16 @@ static __always_inline bool has_core_cast(void)
 	return bpf_ksym_exists(bpf_rdonly_cast);
 }
 
+/*
+ * A field read through the plain kernel pointer p of type `type`: a typed
+ * load where bpf_core_cast() exists, else a probe read (BPF_CORE_READ).
+ * For the hot path (the path walk, a file's identity). A typed result
+ * must not reach a global function's argument (store it, or compare it).
+ */
+#define KREAD(type, p, ...)                                                \
+	(has_core_cast() ? ___arrow(bpf_core_cast((p), type), __VA_ARGS__) \
+			 : BPF_CORE_READ((type *)(p), __VA_ARGS__))
+
 #define FSP_S_IFMT 00170000
 #define FSP_S_IFDIR 0040000
 #define FSP_S_IFLNK 0120000

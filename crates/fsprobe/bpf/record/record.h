@@ -73,11 +73,12 @@ static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot whi
 
 static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, struct vfsmount *mnt)
 {
-	f->ino = BPF_CORE_READ(d, d_inode, i_ino);
-	f->dev = BPF_CORE_READ(d, d_sb, s_dev);
-	f->mode = BPF_CORE_READ(d, d_inode, i_mode);
+	f->ino = KREAD(struct dentry, d, d_inode, i_ino);
+	f->dev = KREAD(struct dentry, d, d_sb, s_dev);
+	f->mode = KREAD(struct dentry, d, d_inode, i_mode);
 	f->mnt_id = mount_id(mnt);
-	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype), BPF_CORE_READ(d, d_sb, s_type, name));
+	bpf_probe_read_kernel_str(f->fstype, sizeof(f->fstype),
+				  KREAD(struct dentry, d, d_sb, s_type, name));
 }
 
 /* The slot gets d's identity and its path. */

@@ -133,7 +133,7 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 	struct fsp_dir_key key = {
 		.mnt_id = w->mnt_id,
 		.dev = w->dev,
-		.ino = BPF_CORE_READ(d, d_inode, i_ino),
+		.ino = KREAD(struct dentry, d, d_inode, i_ino),
 	};
 	struct fsp_cache_scratch *cs = get_cache_scratch();
 	struct walk_visit *v;
@@ -151,7 +151,7 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 		v->key = key;
 		v->dentry = d;
 		v->off = w->off;
-		v->name_len = BPF_CORE_READ(d, d_name.len);
+		v->name_len = KREAD(struct dentry, d, d_name.len);
 		w->n_visit++;
 		return false;
 	}

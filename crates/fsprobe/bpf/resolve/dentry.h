@@ -33,9 +33,9 @@
 static __always_inline void walk_enter_mount(struct walk_state *w, struct mount *m)
 {
 	w->mnt = m;
-	w->mnt_root = BPF_CORE_READ(m, mnt.mnt_root);
-	w->mnt_id = BPF_CORE_READ(m, mnt_id);
-	w->dev = BPF_CORE_READ(m, mnt.mnt_sb, s_dev);
+	w->mnt_root = KREAD(struct mount, m, mnt.mnt_root);
+	w->mnt_id = KREAD(struct mount, m, mnt_id);
+	w->dev = KREAD(struct mount, m, mnt.mnt_sb, s_dev);
 }
 
 /* One step up the tree; non-zero when the walk is over. */
@@ -44,12 +44,12 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 	struct walk_state *w = &s->ws;
 	struct dentry *d = w->dentry;
 	struct mount *m = w->mnt;
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	struct dentry *parent = KREAD(struct dentry, d, d_parent);
 	const unsigned char *name;
 	__u32 len;
 
 	if (d == w->mnt_root || d == parent) {
-		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+		struct mount *mp = KREAD(struct mount, m, mnt_parent);
 
 		if (d != w->mnt_root)
 			w->flags |= FSP_PATH_DISCONNECTED;
@@ -57,7 +57,7 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 			w->done = 1;
 			return 1;
 		}
-		w->dentry = BPF_CORE_READ(m, mnt_mountpoint);
+		w->dentry = KREAD(struct mount, m, mnt_mountpoint);
 		walk_enter_mount(w, mp);
 		return 0;
 	}
@@ -67,8 +67,8 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 		w->done = 1;
 		return 1;
 	}
-	len = BPF_CORE_READ(d, d_name.len);
-	name = BPF_CORE_READ(d, d_name.name);
+	len = KREAD(struct dentry, d, d_name.len);
+	name = KREAD(struct dentry, d, d_name.name);
 	if (len > FSP_NAME_MAX || len + 1 >= w->off) {
 		w->flags |= FSP_PATH_TRUNCATED;
 		w->done = 1;
@@ -127,7 +127,7 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 	w->gen = current_gen();
 	w->slot = slot;
 	w->dentry = d;
-	w->start_is_dir = (BPF_CORE_READ(d, d_inode, i_mode) & FSP_S_IFMT) == FSP_S_IFDIR;
+	w->start_is_dir = (KREAD(struct dentry, d, d_inode, i_mode) & FSP_S_IFMT) == FSP_S_IFDIR;
 	walk_enter_mount(w, real_mount((struct vfsmount *)vmnt));
 	w->off = FSP_PATH_MAX;
 	for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
@@ -158,7 +158,7 @@ static __always_inline __u32 resolve_path(struct fsp_scratch *s, __u32 slot, str
 
 static __always_inline __u32 mount_id(struct vfsmount *vmnt)
 {
-	return BPF_CORE_READ(real_mount(vmnt), mnt_id);
+	return KREAD(struct mount, real_mount(vmnt), mnt_id);
 }
 
 #endif /* FSP_DENTRY_H */
