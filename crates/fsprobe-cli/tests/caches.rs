@@ -166,3 +166,70 @@ fn files_under_a_renamed_directory_get_the_new_name() {
         );
     }
 }
+
+/// RENAMEAT (or UNLINKAT with AT_REMOVEDIR) through io_uring from a thread
+/// named `comm`, which the probe does not report; its result.
+fn quiet_io_uring(comm: &str, entry: io_uring::squeue::Entry) -> i32 {
+    std::thread::Builder::new()
+        .name(comm.into())
+        .spawn(move || {
+            let mut ring = io_uring::IoUring::new(4).expect("io_uring_setup");
+            // SAFETY: the entry's paths outlive the call (the caller keeps them).
+            unsafe { ring.submission().push(&entry).expect("queue") };
+            ring.submit_and_wait(1).expect("io_uring_enter");
+            ring.completion().next().expect("a completion").result()
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// A process left out of the report still moves directories: its io_uring
+/// rename must invalidate the caches like anyone's. (The syscall hooks see
+/// no syscall here, and the tracepoint backend sees the request only.)
+#[test]
+fn a_directory_renamed_through_io_uring_by_an_unreported_thread_gets_the_new_name() {
+    let _serial = exclusive();
+    const QUIET: &str = "fsp-quiet-ren";
+    for mode in MODES {
+        let dir = Scratch::new(&format!("uring-rename-{mode}"));
+        fs::create_dir_all(dir.join("a/b/c")).unwrap();
+        fs::write(dir.join("a/b/c/f"), b"x").unwrap();
+        let probe = watch(
+            &dir.path,
+            &["--dentry-resolution-mode", mode, "--exclude-comm", QUIET],
+        );
+        open_twice(&probe, &dir.join("a/b/c/f"), "/c/f");
+        let (old, new) = (
+            cstr(dir.join("a/b").as_os_str().as_encoded_bytes()),
+            cstr(dir.join("a/B").as_os_str().as_encoded_bytes()),
+        );
+        let rename = io_uring::opcode::RenameAt::new(
+            io_uring::types::Fd(libc::AT_FDCWD),
+            old.as_ptr(),
+            io_uring::types::Fd(libc::AT_FDCWD),
+            new.as_ptr(),
+        )
+        .build();
+        let res = quiet_io_uring(QUIET, rename);
+        if res == -libc::EINVAL {
+            eprintln!("skipped: this kernel's io_uring has no RENAMEAT");
+            probe.stop();
+            return;
+        }
+        assert_eq!(res, 0, "io_uring RENAMEAT");
+        let now = dir.join("a/B/c/f");
+        fs::File::open(&now).unwrap();
+        let ev = nth_open(&probe, "/c/f", 3);
+        assert_eq!(path_of(&ev, "file"), now.to_str().unwrap(), "{mode}: {ev}");
+        let finished = probe.stop();
+        assert!(
+            !finished.events.iter().any(|v| v["event"] == "rename"),
+            "{mode}: the excluded thread's rename was reported"
+        );
+        assert!(
+            cached_walks(&finished.stderr) > 0,
+            "{mode}: the cache served nothing"
+        );
+    }
+}

@@ -199,11 +199,36 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 	struct fsp_scratch *s;
 	struct op *p;
 
-	if (!kind || !io_reported(opcode) || !reported_process())
+	bool quiet, skip;
+
+	if (!kind || !io_reported(opcode))
+		return;
+	/*
+	 * A rename or an rmdir invalidates the caches whoever asks for it;
+	 * unreported, it is kept only for that (io_completed()).
+	 */
+	quiet = !reported_process();
+	if (quiet && opcode != IO_OP_RENAMEAT && opcode != IO_OP_UNLINKAT)
 		return;
 	p = new_op(kind, FSP_ORIGIN_IO_URING, opcode);
 	if (!p || !decode_request(p, req, opcode))
 		return;
+	skip = req_flags(req) & FSP_REQ_F_CQE_SKIP;
+	/*
+	 * A request that posts no completion when it succeeds cannot
+	 * invalidate after its d_move(): it does so now, at submission. The
+	 * tracepoint backend's one window: a walk racing that d_move().
+	 */
+	if (skip && (p->kind == FSP_RENAME || p->kind == FSP_RMDIR))
+		bump_gen();
+	if (quiet) {
+		if (p->kind == FSP_UNLINK || skip)
+			return;
+		p->quiet = 1;
+		if (bpf_map_update_elem(&ops_in_flight, &key, p, BPF_ANY))
+			bump_gen(); /* cannot wait for the completion: invalidate now */
+		return;
+	}
 	if (!event_enabled(p->kind) && p->kind != FSP_RENAME && p->kind != FSP_MKDIR &&
 	    p->kind != FSP_UNLINK && p->kind != FSP_RMDIR)
 		return;
@@ -212,8 +237,13 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 	s = get_scratch();
 	if (s && (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME))
 		resolve_source(s, p);
-	/* A request that posts no completion when it succeeds: report it now. */
-	if (req_flags(req) & FSP_REQ_F_CQE_SKIP) {
+	/*
+	 * A request that posts no completion when it succeeds: report it now,
+	 * and keep it for the failure that would post one. Kept under its
+	 * request's address (5.17+, when CQE_SKIP came): a success leaves it
+	 * behind, replaced when the request is recycled.
+	 */
+	if (skip) {
 		p->rflags |= FSP_REC_IO_UNCONFIRMED;
 		emit_scratch(ctx, 0);
 		p = op_current();
@@ -221,7 +251,7 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 			return;
 		p->rflags &= ~FSP_REC_IO_UNCONFIRMED;
 	}
-	if (bpf_map_update_elem(&ops_in_flight, &key, p, BPF_NOEXIST))
+	if (bpf_map_update_elem(&ops_in_flight, &key, p, skip ? BPF_ANY : BPF_NOEXIST))
 		count(FSP_CNT_LOST_PENDING); /* full, or another request with that 5.10 key */
 }
 
@@ -232,8 +262,12 @@ static __always_inline void io_completed(void *ctx, struct io_kiocb *req, __u64 
 
 	if (!p)
 		return;
-	if ((p->rflags & FSP_REC_IO_UNCONFIRMED) && res >= 0)
-		goto done; /* reported at submission */
+	/* After d_move() or the dentry's death: what a walk cached meanwhile is stale. */
+	if (res == 0 && (p->kind == FSP_RMDIR || (p->kind == FSP_RENAME &&
+	    (!p->src || (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR))))
+		bump_gen();
+	if (p->quiet)
+		goto done;
 	if (req && (p->kind == FSP_MODIFY || p->kind == FSP_SETATTR || p->nr == IO_OP_FSETXATTR)) {
 		/* The file is attached when the request is issued (io_assign_file()). */
 		if (p->nr == IO_OP_SPLICE)
@@ -243,9 +277,6 @@ static __always_inline void io_completed(void *ctx, struct io_kiocb *req, __u64 
 	}
 	if (io_current_is_worker())
 		p->rflags |= FSP_REC_IO_ASYNC;
-	if (p->kind == FSP_RENAME && res == 0 && (!p->src ||
-	    (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR))
-		bump_gen(); /* after d_move(): what a walk cached meanwhile is stale */
 	emit(ctx, p, res);
 done:
 	op_done(key);

@@ -20,7 +20,8 @@ struct op {
 	__u8 no_fd;           /* open: the result is no fd (io_uring's fixed table) */
 	__u8 unwatched;       /* the source's directory is not watched (resolve_source()) */
 	__u8 file_matched;    /* file is watched: the filter said so already */
-	__u8 pad[6];
+	__u8 quiet;           /* kept only to invalidate the caches at its end: not reported */
+	__u8 pad[5];
 	__s32 fd;             /* fd-based object; -1 otherwise */
 	__s64 dirfd;          /* name-based object: dirfd and name */
 	const char *path;
