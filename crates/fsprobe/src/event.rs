@@ -390,6 +390,9 @@ fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
 pub enum Origin {
     /// A syscall, by name (e.g. "openat"; "unknown" for one fsprobe has no name for).
     Syscall(&'static str),
+    /// A 32-bit (ia32) syscall, by its ia32 name (e.g. "truncate64"): made
+    /// through int 0x80, by a 32-bit or a 64-bit process.
+    Ia32Syscall(&'static str),
     /// An io_uring request.
     IoUring(IoUringRequest),
     /// No syscall was in flight: a kernel thread acted (nfsd, a kworker, ...).
@@ -417,7 +420,7 @@ pub struct IoUringRequest {
 impl Serialize for Origin {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(match self {
-            Origin::Syscall(_) => "syscall",
+            Origin::Syscall(_) | Origin::Ia32Syscall(_) => "syscall",
             Origin::IoUring(_) => "io_uring",
             Origin::Kernel => "kernel",
         })
@@ -617,7 +620,7 @@ impl Event {
     /// The syscall that did it, when one did.
     pub fn syscall(&self) -> Option<&'static str> {
         match self.origin {
-            Origin::Syscall(name) => Some(name),
+            Origin::Syscall(name) | Origin::Ia32Syscall(name) => Some(name),
             _ => None,
         }
     }
@@ -633,6 +636,10 @@ impl Serialize for Event {
         map.serialize_entry("origin", &self.origin)?;
         match &self.origin {
             Origin::Syscall(name) => map.serialize_entry("syscall", name)?,
+            Origin::Ia32Syscall(name) => {
+                map.serialize_entry("syscall", name)?;
+                map.serialize_entry("syscall_abi", "ia32")?;
+            }
             Origin::IoUring(io) => map.serialize_entry("io_uring", io)?,
             Origin::Kernel => {}
         }

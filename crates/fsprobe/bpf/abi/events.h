@@ -70,11 +70,7 @@ enum fsp_origin {
 	FSP_ORIGIN_SYSCALL = 1,  /* op: the x86-64 syscall number */
 	FSP_ORIGIN_IO_URING = 2, /* op: the io_uring opcode (IORING_OP_*) */
 	FSP_ORIGIN_KERNEL = 3,   /* no syscall in flight (a kernel thread, nfsd, ...) */
-};
-
-/* struct fsp_event.op, origin FSP_ORIGIN_SYSCALL: beyond the x86-64 numbers. */
-enum fsp_op {
-	FSP_NR_IA32 = 511, /* a 32-bit (ia32) syscall, whose numbers are another table's */
+	FSP_ORIGIN_SYSCALL_IA32 = 4, /* op: the 32-bit (ia32) syscall number (int 0x80) */
 };
 
 /* struct fsp_event.rflags */

@@ -39,4 +39,29 @@ static __always_inline __u32 syscall_events(long nr)
 	return 0;
 }
 
+/* How an ia32 syscall's arguments differ from its x86-64 twin's (abi/syscalls_ia32.def). */
+enum fsp_ia32_shape {
+	IA32_SAME = 0,
+	IA32_UID16,
+	IA32_OFF32,
+	IA32_OFF64,
+	IA32_OLDUMOUNT,
+};
+
+/* The x86-64 number ia32 syscall nr is handled as, and its shape; -1: not handled. */
+static __always_inline long ia32_native(long nr, __u8 *shape)
+{
+	switch (nr) {
+#define FSP_IA32_NAME(name, nr)
+#define FSP_IA32(name, nr, native, how) \
+	case nr:                        \
+		*shape = IA32_##how;    \
+		return NR_##native;
+#include "abi/syscalls_ia32.def"
+#undef FSP_IA32
+#undef FSP_IA32_NAME
+	}
+	return -1;
+}
+
 #endif /* FSP_SYSCALLS_H */

@@ -13,7 +13,6 @@
 struct fsp_abi {
 	enum fsp_kind kind;
 	enum fsp_origin origin;
-	enum fsp_op op;
 	enum fsp_record_flags rflags;
 	enum fsp_path_flags path_flags;
 	enum fsp_attr attr;
@@ -50,6 +49,9 @@ const volatile __u32 cfg_comm_filter = FSP_FILTER_OFF;
 #define FSP_TS_COMPAT 0x0002
 const volatile __u64 cfg_sys_enter[FSP_NR_SYSCALLS / 64] = {};
 const volatile __u64 cfg_sys_exit[FSP_NR_SYSCALLS / 64] = {};
+/* The same by ia32 number: the ia32 syscalls whose x86-64 twin's bit is set. */
+const volatile __u64 cfg_ia32_enter[FSP_NR_SYSCALLS / 64] = {};
+const volatile __u64 cfg_ia32_exit[FSP_NR_SYSCALLS / 64] = {};
 /*
  * VFS backends: the syscalls whose operations the VFS hooks report
  * (hooks/vfs.h); their exit reports only a failure before the VFS.

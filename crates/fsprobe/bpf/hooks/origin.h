@@ -8,6 +8,7 @@
 #define FSP_ORIGIN_H
 
 #include "record/op.h"
+#include "abi/syscalls.h"
 
 /* include/linux/sched.h */
 #define FSP_PF_KTHREAD 0x00200000
@@ -30,19 +31,41 @@ struct {
 } io_issuing SEC(".maps");
 
 /*
- * The syscall number the current user task is in, or -1 (no syscall: a
- * kernel or io thread); FSP_NR_IA32 for a 32-bit syscall, whose numbers
- * are another table's.
+ * The syscall the current user task is in: its x86-64 number (an ia32
+ * syscall's twin's, abi/syscalls_ia32.def; FSP_NR_SYSCALLS, in no bitmap,
+ * for one without), or -1 (no syscall: a kernel or io thread). ia32_nr:
+ * the ia32 number, or -1 for an x86-64 syscall.
  */
-static __always_inline long current_syscall(void)
+static __always_inline long current_syscall(long *ia32_nr)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u8 shape;
+	long nr;
 
+	*ia32_nr = -1;
 	if (BPF_CORE_READ(task, flags) & (FSP_PF_KTHREAD | FSP_PF_IO_WORKER))
 		return -1;
-	if (BPF_CORE_READ(task, thread_info.status) & FSP_TS_COMPAT)
-		return FSP_NR_IA32;
-	return BPF_CORE_READ(current_pt_regs(), orig_ax);
+	nr = BPF_CORE_READ(current_pt_regs(), orig_ax);
+	if (BPF_CORE_READ(task, thread_info.status) & FSP_TS_COMPAT) {
+		*ia32_nr = nr;
+		nr = ia32_native(nr, &shape);
+		return nr >= 0 ? nr : FSP_NR_SYSCALLS;
+	}
+	return nr >= 0 && nr < FSP_NR_SYSCALLS ? nr : -1;
+}
+
+/* The op's origin when no io_uring request is being issued: a syscall, or the kernel. */
+static __always_inline void set_syscall_origin(struct op *p)
+{
+	long ia32_nr, nr = current_syscall(&ia32_nr);
+
+	if (nr < 0) {
+		p->origin = FSP_ORIGIN_KERNEL;
+		return;
+	}
+	p->origin = ia32_nr >= 0 ? FSP_ORIGIN_SYSCALL_IA32 : FSP_ORIGIN_SYSCALL;
+	p->nr = nr;
+	p->nr_ia32 = ia32_nr;
 }
 
 /* Sets p's origin: the io_uring request being issued, else the syscall, else the kernel. */
@@ -50,7 +73,6 @@ static __always_inline void set_origin(struct op *p)
 {
 	__u64 key = thread_key();
 	struct io_issuing *io = bpf_map_lookup_elem(&io_issuing, &key);
-	long nr;
 
 	if (io) {
 		p->origin = FSP_ORIGIN_IO_URING;
@@ -60,13 +82,7 @@ static __always_inline void set_origin(struct op *p)
 			p->rflags |= FSP_REC_IO_ASYNC;
 		return;
 	}
-	nr = current_syscall();
-	if (nr >= 0 && nr < FSP_NR_SYSCALLS) {
-		p->origin = FSP_ORIGIN_SYSCALL;
-		p->nr = nr;
-		return;
-	}
-	p->origin = FSP_ORIGIN_KERNEL;
+	set_syscall_origin(p);
 }
 
 #endif /* FSP_ORIGIN_H */

@@ -45,15 +45,46 @@ static __always_inline bool sys_bit(const volatile __u64 *bits, long nr)
 }
 
 /*
- * 32-bit (ia32) syscalls have numbers of their own table and are
- * skipped, as the sys_enter_<name> events skip them
- * (trace_get_syscall_nr() returns -1 when in_32bit_syscall()).
+ * Is the task in a 32-bit (ia32) syscall? in_ia32_syscall(): TS_COMPAT in
+ * thread_info.status, set on entry through int 0x80 or sysenter/syscall
+ * from 32-bit code, whatever the process's own bitness.
  */
 static __always_inline bool in_compat_syscall(void)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return bpf_get_current_task_btf()->thread_info.status & FSP_TS_COMPAT;
+	return BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), thread_info.status) &
+	       FSP_TS_COMPAT;
+}
 
-	return BPF_CORE_READ(task, thread_info.status) & FSP_TS_COMPAT;
+/*
+ * The syscall a hook is in, by x86-64 number. An ia32 syscall is handled
+ * as its x86-64 twin (abi/syscalls_ia32.def): its number, in orig_ax, is
+ * another table's, and its arguments are in other registers.
+ */
+struct sys_call {
+	long nr;      /* x86-64 number */
+	long ia32_nr; /* the ia32 number; -1 for an x86-64 syscall */
+	__u8 shape;   /* enum fsp_ia32_shape */
+};
+
+/* Is raw (orig_ax) a syscall to handle, by bits / ia32_bits? Fills c. */
+static __always_inline bool which_syscall(long raw, const volatile __u64 *bits,
+					  const volatile __u64 *ia32_bits, struct sys_call *c)
+{
+	bool native = sys_bit(bits, raw), ia32 = sys_bit(ia32_bits, raw);
+
+	if (!native && !ia32)
+		return false;
+	c->shape = IA32_SAME;
+	if (!in_compat_syscall()) {
+		c->nr = raw, c->ia32_nr = -1;
+		return native;
+	}
+	if (!ia32)
+		return false;
+	c->nr = ia32_native(raw, &c->shape), c->ia32_nr = raw;
+	return c->nr >= 0;
 }
 
 static __always_inline void set_attr(struct op *p, __u32 mask)
@@ -62,13 +93,14 @@ static __always_inline void set_attr(struct op *p, __u32 mask)
 	p->attr_mask = mask;
 }
 
-static __always_inline void set_name(struct op *p, long dirfd, unsigned long path)
+/* Directory fds and fds are ints: an ia32 AT_FDCWD is 0xffffff9c in its register. */
+static __always_inline void set_name(struct op *p, int dirfd, unsigned long path)
 {
 	p->dirfd = dirfd;
 	p->path = (const char *)path;
 }
 
-static __always_inline void set_name2(struct op *p, long dirfd, unsigned long path)
+static __always_inline void set_name2(struct op *p, int dirfd, unsigned long path)
 {
 	p->dirfd2 = dirfd;
 	p->path2 = (const char *)path;
@@ -443,45 +475,88 @@ static __always_inline bool reported_process(void)
 /* The fd argument that names a T_FD syscall's object (see decode_args()). */
 static __always_inline long object_fd(long nr, unsigned long *a)
 {
-	return nr == NR_splice || nr == NR_copy_file_range ? (long)a[2] : (long)a[0];
+	return nr == NR_splice || nr == NR_copy_file_range ? (int)a[2] : (int)a[0];
 }
 
-/* The x86-64 syscall arguments: di, si, dx, r10, r8, r9. */
-static __always_inline void syscall_args(struct pt_regs *regs, unsigned long *a)
+/* ia32's old 16-bit ids (low2highuid()): 0xffff is -1, "leave it". */
+static __always_inline unsigned long ia32_id16(unsigned long id)
 {
-	a[0] = regs->di, a[1] = regs->si, a[2] = regs->dx;
-	a[3] = regs->r10, a[4] = regs->r8, a[5] = regs->r9;
+	return (__u16)id == 0xffff ? (__u32)-1 : (__u16)id;
 }
 
-/* The op of syscall nr with arguments a, in per-CPU scratch; NULL: nothing to do. */
-static __always_inline struct op *decode(long nr, unsigned long *a)
+/*
+ * The syscall's arguments as its x86-64 twin takes them: di, si, dx,
+ * r10, r8, r9; for an ia32 syscall bx, cx, dx, si, di, bp (32 bits
+ * each, ia32_sys_call()), reshaped where the twin's differ.
+ */
+static __always_inline void syscall_args(struct pt_regs *regs, const struct sys_call *c,
+					 unsigned long *a)
 {
-	struct op *p = new_op(0, FSP_ORIGIN_SYSCALL, nr);
+	if (c->ia32_nr < 0) {
+		a[0] = regs->di, a[1] = regs->si, a[2] = regs->dx;
+		a[3] = regs->r10, a[4] = regs->r8, a[5] = regs->r9;
+		return;
+	}
+	a[0] = (__u32)regs->bx, a[1] = (__u32)regs->cx, a[2] = (__u32)regs->dx;
+	a[3] = (__u32)regs->si, a[4] = (__u32)regs->di, a[5] = (__u32)regs->bp;
+	switch (c->shape) {
+	case IA32_UID16:
+		a[1] = ia32_id16(a[1]), a[2] = ia32_id16(a[2]);
+		break;
+	case IA32_OFF32:
+		a[1] = (long)(int)a[1];
+		break;
+	case IA32_OFF64:
+		a[1] = a[1] | (a[2] << 32);
+		break;
+	case IA32_OLDUMOUNT:
+		a[1] = 0;
+		break;
+	}
+}
 
-	if (!p || !decode_args(p, nr, a))
+/* The op of syscall c with arguments a, in per-CPU scratch; NULL: nothing to do. */
+static __always_inline struct op *new_syscall_op(const struct sys_call *c, unsigned long *a)
+{
+	struct op *p = new_op(0, FSP_ORIGIN_SYSCALL, c->nr);
+
+	if (!p || !decode_args(p, c->nr, a))
 		return NULL;
+	if (c->ia32_nr >= 0) {
+		p->origin = FSP_ORIGIN_SYSCALL_IA32;
+		p->nr_ia32 = c->ia32_nr;
+	}
+	return p;
+}
+
+/* The op to report at exit, or NULL: nothing to do. */
+static __always_inline struct op *decode(const struct sys_call *c, unsigned long *a)
+{
+	struct op *p = new_syscall_op(c, a);
+
 	/* A kind not asked for is still followed when it keeps the watch current. */
-	if (!event_enabled(p->kind) && !(syscall_traits(nr) & T_WATCH))
+	if (!p || (!event_enabled(p->kind) && !(syscall_traits(c->nr) & T_WATCH)))
 		return NULL;
 	return p;
 }
 
 SEC("tp_btf/sys_enter")
-int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long nr)
+int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid(), traits;
+	struct sys_call c;
 	bool reported, parks;
 	unsigned long a[6];
 	struct fsp_scratch *s;
 	struct op *p;
+	long nr;
 
-	if (!sys_bit(cfg_sys_enter, nr) || in_compat_syscall())
+	if (!which_syscall(raw, cfg_sys_enter, cfg_ia32_enter, &c))
 		return 0;
-	syscall_args(regs, a);
+	nr = c.nr;
+	syscall_args(regs, &c, a);
 	traits = syscall_traits(nr);
-	p = new_op(0, FSP_ORIGIN_SYSCALL, nr);
-	if (p && !decode_args(p, nr, a))
-		p = NULL;
+	p = new_syscall_op(&c, a);
 	parks = p && parks_at_entry(p->kind) &&
 		(event_enabled(p->kind) || (traits & T_WATCH));
 	reported = parks && reported_process();
@@ -507,17 +582,19 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long nr)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 {
-	/* The number as syscall_get_nr() reads it. */
-	long nr = regs->orig_ax, fd = -1;
 	__u64 key = thread_key();
 	struct file *file = NULL;
 	bool missing = false;
+	struct sys_call c;
 	unsigned long a[6];
+	long nr, fd = -1;
 	__u32 traits;
 	struct op *p;
 
-	if (!sys_bit(cfg_sys_exit, nr) || in_compat_syscall())
+	/* The number as syscall_get_nr() reads it. */
+	if (!which_syscall(regs->orig_ax, cfg_sys_exit, cfg_ia32_exit, &c))
 		return 0;
+	nr = c.nr;
 	traits = syscall_traits(nr);
 	/* Before anything is resolved: this record must see the new paths. */
 	if (traits & T_TREE)
@@ -533,7 +610,7 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 	/* The VFS hooks reported it, unless it failed before reaching the VFS. */
 	if (sys_bit(cfg_vfs_syscalls, nr) && (ret >= 0 || vfs_saw_failure(key)))
 		return 0;
-	syscall_args(regs, a);
+	syscall_args(regs, &c, a);
 	/*
 	 * Most opens and writes are of unwatched files: decide that from the
 	 * file descriptor before anything else, and keep the file.
@@ -547,7 +624,7 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 		if (!file && !(missing && !cfg_paths_filtering))
 			return 0;
 	}
-	p = decode(nr, a);
+	p = decode(&c, a);
 	if (!p)
 		return 0;
 	if (file) {

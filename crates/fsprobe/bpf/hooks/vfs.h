@@ -91,7 +91,7 @@ static __always_inline bool reported_elsewhere(struct op *p)
 {
 	if (p->origin == FSP_ORIGIN_IO_URING)
 		return p->nr < 64 && ((cfg_io_reported >> p->nr) & 1);
-	if (p->origin == FSP_ORIGIN_SYSCALL && !sys_bit(cfg_vfs_syscalls, p->nr))
+	if (is_syscall(p) && !sys_bit(cfg_vfs_syscalls, p->nr))
 		return sys_bit(cfg_sys_exit, p->nr);
 	return false;
 }
@@ -133,7 +133,7 @@ static __always_inline void vfs_end(void *ctx, __u8 kind, struct dentry *dentry,
 	/* A nested call on another dentry (overlayfs acting on its layers). */
 	if (dentry && dentry != p->obj && dentry != p->src)
 		return;
-	if (ret < 0 && p->origin == FSP_ORIGIN_SYSCALL)
+	if (ret < 0 && is_syscall(p))
 		bpf_map_update_elem(&vfs_failed, &key, &one, BPF_ANY);
 	emit_as(ctx, p, ret, kind);
 	op_done(key);
@@ -306,7 +306,7 @@ static __always_inline void on_notify_change(void *ctx, struct dentry *dentry, s
 /* Is the current thread in an open syscall whose exit reports it (with the fd)? */
 static __always_inline bool in_reported_open_syscall(void)
 {
-	long nr = current_syscall();
+	long ia32_nr, nr = current_syscall(&ia32_nr);
 
 	return nr >= 0 && (syscall_events(nr) & EV(OPEN)) && sys_bit(cfg_sys_exit, nr);
 }

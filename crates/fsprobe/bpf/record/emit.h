@@ -229,7 +229,8 @@ static __always_inline bool emit_umount(struct fsp_scratch *s, struct op *p)
 /* The record's header from op p: what every builder starts with. */
 static __always_inline void begin_from_op(struct fsp_scratch *s, struct op *p, long ret)
 {
-	record_begin(s, p->kind, p->origin, p->nr, ret);
+	record_begin(s, p->kind, p->origin,
+		     p->origin == FSP_ORIGIN_SYSCALL_IA32 ? p->nr_ia32 : p->nr, ret);
 	s->rec.hdr.open_flags = p->open_flags;
 	s->rec.hdr.mode = p->mode;
 	s->rec.hdr.attr_mask = p->attr_mask;

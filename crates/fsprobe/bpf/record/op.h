@@ -13,7 +13,7 @@
 struct op {
 	__u8 kind;            /* enum fsp_kind */
 	__u8 origin;          /* enum fsp_origin */
-	__u16 nr;             /* syscall number or io_uring opcode */
+	__u16 nr;             /* x86-64 syscall number or io_uring opcode */
 	__u8 kernel_names;    /* path, path2 and extra are kernel memory */
 	__u8 src_matched;     /* the source (src) is watched */
 	__u8 rflags;          /* enum fsp_record_flags to set */
@@ -21,7 +21,9 @@ struct op {
 	__u8 unwatched;       /* the source's directory is not watched (resolve_source()) */
 	__u8 file_matched;    /* file is watched: the filter said so already */
 	__u8 quiet;           /* kept only to invalidate the caches at its end: not reported */
-	__u8 pad[5];
+	__u8 pad;
+	__u16 nr_ia32;        /* origin FSP_ORIGIN_SYSCALL_IA32: the ia32 number (nr: its twin's) */
+	__u16 pad2;
 	__s32 fd;             /* fd-based object; -1 otherwise */
 	__s64 dirfd;          /* name-based object: dirfd and name */
 	const char *path;
@@ -92,6 +94,12 @@ static __always_inline struct op *new_op(__u8 kind, __u8 origin, __u16 nr)
 	op->nr = nr;
 	op->fd = -1;
 	return op;
+}
+
+/* Did op come from a syscall (x86-64 or ia32: nr is the x86-64 number either way)? */
+static __always_inline bool is_syscall(const struct op *op)
+{
+	return op->origin == FSP_ORIGIN_SYSCALL || op->origin == FSP_ORIGIN_SYSCALL_IA32;
 }
 
 /* The in-flight key of the current thread. */

@@ -114,6 +114,8 @@ fn set_constants(ro: &mut crate::skel::types::rodata, plan: &Plan) {
     let c = &plan.constants;
     ro.cfg_sys_enter = c.sys_enter;
     ro.cfg_sys_exit = c.sys_exit;
+    ro.cfg_ia32_enter = c.ia32_enter;
+    ro.cfg_ia32_exit = c.ia32_exit;
     ro.cfg_vfs_syscalls = c.vfs_syscalls;
     ro.cfg_vfs_hooks = c.vfs_hooks;
     ro.cfg_io_reported = c.io_reported;

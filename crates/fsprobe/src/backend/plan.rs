@@ -13,6 +13,9 @@ use crate::event::EventKind;
 pub(crate) struct Constants {
     pub sys_enter: [u64; 8],
     pub sys_exit: [u64; 8],
+    /// The same by ia32 number (syscalls_ia32.def).
+    pub ia32_enter: [u64; 8],
+    pub ia32_exit: [u64; 8],
     pub vfs_syscalls: [u64; 8],
     pub io_reported: u64,
     pub vfs_hooks: bool,
@@ -357,6 +360,10 @@ impl Planner<'_> {
                 set_bit(&mut c.vfs_syscalls, s.nr);
             }
         }
+        // 32-bit syscalls (int 0x80 works in a 64-bit process too) as their twins.
+        let c = &mut self.plan.constants;
+        c.ia32_enter = syscalls::ia32_bits(&c.sys_enter);
+        c.ia32_exit = syscalls::ia32_bits(&c.sys_exit);
     }
 }
 

@@ -36,21 +36,54 @@ pub(crate) struct IoOpDef {
     pub event: EventKind,
 }
 
+/// A row of bpf/abi/syscalls_ia32.def.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ia32SyscallDef {
+    pub name: &'static str,
+    /// ia32 number.
+    pub nr: u32,
+    /// The x86-64 syscall it is handled as; None: only named in records.
+    pub twin: Option<u32>,
+}
+
 include!(concat!(env!("OUT_DIR"), "/syscall_table.rs"));
+include!(concat!(env!("OUT_DIR"), "/syscall_ia32_table.rs"));
 include!(concat!(env!("OUT_DIR"), "/io_uring_table.rs"));
 
-/// An origin's syscall number for a 32-bit (ia32) syscall.
-const NR_IA32: u16 = crate::skel::types::fsp_op::FSP_NR_IA32.0 as u16;
+/// Names the BPF side sends for opens no syscall hook reports (vfs_open()).
+const NAMED_ONLY: &[(u32, &str)] = &[(59, "execve"), (322, "execveat")];
 
-/// The name of syscall nr, "ia32" for a 32-bit one, "unknown" for one not in the table.
+/// The name of x86-64 syscall nr, "unknown" for one not in the table.
 pub(crate) fn syscall_name(nr: u16) -> &'static str {
-    if nr == NR_IA32 {
-        return "ia32";
-    }
+    let nr = u32::from(nr);
     SYSCALLS
+        .iter()
+        .map(|s| (s.nr, s.name))
+        .chain(NAMED_ONLY.iter().copied())
+        .find(|s| s.0 == nr)
+        .map_or("unknown", |s| s.1)
+}
+
+/// The name of ia32 syscall nr, "unknown" for one not in the table.
+pub(crate) fn ia32_syscall_name(nr: u16) -> &'static str {
+    IA32_SYSCALLS
         .iter()
         .find(|s| s.nr == u32::from(nr))
         .map_or("unknown", |s| s.name)
+}
+
+/// The ia32 syscalls to hook, as bits by ia32 number: those whose x86-64
+/// twin's bit is set in `native`.
+pub(crate) fn ia32_bits(native: &[u64; 8]) -> [u64; 8] {
+    let mut bits = [0u64; 8];
+    for s in IA32_SYSCALLS {
+        if let Some(twin) = s.twin
+            && native[(twin / 64) as usize] >> (twin % 64) & 1 == 1
+        {
+            bits[(s.nr / 64) as usize] |= 1 << (s.nr % 64);
+        }
+    }
+    bits
 }
 
 /// The name of io_uring opcode nr, "unknown" for one not in the table.
@@ -110,6 +143,42 @@ mod tests {
         }
         assert_eq!(syscall_name(266), "symlinkat");
         assert_eq!(io_op_name(18), "OPENAT");
+    }
+
+    #[test]
+    fn ia32_syscalls_have_the_numbers_of_the_ia32_abi_and_twins_in_the_table() {
+        // A few from arch/x86/entry/syscalls/syscall_32.tbl.
+        for (name, nr) in [
+            ("open", 5),
+            ("rename", 38),
+            ("truncate64", 193),
+            ("openat", 295),
+            ("renameat2", 353),
+            ("setxattrat", 463),
+        ] {
+            assert_eq!(
+                IA32_SYSCALLS.iter().find(|s| s.name == name).map(|s| s.nr),
+                Some(nr)
+            );
+        }
+        let mut numbers: Vec<u32> = IA32_SYSCALLS.iter().map(|s| s.nr).collect();
+        numbers.dedup();
+        assert_eq!(numbers.len(), IA32_SYSCALLS.len(), "sorted and distinct");
+        assert!(numbers.iter().all(|&n| n < 512), "FSP_NR_SYSCALLS");
+        // Every handled x86-64 syscall that ia32 has is handled in ia32 too.
+        for s in SYSCALLS {
+            let twins = IA32_SYSCALLS
+                .iter()
+                .filter(|i| i.twin == Some(s.nr))
+                .count();
+            assert!(twins > 0, "{} has no ia32 twin", s.name);
+        }
+        let mut native = [0u64; 8];
+        native[0] |= 1 << 2; // open
+        let bits = ia32_bits(&native);
+        assert_eq!(bits[0], 1 << 5);
+        assert_eq!(ia32_syscall_name(193), "truncate64");
+        assert_eq!(syscall_name(59), "execve");
     }
 
     #[test]

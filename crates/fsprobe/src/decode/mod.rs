@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::backend::syscalls::{io_op_name, syscall_name};
+use crate::backend::syscalls::{ia32_syscall_name, io_op_name, syscall_name};
 use crate::cache::{Def, DirKey, PathCache};
 use crate::cgroup::container_id;
 use crate::clock::BootClock;
@@ -150,6 +150,7 @@ fn extra(r: &RawRecord) -> Option<ExtraString> {
 fn origin(r: &RawRecord) -> Origin {
     match r.origin() {
         RawOrigin::Syscall(nr) => Origin::Syscall(syscall_name(nr)),
+        RawOrigin::Ia32Syscall(nr) => Origin::Ia32Syscall(ia32_syscall_name(nr)),
         RawOrigin::IoUring(op) => Origin::IoUring(IoUringRequest {
             opcode: io_op_name(op),
             opcode_nr: op,

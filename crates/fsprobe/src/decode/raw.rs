@@ -68,6 +68,7 @@ impl RecordKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RawOrigin {
     Syscall(u16),
+    Ia32Syscall(u16),
     IoUring(u8),
     Kernel,
 }
@@ -162,6 +163,7 @@ impl<'a> RawRecord<'a> {
     pub(crate) fn origin(&self) -> RawOrigin {
         match u32::from(self.hdr.origin) {
             o if o == fsp_origin::FSP_ORIGIN_SYSCALL.0 => RawOrigin::Syscall(self.hdr.op),
+            o if o == fsp_origin::FSP_ORIGIN_SYSCALL_IA32.0 => RawOrigin::Ia32Syscall(self.hdr.op),
             o if o == fsp_origin::FSP_ORIGIN_IO_URING.0 => RawOrigin::IoUring(self.hdr.op as u8),
             _ => RawOrigin::Kernel,
         }
