@@ -187,7 +187,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let pumped = pump(&probe, &mut outputs, signals.hup(), &output_name);
     let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
     if !broken_pipe {
-        pumped.with_context(|| format!("writing events to {output_name}"))?;
+        pumped.context("writing events")?;
     }
     let summary = probe.join()?;
     let drain = Duration::from_secs_f64(args.service.drain_timeout.max(0.0));
