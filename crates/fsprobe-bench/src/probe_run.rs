@@ -2,10 +2,9 @@
 //! like the CLI's `-f none`: every record is received, counted and dropped.
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use fsprobe::{Probe, Ready, Record, ResolutionMode, Summary, Transport};
+use fsprobe::{Probe, Ready, Record, RecvError, ResolutionMode, Summary, Transport};
 
 use crate::kernel::{self, progs::Progs};
 use crate::procfs;
@@ -159,13 +158,13 @@ impl Session {
                     }
                     Ok(Record::Lost { count, .. }) => (lost, idle_since) = (lost + count, None),
                     Ok(_) => idle_since = None,
-                    Err(RecvTimeoutError::Timeout) => {
+                    Err(RecvError::Timeout) => {
                         let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
                         if finished.load(Ordering::SeqCst) && idle > DRAIN_IDLE {
                             break;
                         }
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(_) => break,
                 }
                 if delivered + lost >= expected(ops) && finished.load(Ordering::SeqCst) {
                     break;

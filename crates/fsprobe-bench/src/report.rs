@@ -106,8 +106,8 @@ pub struct Row {
     #[serde(default = "ring_buffer")]
     pub transport: String,
     pub buffer_pages: Option<usize>,
-    /// "ok", "not implemented: …", "not runnable: …" (a peer that is not
-    /// installed or did not start), "accounting: …" or "failed: …".
+    /// "ok", "not runnable: …" (a peer that is not installed or did not
+    /// start), "accounting: …" or "failed: …".
     pub status: String,
     pub ns_per_op: Option<Spread>,
     pub ratio_to_baseline: Option<f64>,

@@ -1,18 +1,28 @@
 //! Command-line flags, named as in the seed (FSProbe) so its users feel at home.
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 use fsprobe::{BackendKind, EventKind, ResolutionMode, Transport};
 
+const EXAMPLES: &str = "\
+Examples:
+  fsprobe /etc                                  table of events under /etc
+  fsprobe -f json -o /var/log/fsprobe.ndjson /home /etc
+                                                NDJSON to a file (SIGHUP reopens it)
+  fsprobe --paths-filtering=false -e rename     every rename on the host
+  fsprobe -f none --metrics 127.0.0.1:9464 /srv Prometheus metrics only
+  fsprobe -f none --nats nats://127.0.0.1:4222 /etc
+                                                publish to JetStream, subject fsprobe.<host>
+  fsprobe -f none --syslog-tcp 127.0.0.1:514 /etc
+                                                RFC 5424 syslog, octet-counted, over TCP
+
+Exit status: 0 after SIGINT or SIGTERM, 1 on a runtime error, 2 on a usage error.";
+
 /// File-system event notifier based on eBPF: VFS events with paths
 /// resolved from kernel dentries.
 #[derive(Debug, Parser)]
-#[command(
-    name = "fsprobe",
-    version,
-    about,
-    after_help = "Example:\n  sudo fsprobe /tmp"
-)]
+#[command(name = "fsprobe", version, after_help = EXAMPLES)]
 pub struct Args {
     /// Files and directories to watch.
     pub paths: Vec<PathBuf>,
@@ -106,6 +116,139 @@ pub struct Args {
     /// 4096 whole paths with single_fragment].
     #[arg(long = "cache-size", value_name = "ENTRIES")]
     pub cache_size: Option<u32>,
+
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// Where else events go, and what watches fsprobe while it runs.
+#[derive(Debug, clap::Args)]
+pub struct ServiceArgs {
+    /// Serve Prometheus metrics over HTTP at this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR", help_heading = "Service")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Publish every record, as its NDJSON object, to this NATS server's
+    /// JetStream (e.g. nats://127.0.0.1:4222).
+    #[arg(long, value_name = "URL", help_heading = "NATS JetStream")]
+    pub nats: Option<String>,
+
+    /// Subjects are PREFIX.<hostname> (dots in the host name become '_').
+    #[arg(
+        long = "nats-subject-prefix",
+        value_name = "PREFIX",
+        default_value = "fsprobe",
+        help_heading = "NATS JetStream"
+    )]
+    pub nats_subject_prefix: String,
+
+    /// The JetStream stream; created, on PREFIX.>, if it does not exist.
+    #[arg(
+        long = "nats-stream",
+        value_name = "NAME",
+        default_value = "FSPROBE",
+        help_heading = "NATS JetStream"
+    )]
+    pub nats_stream: String,
+
+    /// Records held in memory while the server is unreachable; past this
+    /// (and a full spool) records are counted lost.
+    #[arg(
+        long = "nats-buffer",
+        value_name = "RECORDS",
+        default_value_t = 65536,
+        help_heading = "NATS JetStream"
+    )]
+    pub nats_buffer: usize,
+
+    /// Spill records that overflow the memory buffer to this file, and
+    /// publish what a previous run left in it first.
+    #[arg(
+        long = "nats-spool",
+        value_name = "FILE",
+        help_heading = "NATS JetStream"
+    )]
+    pub nats_spool: Option<PathBuf>,
+
+    /// Most bytes the spool file may hold.
+    #[arg(long = "nats-spool-size", value_name = "BYTES", default_value_t = 256 << 20,
+          help_heading = "NATS JetStream")]
+    pub nats_spool_size: u64,
+
+    /// Send RFC 5424 syslog messages over TCP with octet-counted framing
+    /// (RFC 6587) to HOST:PORT.
+    #[arg(long = "syslog-tcp", value_name = "HOST:PORT", help_heading = "Syslog")]
+    pub syslog_tcp: Option<String>,
+
+    /// Send RFC 5424 syslog messages over UDP, one per datagram, to HOST:PORT.
+    #[arg(long = "syslog-udp", value_name = "HOST:PORT", help_heading = "Syslog")]
+    pub syslog_udp: Option<String>,
+
+    /// Syslog facility: kern, user, daemon, auth, authpriv, local0 ... local7.
+    #[arg(long = "syslog-facility", value_name = "NAME", default_value = "daemon",
+          value_parser = parse_facility, help_heading = "Syslog")]
+    pub syslog_facility: u8,
+
+    /// Largest UDP datagram; a longer message is not sent and is counted
+    /// lost (a loss record says so). rsyslog accepts 8 KiB unless told more.
+    #[arg(
+        long = "syslog-udp-max",
+        value_name = "BYTES",
+        default_value_t = 8192,
+        help_heading = "Syslog"
+    )]
+    pub syslog_udp_max: usize,
+
+    /// Records held in memory while the syslog server is unreachable.
+    #[arg(
+        long = "syslog-buffer",
+        value_name = "RECORDS",
+        default_value_t = 65536,
+        help_heading = "Syslog"
+    )]
+    pub syslog_buffer: usize,
+
+    /// At exit, how long the network outputs may take to send what they
+    /// hold; what is left is counted lost (or kept in the NATS spool).
+    #[arg(
+        long = "drain-timeout",
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        help_heading = "Service"
+    )]
+    pub drain_timeout: f64,
+}
+
+/// Syslog facility names and numbers (RFC 5424, section 6.2.1).
+const FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+fn parse_facility(s: &str) -> Result<u8, String> {
+    FACILITIES
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| format!("unknown syslog facility '{s}'"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,20 +1,31 @@
 //! `fsprobe`: the command-line client of the fsprobe library.
 mod args;
 mod escape;
+mod host;
+mod metrics;
+mod output;
 mod signals;
 mod sink;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::process::ExitCode;
-use std::sync::mpsc::TryRecvError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use fsprobe::RecvError;
 
 use args::{Args, Format};
+use output::file::Target;
+use output::nats::NatsOutput;
+use output::syslog::{self, SyslogOutput};
+use output::{Forwarder, Outputs};
 use sink::{JsonSink, NoSink, Sink, TableSink};
+
+/// How often the output loop looks at the SIGHUP flag while no record comes.
+const IDLE_CHECK: Duration = Duration::from_millis(200);
 
 /// A mistake in the command line that only the CLI sees: exit code 2.
 #[derive(Debug)]
@@ -29,19 +40,49 @@ impl fmt::Display for Usage {
 impl std::error::Error for Usage {}
 
 fn open_sink(args: &Args) -> anyhow::Result<Box<dyn Sink>> {
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path)
-                .map_err(|e| Usage(format!("cannot create {}: {e}", path.display())))?,
-        ),
-        None => Box::new(io::stdout().lock()),
+    let target = match &args.output {
+        Some(path) => Target::create(path)
+            .map_err(|e| Usage(format!("cannot create {}: {e}", path.display())))?,
+        None => Target::Stdout(io::stdout()),
     };
-    let out = BufWriter::with_capacity(64 * 1024, out);
+    let out = BufWriter::with_capacity(64 * 1024, target);
     Ok(match args.format {
         Format::Table => Box::new(TableSink::new(out)),
         Format::Json => Box::new(JsonSink(out)),
         Format::None => Box::new(NoSink),
     })
+}
+
+/// The network outputs the flags ask for, started.
+fn start_forwarders(args: &Args) -> anyhow::Result<Vec<Box<dyn Forwarder>>> {
+    let s = &args.service;
+    let mut forwarders: Vec<Box<dyn Forwarder>> = Vec::new();
+    if let Some(url) = &s.nats {
+        forwarders.push(Box::new(NatsOutput::start(output::nats::Config {
+            url: url.clone(),
+            subject_prefix: s.nats_subject_prefix.clone(),
+            stream: s.nats_stream.clone(),
+            buffer: s.nats_buffer,
+            spool: s.nats_spool.clone().map(|p| (p, s.nats_spool_size)),
+        })?));
+    }
+    let format = syslog::Format::new(s.syslog_facility, &host::hostname());
+    for (addr, transport) in [
+        (&s.syslog_tcp, syslog::Transport::Tcp),
+        (
+            &s.syslog_udp,
+            syslog::Transport::Udp {
+                max: s.syslog_udp_max,
+            },
+        ),
+    ] {
+        if let Some(addr) = addr {
+            let out = SyslogOutput::start(addr, transport, format.clone(), s.syslog_buffer)
+                .with_context(|| format!("cannot start the syslog output to {addr}"))?;
+            forwarders.push(Box::new(out));
+        }
+    }
+    Ok(forwarders)
 }
 
 /// One process filter from its include and exclude flags (clap keeps them exclusive).
@@ -81,22 +122,41 @@ fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
         .max_watches(args.max_watches)
 }
 
+/// Reopens the `-o` file when SIGHUP asked for it.
+fn reopen_if_asked(outputs: &mut Outputs, hup: &AtomicBool, output: &str) -> io::Result<()> {
+    if hup.swap(false, Ordering::SeqCst) {
+        outputs.main.reopen()?;
+        eprintln!("fsprobe: SIGHUP: reopened {}", escape::line(output));
+    }
+    Ok(())
+}
+
 /// Writes records until the probe stops; a closed pipe stops it quietly.
-fn pump(probe: &fsprobe::Probe, sink: &mut dyn Sink) -> io::Result<()> {
+fn pump(
+    probe: &fsprobe::Probe,
+    outputs: &mut Outputs,
+    hup: &AtomicBool,
+    output: &str,
+) -> io::Result<()> {
     let records = probe.records();
     loop {
         let record = match records.try_recv() {
             Ok(r) => r,
-            Err(TryRecvError::Empty) => {
-                sink.flush()?;
-                match records.recv() {
+            Err(RecvError::Empty) => {
+                outputs.flush()?;
+                match records.recv_timeout(IDLE_CHECK) {
                     Ok(r) => r,
-                    Err(_) => return sink.flush(),
+                    Err(RecvError::Timeout) => {
+                        reopen_if_asked(outputs, hup, output)?;
+                        continue;
+                    }
+                    Err(_) => return outputs.flush(),
                 }
             }
-            Err(TryRecvError::Disconnected) => return sink.flush(),
+            Err(_) => return outputs.flush(),
         };
-        sink.write(&record)?;
+        reopen_if_asked(outputs, hup, output)?;
+        outputs.write(&record)?;
     }
 }
 
@@ -104,15 +164,36 @@ fn run(args: Args) -> anyhow::Result<()> {
     let signals = signals::Signals::catch()?;
     let probe = probe_builder(&args).start()?;
     // Created once the options are known good: a typo never truncates it.
-    let mut sink = open_sink(&args)?;
+    let sink = open_sink(&args)?;
+    let metrics = args.service.metrics.map(metrics::bind).transpose()?;
     signals.stop(&probe)?;
     print_ready(probe.ready());
-    let pumped = pump(&probe, sink.as_mut());
+    let forwarders = start_forwarders(&args)?;
+    let mut outputs = Outputs::new(sink, args.format == Format::Json, forwarders);
+    if let Some(listener) = metrics {
+        metrics::serve(
+            listener,
+            metrics::Sources {
+                probe: probe.stats_reader(),
+                backend: probe.ready().backend.name(),
+                outputs: outputs.forwarder_stats(),
+            },
+        )?;
+    }
+    let output_name = args
+        .output
+        .as_ref()
+        .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+    let pumped = pump(&probe, &mut outputs, signals.hup(), &output_name);
     let broken_pipe = matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::BrokenPipe);
     if !broken_pipe {
         pumped.context("writing events")?;
     }
     let summary = probe.join()?;
+    let drain = Duration::from_secs_f64(args.service.drain_timeout.max(0.0));
+    for report in outputs.finish(Instant::now() + drain) {
+        eprintln!("{}", report.summary_line());
+    }
     eprintln!("{}", summary_line(&summary, args.dentry_resolution_mode));
     Ok(())
 }

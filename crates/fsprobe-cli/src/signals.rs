@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM stop fsprobe cleanly, however it was started.
+//! SIGINT and SIGTERM stop fsprobe cleanly, however it was started; SIGHUP
+//! asks it to reopen its `-o` file (logrotate).
 //!
 //! A shell starts a background job of a non-interactive script with SIGINT
 //! ignored, and a parent may leave signals blocked. signal-hook installs
@@ -11,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-/// Unblocks SIGINT and SIGTERM; call it before any thread starts, so that
+/// Unblocks SIGINT, SIGTERM and SIGHUP; call it before any thread starts, so that
 /// every thread inherits the mask.
 pub fn unblock() {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset before
@@ -23,6 +24,7 @@ pub fn unblock() {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, SIGINT);
         libc::sigaddset(&mut set, SIGTERM);
+        libc::sigaddset(&mut set, SIGHUP);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
 }
@@ -30,6 +32,7 @@ pub fn unblock() {
 /// Signals caught before the probe existed.
 pub struct Signals {
     early: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -39,7 +42,15 @@ impl Signals {
             signal_hook::flag::register(signal, Arc::clone(&early))
                 .context("installing the signal handler")?;
         }
-        Ok(Signals { early })
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(SIGHUP, Arc::clone(&hup))
+            .context("installing the signal handler")?;
+        Ok(Signals { early, hup })
+    }
+
+    /// Set by SIGHUP; the output loop clears it when it reopened the file.
+    pub fn hup(&self) -> &AtomicBool {
+        &self.hup
     }
 
     /// From now on a signal stops `probe`; one caught earlier stops it now.

@@ -1,28 +1,37 @@
 //! Where records go: aligned table, NDJSON, or nowhere.
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use fsprobe::{Event, FileRef, Record};
 
 use crate::escape::{self, Field, escape};
+use crate::output::file::Reopen;
 
 /// One output format.
 pub trait Sink {
-    fn write(&mut self, record: &Record) -> io::Result<()>;
+    /// Writes a record; `json` is its NDJSON object when the outputs need
+    /// it (serialized once for all of them), else empty.
+    fn write(&mut self, record: &Record, json: &[u8]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// Opens the output file again (SIGHUP).
+    fn reopen(&mut self) -> io::Result<()>;
 }
 
 /// One JSON object per line.
-pub struct JsonSink<W: Write>(pub W);
+pub struct JsonSink<W: Reopen>(pub W);
 
-impl<W: Write> Sink for JsonSink<W> {
-    fn write(&mut self, record: &Record) -> io::Result<()> {
-        serde_json::to_writer(&mut self.0, record)?;
+impl<W: Reopen> Sink for JsonSink<W> {
+    fn write(&mut self, _record: &Record, json: &[u8]) -> io::Result<()> {
+        self.0.write_all(json)?;
         self.0.write_all(b"\n")
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.0.reopen()
     }
 }
 
@@ -30,11 +39,15 @@ impl<W: Write> Sink for JsonSink<W> {
 pub struct NoSink;
 
 impl Sink for NoSink {
-    fn write(&mut self, _record: &Record) -> io::Result<()> {
+    fn write(&mut self, _record: &Record, _json: &[u8]) -> io::Result<()> {
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -42,12 +55,12 @@ impl Sink for NoSink {
 /// Aligned columns, like the seed's output: one line per record, every
 /// name escaped (src/escape.rs), so that no file name or comm can move the
 /// cursor or add a row.
-pub struct TableSink<W: Write> {
+pub struct TableSink<W: Reopen> {
     out: W,
     header_written: bool,
 }
 
-impl<W: Write> TableSink<W> {
+impl<W: Reopen> TableSink<W> {
     pub fn new(out: W) -> Self {
         TableSink {
             out,
@@ -85,8 +98,8 @@ fn event_line(e: &Event) -> String {
     )
 }
 
-impl<W: Write> Sink for TableSink<W> {
-    fn write(&mut self, record: &Record) -> io::Result<()> {
+impl<W: Reopen> Sink for TableSink<W> {
+    fn write(&mut self, record: &Record, _json: &[u8]) -> io::Result<()> {
         if !self.header_written {
             writeln!(self.out, "{HEADER}")?;
             self.header_written = true;
@@ -133,6 +146,13 @@ impl<W: Write> Sink for TableSink<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.out.reopen()?;
+        // A new file gets its own header.
+        self.header_written = false;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +163,7 @@ mod tests {
     fn table(records: &[Record]) -> String {
         let mut sink = TableSink::new(Vec::new());
         for r in records {
-            sink.write(r).unwrap();
+            sink.write(r, &[]).unwrap();
         }
         String::from_utf8(sink.out).unwrap()
     }

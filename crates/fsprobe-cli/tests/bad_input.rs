@@ -242,3 +242,13 @@ fn an_error_about_a_hostile_path_is_escaped() {
         "cannot watch /nonexistent/\\x1b]8;;x\\x07\\x0afsprobe: ready\\x0d: No such file",
     );
 }
+
+#[test]
+fn an_option_the_library_refuses_is_one_line_and_exit_2() {
+    let (code, lines) = fails(&["--cache-size", "1", "/tmp"], None);
+    assert_eq!(code, 2);
+    assert_one_line(
+        &lines,
+        "invalid option: the cache size must be between 16 and 16777216 entries, not 1",
+    );
+}

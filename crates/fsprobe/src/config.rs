@@ -3,7 +3,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidOption, Result};
 use crate::event::EventKind;
 
 /// How the kernel side turns dentries into paths, and what it caches
@@ -141,6 +141,18 @@ impl BackendKind {
             BackendKind::Kprobe => "kprobe",
             BackendKind::Tracepoint => "tracepoint",
         }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl serde::Serialize for BackendKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -378,34 +390,32 @@ impl ProbeBuilder {
             .cache_size
             .unwrap_or(self.resolution_mode.default_cache_size());
         if !(16..=1 << 24).contains(&cache_size) {
-            return Err(Error::InvalidOption(format!(
-                "the cache size must be between 16 and {} entries, not {cache_size}",
-                1 << 24
-            )));
+            return Err(Error::InvalidOption(InvalidOption::CacheSize {
+                value: cache_size,
+                min: 16,
+                max: 1 << 24,
+            }));
         }
         if self.paths_filtering && self.paths.is_empty() {
-            return Err(Error::InvalidOption(
-                "no path to watch (give one, or disable paths filtering)".into(),
-            ));
+            return Err(Error::InvalidOption(InvalidOption::NoPaths));
         }
         if !(1..=MAX_CHANNEL_SIZE).contains(&self.channel_size) {
-            return Err(Error::InvalidOption(format!(
-                "the channel size must be between 1 and {MAX_CHANNEL_SIZE}, not {}",
-                self.channel_size
-            )));
+            return Err(Error::InvalidOption(InvalidOption::ChannelSize {
+                value: self.channel_size,
+                max: MAX_CHANNEL_SIZE,
+            }));
         }
         if self.buffer_pages == 0 || self.buffer_pages > 1 << 18 {
-            return Err(Error::InvalidOption(format!(
-                "the buffer size must be between 1 and {} pages, not {}",
-                1 << 18,
-                self.buffer_pages
-            )));
+            return Err(Error::InvalidOption(InvalidOption::BufferPages {
+                value: self.buffer_pages,
+                max: 1 << 18,
+            }));
         }
         if !(1..=MAX_WATCHES).contains(&self.max_watches) {
-            return Err(Error::InvalidOption(format!(
-                "the watch limit must be between 1 and {MAX_WATCHES}, not {}",
-                self.max_watches
-            )));
+            return Err(Error::InvalidOption(InvalidOption::MaxWatches {
+                value: self.max_watches,
+                max: MAX_WATCHES,
+            }));
         }
         if let Some(btf) = self.btf.as_ref().filter(|b| !b.is_file()) {
             return Err(Error::BtfFile(btf.clone()));
@@ -416,9 +426,11 @@ impl ProbeBuilder {
             ("comm", self.comms.values().len()),
         ] {
             if n > MAX_FILTER_VALUES {
-                return Err(Error::InvalidOption(format!(
-                    "at most {MAX_FILTER_VALUES} values per {what} filter, not {n}"
-                )));
+                return Err(Error::InvalidOption(InvalidOption::TooManyFilterValues {
+                    filter: what,
+                    count: n,
+                    max: MAX_FILTER_VALUES,
+                }));
             }
         }
         if let Some(long) = self
@@ -427,8 +439,8 @@ impl ProbeBuilder {
             .iter()
             .find(|c| c.is_empty() || c.len() > 15)
         {
-            return Err(Error::InvalidOption(format!(
-                "command name '{long}' must be 1 to 15 bytes long (the kernel's task comm)"
+            return Err(Error::InvalidOption(InvalidOption::CommLength(
+                long.clone(),
             )));
         }
         let paths = self

@@ -1,4 +1,6 @@
-//! The library's error type.
+//! The library's error type: every variant is data a program can match on,
+//! and no type of another crate appears in it.
+use std::fmt;
 use std::path::PathBuf;
 
 /// Everything that can stop a probe from starting or running.
@@ -26,10 +28,7 @@ pub enum Error {
     TooManyWatches(u32),
     /// An option's value is out of range.
     #[error("invalid option: {0}")]
-    InvalidOption(String),
-    /// A feature that this build does not provide yet.
-    #[error("{0} is not yet implemented")]
-    NotImplemented(String),
+    InvalidOption(InvalidOption),
     /// The requested backend cannot run on this kernel.
     #[error("{backend}: {reason}")]
     BackendUnavailable {
@@ -43,12 +42,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// libbpf failed to open, load or attach the BPF object.
+    /// libbpf failed to open, load or attach the BPF object, or to use a map.
     #[error("{what}: {source}")]
     Bpf {
         what: String,
         #[source]
-        source: libbpf_rs::Error,
+        source: BpfError,
     },
     /// The probe's worker thread died.
     #[error("the probe's worker thread stopped unexpectedly")]
@@ -67,10 +66,90 @@ impl Error {
                 | Error::BtfFile(_)
                 | Error::Watch { .. }
                 | Error::TooManyWatches(_)
-                | Error::NotImplemented(_)
         )
     }
 }
+
+/// An option that [`ProbeBuilder`](crate::ProbeBuilder) refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidOption {
+    /// The cache size is out of range.
+    #[error("the cache size must be between {min} and {max} entries, not {value}")]
+    CacheSize { value: u32, min: u32, max: u32 },
+    /// Paths filtering is on and no path was given.
+    #[error("no path to watch (give one, or disable paths filtering)")]
+    NoPaths,
+    /// The channel size is out of range.
+    #[error("the channel size must be between 1 and {max}, not {value}")]
+    ChannelSize { value: usize, max: usize },
+    /// The buffer size is out of range.
+    #[error("the buffer size must be between 1 and {max} pages, not {value}")]
+    BufferPages { value: usize, max: usize },
+    /// The watch limit is out of range.
+    #[error("the watch limit must be between 1 and {max}, not {value}")]
+    MaxWatches { value: u32, max: u32 },
+    /// A process filter holds more values than the kernel's table.
+    #[error("at most {max} values per {filter} filter, not {count}")]
+    TooManyFilterValues {
+        filter: &'static str,
+        count: usize,
+        max: usize,
+    },
+    /// A command name that no task comm can be.
+    #[error("command name '{0}' must be 1 to 15 bytes long (the kernel's task comm)")]
+    CommLength(String),
+    /// The BTF path cannot be passed to libbpf.
+    #[error("BTF path {} contains a NUL byte", .0.display())]
+    BtfPathNul(PathBuf),
+}
+
+/// An error from libbpf: its message and, when it came from the kernel,
+/// the errno.
+#[derive(Debug)]
+pub struct BpfError {
+    message: String,
+    errno: Option<i32>,
+    kind: libbpf_rs::ErrorKind,
+}
+
+impl BpfError {
+    /// The errno of the failed call, when there was one.
+    pub fn errno(&self) -> Option<i32> {
+        self.errno
+    }
+
+    /// libbpf's classification, for the backend's choices.
+    pub(crate) fn kind(&self) -> libbpf_rs::ErrorKind {
+        self.kind
+    }
+}
+
+impl From<libbpf_rs::Error> for BpfError {
+    fn from(e: libbpf_rs::Error) -> Self {
+        let mut errno = None;
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                errno = io.raw_os_error();
+            }
+            cause = c.source();
+        }
+        BpfError {
+            message: e.to_string(),
+            errno,
+            kind: e.kind(),
+        }
+    }
+}
+
+impl fmt::Display for BpfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BpfError {}
 
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -83,7 +162,7 @@ impl<T> BpfContext<T> for std::result::Result<T, libbpf_rs::Error> {
     fn context(self, what: impl Into<String>) -> Result<T> {
         self.map_err(|source| Error::Bpf {
             what: what.into(),
-            source,
+            source: source.into(),
         })
     }
 }

@@ -129,6 +129,7 @@ impl Serialize for EventKind {
 
 /// A container, recognised from its cgroup path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ContainerId {
     /// "docker", "containerd", "cri-o", "podman", "systemd-nspawn" or "lxc".
     pub runtime: &'static str,
@@ -180,6 +181,7 @@ pub struct Process {
 
 /// A file named by an event, identified by the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileRef {
     /// Absolute path, resolved from kernel dentries up to the root of the
     /// acting process's mount namespace: the path as that process sees it.
@@ -297,6 +299,7 @@ impl Serialize for FileRef {
 
 /// What an open asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpenInfo {
     /// The O_* flags as passed to the syscall.
     pub flags: u32,
@@ -359,6 +362,7 @@ impl Serialize for OpenInfo {
 
 /// What a setattr event changed; `None` for what it left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[non_exhaustive]
 pub struct SetAttr {
     /// New permission bits (chmod family).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "octal")]

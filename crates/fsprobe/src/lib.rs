@@ -22,13 +22,18 @@
 //!         Record::Event(e) => println!("{} {} by pid {}", e.kind, e.file.path.display(), e.process.pid),
 //!         Record::Lost { count, reason, .. } => eprintln!("lost {count} events: {}", reason.description()),
 //!         Record::Unwatched { count, .. } => eprintln!("{count} files could not be watched"),
-//!         _ => {}
+//!         _ => {} // records of later versions
 //!     }
 //! }
 //! # Ok::<(), fsprobe::Error>(())
 //! ```
 //!
 //! Running a probe needs root and a kernel with BTF (5.10 or newer).
+//!
+//! With the `tokio` feature, [`ProbeBuilder::start_async`] starts a probe
+//! without blocking the runtime and [`Probe::into_stream`] gives its records
+//! as a `Stream` (see `examples/async_watch.rs`). [`Probe::stats`] reads the
+//! live counters at any time, e.g. for a metrics endpoint.
 
 mod backend;
 mod cache;
@@ -43,8 +48,12 @@ mod loss;
 mod mounts;
 mod pacing;
 mod probe;
+mod records;
 mod reorder;
 mod seed;
+mod stats;
+#[cfg(feature = "tokio")]
+mod stream;
 mod subtrees;
 mod tracefs;
 mod transport;
@@ -68,9 +77,13 @@ pub use config::{
     BackendKind, MAX_CHANNEL_SIZE, MAX_FILTER_VALUES, MAX_WATCHES, ProbeBuilder, ProcessFilter,
     ResolutionMode, Transport,
 };
-pub use error::{Error, Result};
+pub use error::{BpfError, Error, InvalidOption, Result};
 pub use event::{
     ContainerId, Event, EventKind, ExtraString, FileRef, IoUringRequest, LossReason, MknodInfo,
     MountInfo, OpenInfo, Origin, Process, Record, SetAttr, UnwatchedReason, XattrInfo, base64,
 };
 pub use probe::{Probe, Ready, Summary};
+pub use records::{Iter, Records, RecvError};
+pub use stats::{Stats, StatsReader};
+#[cfg(feature = "tokio")]
+pub use stream::RecordStream;

@@ -6,12 +6,12 @@
 //! numbered (too many syscalls in flight) are known only from the kernel's
 //! per-CPU counters, read after each read of the ring. So is the count of
 //! new files the full in-kernel filter could not take.
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, MapFlags};
 
 use crate::event::{LossReason, Record, UnwatchedReason};
+use crate::stats::RecordSender;
 
 /// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/abi/events.h.
 pub(crate) mod counter {
@@ -54,7 +54,7 @@ pub(crate) struct LossTracker {
 }
 
 impl LossTracker {
-    pub(crate) fn report(&mut self, counters: &impl MapCore, tx: &SyncSender<Record>) {
+    pub(crate) fn report(&mut self, counters: &impl MapCore, tx: &RecordSender) {
         let now = read_counter(counters, counter::LOST_PENDING);
         if now > self.in_flight {
             let _ = tx.send(Record::Lost {

@@ -8,21 +8,23 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use serde::Serialize;
 
-use crate::config::{KERNEL_BTF, ProbeBuilder};
+use crate::config::{BackendKind, KERNEL_BTF, ProbeBuilder};
 use crate::error::{Error, Result};
-use crate::event::Record;
+use crate::records::Records;
+use crate::stats::StatsReader;
 use crate::worker;
 
 /// What the probe reports once it is running.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Ready {
     /// The backend in use.
-    pub backend: &'static str,
+    pub backend: BackendKind,
     /// Files and directories in the in-kernel filter after the initial walk.
     pub watched_inodes: u64,
     /// Entries of the watched trees that could not be read, so are not
@@ -46,6 +48,7 @@ pub struct Ready {
 
 /// Totals when the probe stops.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Summary {
     /// Events handed to the consumer.
     pub events: u64,
@@ -97,10 +100,11 @@ impl Summary {
 /// # Ok::<(), fsprobe::Error>(())
 /// ```
 pub struct Probe {
-    records: Option<Receiver<Record>>,
+    records: Option<Records>,
     stop: Arc<AtomicBool>,
     worker: Option<JoinHandle<Summary>>,
     ready: Ready,
+    stats: StatsReader,
 }
 
 impl Probe {
@@ -117,8 +121,25 @@ impl Probe {
     /// The records, in order. Iteration ends after [`Probe::stop`], once
     /// what the kernel had produced by then has been delivered, or, when
     /// it could not all be read within 200 ms, reported lost (`Unread`).
-    pub fn records(&self) -> &Receiver<Record> {
+    pub fn records(&self) -> &Records {
         self.records.as_ref().expect("present until drop")
+    }
+
+    /// The counters now (see [`Stats`](crate::Stats)).
+    pub fn stats(&self) -> crate::Stats {
+        self.stats.snapshot()
+    }
+
+    /// A reader of the counters for another thread, e.g. a metrics endpoint.
+    pub fn stats_reader(&self) -> StatsReader {
+        self.stats.clone()
+    }
+
+    /// Moves the records out (for the stream); `records()` must not be
+    /// called afterwards.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn take_records(&mut self) -> Records {
+        self.records.take().expect("present until drop")
     }
 
     /// Asks the probe to stop; records produced so far are still delivered
@@ -180,11 +201,12 @@ impl ProbeBuilder {
                 source,
             })?;
         match ready_rx.recv() {
-            Ok(Ok(ready)) => Ok(Probe {
-                records: Some(rx),
+            Ok(Ok((ready, stats))) => Ok(Probe {
+                records: Some(Records::new(rx, stats.live())),
                 stop,
                 worker: Some(worker),
                 ready,
+                stats,
             }),
             Ok(Err(e)) => {
                 let _ = worker.join();

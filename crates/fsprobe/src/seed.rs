@@ -191,7 +191,7 @@ impl<'a, M: MapCore> Seeder<'a, M> {
             }
             Err(source) => Err(Error::Bpf {
                 what: "adding watched inodes".into(),
-                source,
+                source: source.into(),
             }),
         }
     }

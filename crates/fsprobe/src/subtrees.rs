@@ -18,6 +18,7 @@ use crate::event::{Record, UnwatchedReason};
 use crate::seed::{Seeder, inode_key, open_subtree};
 use crate::skel::FsprobeMaps;
 use crate::skel::types::fsp_watch;
+use crate::stats::RecordSender;
 
 const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
 const WATCH_CHILDREN: u32 = fsp_watch::FSP_WATCH_CHILDREN.0;
@@ -103,7 +104,7 @@ impl Maps {
     }
 }
 
-fn run(mut maps: Maps, queue: Receiver<Subtree>, records: SyncSender<Record>) {
+fn run(mut maps: Maps, queue: Receiver<Subtree>, records: RecordSender) {
     let mut walked = 0u64;
     for subtree in queue {
         if let Some(notice) = maps.handle(&subtree, &mut walked) {
@@ -120,7 +121,7 @@ impl Walker {
         maps: &FsprobeMaps,
         limit: u32,
         linked: u64,
-        records: SyncSender<Record>,
+        records: RecordSender,
     ) -> Result<Walker> {
         let maps = Maps {
             watched: MapHandle::try_from(&maps.watched).context("sharing the watched map")?,

@@ -29,6 +29,8 @@ pub(crate) trait Sink {
     fn waiting(&self) -> bool;
     /// When reads yield to the loop, and end after the stop.
     fn pacing(&self) -> &Pacing;
+    /// Ring buffer only: the bytes pending just before a read (src/stats.rs).
+    fn ring_pending(&self, bytes: u64);
 }
 
 pub(crate) enum Reader<'a> {
@@ -79,6 +81,7 @@ impl<'a> Reader<'a> {
             // fired: consume explicitly so that a quiet stream is
             // delivered within the interval.
             Reader::Ring(ring) => {
+                sink.ring_pending(crate::stats::ring_pending(ring));
                 let _ = ring.poll(POLL_INTERVAL);
                 if !pacing.was_cut() {
                     let _ = ring.consume();

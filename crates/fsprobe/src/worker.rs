@@ -21,6 +21,7 @@ use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::probe::{Ready, Summary};
 use crate::reorder::Waiting;
 use crate::seed::Seeder;
+use crate::stats::{KernelMaps, Live, RecordSender, StatsReader};
 use crate::subtrees::Walker;
 use crate::transport::{self, Reader};
 
@@ -51,7 +52,7 @@ fn setup<'obj>(
     let (inserted, skipped, first_skip) = (seeder.inserted, seeder.skipped, seeder.first_skip);
     let plan = &backend.plan;
     let ready = Ready {
-        backend: backend.kind.name(),
+        backend: backend.kind,
         watched_inodes: inserted,
         unreadable_entries: skipped,
         first_unreadable: first_skip,
@@ -64,20 +65,35 @@ fn setup<'obj>(
     Ok((backend, ready, linked))
 }
 
+/// Duplicated fds of the maps a stats snapshot reads from another thread.
+fn stats_maps(backend: &Backend) -> Result<KernelMaps> {
+    let maps = &backend.skel.maps;
+    Ok(KernelMaps {
+        counters: (&maps.counters)
+            .try_into()
+            .context("sharing the counters")?,
+        watched: (&maps.watched).try_into().context("sharing the filter")?,
+    })
+}
+
 pub(crate) fn run(
     config: Config,
     tx: SyncSender<Record>,
-    ready_tx: mpsc::Sender<Result<Ready>>,
+    ready_tx: mpsc::Sender<Result<(Ready, StatsReader)>>,
     stop: Arc<AtomicBool>,
 ) -> Summary {
     let mut storages = [const { MaybeUninit::uninit() }; 3];
-    let (backend, ready, linked) = match setup(&config, &mut storages) {
+    let started = setup(&config, &mut storages)
+        .and_then(|(backend, ready, linked)| Ok((stats_maps(&backend)?, backend, ready, linked)));
+    let (maps, backend, ready, linked) = match started {
         Ok(started) => started,
         Err(e) => {
             let _ = ready_tx.send(Err(e));
             return Summary::default();
         }
     };
+    let (live, stats) = crate::stats::reader(maps, config.transport, config.buffer_bytes);
+    let tx = RecordSender::new(tx, Arc::clone(&live));
     let walker = match Walker::start(&backend.skel.maps, config.max_watches, linked, tx.clone()) {
         Ok(w) => w,
         Err(e) => {
@@ -91,7 +107,7 @@ pub(crate) fn run(
         Err(source) => {
             let _ = ready_tx.send(Err(Error::Bpf {
                 what: "opening the sequence numbers".into(),
-                source,
+                source: source.into(),
             }));
             return Summary::default();
         }
@@ -114,10 +130,11 @@ pub(crate) fn run(
         pacing: Pacing::new(Arc::clone(&stop), DRAIN_BUDGET, move || {
             read_percpu(&next_seqs, 0)
         }),
+        live,
     };
     let reader = match Reader::new(&backend, &config, &handler) {
         Ok(reader) => {
-            let _ = ready_tx.send(Ok(ready));
+            let _ = ready_tx.send(Ok((ready, stats)));
             reader
         }
         Err(e) => {
@@ -139,8 +156,10 @@ pub(crate) fn run(
             send_trailing_losses(stalled, LossReason::BufferFull, &tx);
         }
         publish_epoch(&backend, &mut handler.decoder.borrow_mut());
+        handler.sync_stats(&losses, 0);
     }
     let unread = drain_after_stop(&reader, &handler, &mut losses, counters);
+    handler.sync_stats(&losses, unread);
     drop(reader);
     let Handler {
         decoder,
@@ -193,7 +212,7 @@ fn drain_after_stop(
 /// Decodes records and hands them on; shared by the transport's callbacks.
 struct Handler {
     decoder: RefCell<Decoder>,
-    tx: SyncSender<Record>,
+    tx: RecordSender,
     walker: Walker,
     delivered: Cell<u64>,
     undecodable: Cell<u64>,
@@ -204,9 +223,25 @@ struct Handler {
     may_defer: bool,
     /// When reads yield to the loop, and end after the stop.
     pacing: Pacing,
+    /// Counters shared with [`StatsReader`] (src/stats.rs).
+    live: Arc<Live>,
 }
 
 impl Handler {
+    /// Copies the worker's own totals into the live stats; `unread`: the
+    /// events left unread after the stop, counted apart (as in Summary).
+    fn sync_stats(&self, losses: &LossTracker, unread: u64) {
+        let live = &self.live;
+        Live::set(&live.lost_buffer_full, self.seqs.borrow().lost() - unread);
+        Live::set(&live.lost_unread, unread);
+        Live::set(&live.lost_in_flight, losses.in_flight);
+        Live::set(&live.undecodable, self.undecodable.get());
+        Live::set(
+            &live.unknown_prefixes,
+            self.decoder.borrow().unknown_prefixes,
+        );
+    }
+
     fn decode(&self, data: &[u8]) {
         if self.pacing.skip() {
             return;
@@ -225,8 +260,10 @@ impl Handler {
         }
         match record.what {
             Decoded::Event(event) => {
+                let kind = event.kind;
                 if self.tx.send(Record::Event(event)).is_ok() {
                     self.delivered.set(self.delivered.get() + 1);
+                    self.live.delivered(kind);
                 }
             }
             Decoded::Subtree(s) => self.walker.walk(s),
@@ -282,10 +319,14 @@ impl transport::Sink for Handler {
     fn pacing(&self) -> &Pacing {
         &self.pacing
     }
+
+    fn ring_pending(&self, bytes: u64) {
+        self.live.ring_pending(bytes);
+    }
 }
 
 /// Records numbered on a CPU but never received: lost after its last record.
-fn send_trailing_losses(lost: Vec<(u32, u64)>, reason: LossReason, tx: &SyncSender<Record>) {
+fn send_trailing_losses(lost: Vec<(u32, u64)>, reason: LossReason, tx: &RecordSender) {
     for (cpu, count) in lost {
         let _ = tx.send(Record::Lost {
             count,

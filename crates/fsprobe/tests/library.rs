@@ -3,7 +3,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use fsprobe::{EventKind, Probe, Record};
+use fsprobe::{BackendKind, EventKind, Probe, Record};
 
 #[test]
 fn builder_delivers_typed_events_and_a_summary() {
@@ -19,7 +19,7 @@ fn builder_delivers_typed_events_and_a_summary() {
         .exclude_own_process(false)
         .start()
         .expect("start the probe (root needed)");
-    assert_eq!(probe.ready().backend, "tracepoint");
+    assert_eq!(probe.ready().backend, BackendKind::Tracepoint);
     assert_eq!(probe.ready().watched_inodes, 1);
 
     let made = dir.join("made");

@@ -78,8 +78,8 @@ pub(super) struct Extras {
 }
 
 /// One fsprobe run into `row`. A probe that cannot start, or a workload
-/// whose opens fail, is a failure; `NotImplemented` marks the row, and
-/// broken accounting is reported as a problem.
+/// whose opens fail, is a failure, and broken accounting is reported as a
+/// problem.
 pub(super) fn probe_into(
     row: &mut Row,
     ctx: &mut Ctx,
@@ -132,9 +132,6 @@ pub(super) fn probe_into(
             }
             row.runs.push(run.result);
         }
-        Err(fsprobe::Error::NotImplemented(why)) => {
-            row.status = format!("not implemented: {why}");
-        }
         Err(e) => {
             ctx.failures.push(format!("{what}: {e}"));
             row.status = format!("failed: {e}");
@@ -175,9 +172,9 @@ fn rename_rate(ctx: &mut Ctx, what: &str, r: std::io::Result<Renamed>) -> Option
     }
 }
 
-/// Whether a row may still be measured (not unimplemented, not failed).
+/// Whether a row may still be measured (not failed).
 pub(super) fn runnable(row: &Row) -> bool {
-    !(row.status.starts_with("not implemented") || row.status.starts_with("failed"))
+    !row.status.starts_with("failed")
 }
 
 /// What a scenario produced.

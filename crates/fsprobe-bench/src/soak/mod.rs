@@ -16,7 +16,6 @@ mod verdict;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use fsprobe::{EventKind, Probe, Record};
@@ -215,10 +214,10 @@ fn consume(probe: &Probe, churn: &Churn, counts: &Counts) -> Consumed {
             }
             Ok(Record::Unwatched { count, .. }) => unwatched += count,
             Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
+            Err(fsprobe::RecvError::Timeout) => {
                 idle_since.get_or_insert_with(Instant::now);
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(_) => break,
         }
         let p = churn.progress();
         let all_in = delivered + lost >= p.steps - p.failed;

@@ -79,6 +79,12 @@ impl Probe {
         let mut cmd = Command::new(fsprobe_bin());
         cmd.args(["-f", "json"])
             .args(args.into_iter().map(Into::into));
+        Probe::spawn(cmd)
+    }
+
+    /// Runs a command that ends up running `fsprobe -f json ...` (e.g.
+    /// through unshare), and waits for its ready line.
+    pub fn spawn(mut cmd: Command) -> Probe {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -184,10 +190,15 @@ impl Probe {
         }
     }
 
+    /// Sends a signal to fsprobe.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill() with a pid we own and a valid signal number.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     /// SIGINT, then collect everything.
     pub fn stop(mut self) -> Finished {
-        // SAFETY: kill() with a pid we own and a valid signal number.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.signal(libc::SIGINT);
         let status = self.child.wait().expect("wait for fsprobe");
         for r in self.readers.drain(..) {
             r.join().expect("reader thread");

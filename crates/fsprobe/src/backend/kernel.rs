@@ -104,7 +104,7 @@ impl Kernel {
         let path = btf.unwrap_or(Path::new(crate::config::KERNEL_BTF));
         let btf = Btf::from_path(path).map_err(|source| Error::Bpf {
             what: format!("reading the BTF at {}", path.display()),
-            source,
+            source: source.into(),
         })?;
         Ok(Kernel {
             release: release(),

@@ -157,7 +157,7 @@ impl<'obj> Backend<'obj> {
         libbpf_log::install();
         let btf_path = match &config.btf {
             Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-                Error::InvalidOption(format!("BTF path {} contains a NUL byte", p.display()))
+                Error::InvalidOption(crate::error::InvalidOption::BtfPathNul(p.clone()))
             })?),
             None => None,
         };
@@ -226,7 +226,7 @@ impl<'obj> Backend<'obj> {
         }
         let skel = open.load().map_err(|source| Error::Bpf {
             what: format!("loading the BPF programs ({})", libbpf_log::take()),
-            source,
+            source: source.into(),
         })?;
         Ok(Backend {
             skel,
@@ -271,7 +271,7 @@ impl<'obj> Backend<'obj> {
             }
             let link = prog.attach().map_err(|source| Error::Bpf {
                 what: format!("attaching {name} ({})", libbpf_log::take()),
-                source,
+                source: source.into(),
             })?;
             self.links.push(link);
         }
