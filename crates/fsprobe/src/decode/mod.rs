@@ -207,11 +207,15 @@ impl Decoder {
         let mut full = Vec::with_capacity(slot.kernel.len() + 64);
         let prefix = (slot.raw.prefix.ino != 0).then(|| dir_key(&slot.raw.prefix));
         let mut unknown = false;
+        // What follows a prefix starts a component of its own: a record
+        // that says otherwise is malformed, and gluing would invent a name.
+        let glues = !slot.kernel.is_empty() && slot.kernel[0] != b'/';
         if let Some(key) = prefix
-            && self
-                .cache
-                .prefix(key, slot.raw.cache_gen, &mut full)
-                .is_err()
+            && (glues
+                || self
+                    .cache
+                    .prefix(key, slot.raw.cache_gen, &mut full)
+                    .is_err())
         {
             self.unknown_prefixes += 1;
             unknown = true;
@@ -419,5 +423,7 @@ impl Decoder {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;
