@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The events of the complete lines of `path`: fsprobe may be writing the
+/// last one while the test reads (its writer flushes in blocks).
 fn events_in(path: &Path) -> Vec<serde_json::Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
-        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("NDJSON ({e}): {l}")))
         .collect()
 }
 
