@@ -1,6 +1,7 @@
 #!/bin/sh
 # /init of the test guest (busybox sh). Mounts what the tests need, runs every
-# test binary in /tests once per backend in /vmtest.conf, then powers off.
+# test binary in /tests named by vmtest.tests= (all without it) once per
+# backend in /vmtest.conf, then powers off.
 #
 # Kernel messages go to the first serial port (the console); the tests' output
 # goes to the second one, so the two never interleave. Both get the markers:
@@ -25,7 +26,10 @@ filter=$(cat /vmtest.filter)
 # run.sh boots one guest per kernel and backend: vmtest.backends=<list>
 # on the kernel command line picks this guest's backends.
 for arg in $(cat /proc/cmdline); do
-	case $arg in vmtest.backends=*) BACKENDS=$(echo "${arg#*=}" | tr , ' ') ;; esac
+	case $arg in
+	vmtest.backends=*) BACKENDS=$(echo "${arg#*=}" | tr , ' ') ;;
+	vmtest.tests=*) TESTS=",${arg#*=}," ;;
+	esac
 done
 
 out=/dev/ttyS1
@@ -43,9 +47,31 @@ mark "INFO btf=$(yesno /sys/kernel/btf/vmlinux) kprobes=$(yesno /sys/kernel/trac
 	"lockdown=$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/security/lockdown 2>/dev/null || echo ?)" \
 	"cpus=$(grep -c ^processor /proc/cpuinfo) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo)"
 
+# How long fsprobe takes to be ready here, and what the verifier spent on
+# each program (FSPROBE_VERIFIER_STATS): the guests' cost is mostly this.
+startup() {
+	mkdir -p /tmp/startup
+	start=$(date +%s)
+	FSPROBE_VERIFIER_STATS=1 /bin/fsprobe --backend "$1" -f none /tmp/startup 2>/tmp/startup.err &
+	pid=$!
+	n=0
+	while [ $n -lt 600 ] && ! grep -q 'fsprobe: ready' /tmp/startup.err && kill -0 $pid 2>/dev/null; do
+		sleep 1
+		n=$((n + 1))
+	done
+	secs=$(($(date +%s) - start))
+	kill -INT $pid 2>/dev/null
+	wait $pid
+	sed 's/^/    /' /tmp/startup.err >"$out"
+	mark "STARTUP $1 secs=$secs"
+}
+
 for backend in $BACKENDS; do
+	startup "$backend"
 	for t in /tests/*; do
 		name=${t##*/}
+		# vmtest.tests=<list> (vmtest/plan): this guest's targets.
+		case ${TESTS:-,$name,} in *",$name,"*) ;; *) continue ;; esac
 		mark "BEGIN $backend $name"
 		start=$(date +%s)
 		if [ -n "$filter" ]; then

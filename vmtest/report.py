@@ -5,8 +5,8 @@ Usage: report.py RUN_DIR KERNELS BACKENDS   (comma-separated lists)
 
 RUN_DIR holds, per guest (one per kernel K and backend B): K-B.tests.log (the
 tests' serial port), K-B.console.log (the kernel console), K-B.status (written
-by run.sh), and `expected` (the tests each binary lists, one "binary test" per
-line). Exits 1 when a test failed or a
+by run.sh), K-B.targets (the test binaries that guest runs) and `expected`
+(the tests each binary lists, one "binary test" per line). Exits 1 when a test failed or a
 guest did not finish; the last line is always `vmtest: N passed, M failed`.
 """
 import os
@@ -136,6 +136,9 @@ def main():
     for k in kernels:
         for backend in backends:
             unit = f"{k}-{backend}"
+            # The targets this guest was given (run.sh: vmtest/plan or --tests).
+            targets = read(os.path.join(run_dir, f"{unit}.targets"))
+            unit_binaries = targets[0].split() if targets else binaries
             tests_log = read(os.path.join(run_dir, f"{unit}.tests.log"))
             console = read(os.path.join(run_dir, f"{unit}.console.log"))
             if not any("=== VMTEST KERNEL" in l for l in tests_log):
@@ -148,7 +151,7 @@ def main():
             running = None
             passed = failed = ignored = notrun = 0
             secs_b = 0
-            for binary in binaries:
+            for binary in unit_binaries:
                 b = runs.get(backend, {}).get(binary)
                 names = expected.get(binary, [])
                 if b is None:

@@ -9,8 +9,8 @@
 #                      (or auto; default: all three). Each test binary runs once per backend
 #                      with FSPROBE_BACKEND=<backend>.
 #   --filter TEXT      run only the tests whose name contains TEXT (libtest filter)
-#   --tests LIST       test targets of fsprobe-cli to run, comma-separated
-#                      (default: every integration-test target of fsprobe-cli)
+#   --tests LIST       test targets of fsprobe-cli to run in every guest, comma-separated
+#                      (default: each guest's line in vmtest/plan)
 #   --keep             keep the run directory (serial logs, initramfs, binaries) even
 #                      when everything passed; the logs of a failing run are always kept
 #   --timeout SECS     stop a guest that has not powered off after SECS (default 2400,
@@ -72,7 +72,21 @@ while [ $# -gt 0 ]; do
 done
 IFS=, read -r -a kernel_list <<<"$kernels"
 IFS=, read -r -a backend_list <<<"$backends"
-IFS=, read -r -a test_list <<<"$tests"
+# The targets guest UNIT (<kernel>-<backend>) runs, space-separated:
+# --tests, else its line in vmtest/plan, else the plan's `*` line.
+targets_of() {
+	if [ -n "$tests" ]; then
+		echo "${tests//,/ }"
+		return
+	fi
+	awk -v unit="$1" '/^[^#]/ && NF > 1 { t = $2; for (i = 3; i <= NF; i++) t = t " " $i; plan[$1] = t }
+		END { print (unit in plan) ? plan[unit] : plan["*"] }' "$here/plan"
+}
+if [ -n "$tests" ]; then
+	IFS=, read -r -a test_list <<<"$tests"
+else
+	read -r -a test_list <<<"$(awk '/^[^#]/ { for (i = 2; i <= NF; i++) print $i }' "$here/plan" | sort -u | tr '\n' ' ')"
+fi
 for k in "${kernel_list[@]}"; do
 	case $k in 5.10 | 6.1 | 6.12) ;; *) die "unknown kernel '$k' (known: 5.10, 6.1, 6.12)" ;; esac
 done
@@ -115,11 +129,12 @@ if [ "$build" = 1 ]; then
 else
 	[ -x "$cache/bin/fsprobe" ] || die "--no-build: no previous build in $cache/bin"
 	cp -a "$cache/bin" "$run/bin"
-	if [ "${#test_list[@]}" -gt 0 ]; then
-		for t in "$run"/bin/tests/*; do
-			[[ ",$tests," == *",${t##*/},"* ]] || rm -f "$t"
-		done
-	fi
+	for t in "$run"/bin/tests/*; do
+		[[ " ${test_list[*]} " == *" ${t##*/} "* ]] || rm -f "$t"
+	done
+	for t in "${test_list[@]}"; do
+		[ -x "$run/bin/tests/$t" ] || die "--no-build: the last build has no test target $t"
+	done
 fi
 
 # The tests each binary should report, for counting what did not run.
@@ -147,12 +162,14 @@ expect_auto=${FSPROBE_VM_EXPECT_AUTO:-fentry}
 #    <kernel>-<backend>.attempt1.*).
 boot() {
 	local unit=$1 k=${1%-*} b=${1##*-} start elapsed stuck reason qpid rc secs
-	local console=$run/$unit.console.log
-	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package")) for $b" >&2
+	local console=$run/$unit.console.log targets
+	targets=$(targets_of "$unit")
+	echo "$targets" >"$run/$unit.targets"
+	echo "vmtest: booting $k ($(cat "$cache/kernels/$k/package")) for $b: ${targets}" >&2
 	start=$(date +%s)
 	qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 -m 2048 -nographic -no-reboot \
 		-kernel "$cache/kernels/$k/vmlinuz" -initrd "$run/initrd.gz" \
-		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf vmtest.backends=$b $append_extra" \
+		-append "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,bpf vmtest.backends=$b vmtest.tests=${targets// /,} $append_extra" \
 		-monitor none -serial "file:$console" -serial "file:$run/$unit.tests.log" \
 		</dev/null >"$run/$unit.qemu.log" 2>&1 &
 	qpid=$!

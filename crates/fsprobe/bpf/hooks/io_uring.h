@@ -200,14 +200,22 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 	struct op *p;
 
 	bool quiet, skip;
+	__u8 unreported;
 
-	if (!kind || !io_reported(opcode))
+	if (!kind)
 		return;
+	quiet = !reported_process();
+	if (!io_reported(opcode)) {
+		/* A VFS hook reports it: tell it whether the submitter is reported. */
+		unreported = quiet;
+		if (cfg_vfs_hooks)
+			bpf_map_update_elem(&io_unreported, &req, &unreported, BPF_ANY);
+		return;
+	}
 	/*
 	 * A rename or an rmdir invalidates the caches whoever asks for it;
 	 * unreported, it is kept only for that (io_completed()).
 	 */
-	quiet = !reported_process();
 	if (quiet && opcode != IO_OP_RENAMEAT && opcode != IO_OP_UNLINKAT)
 		return;
 	p = new_op(kind, FSP_ORIGIN_IO_URING, opcode);
@@ -349,6 +357,15 @@ static __always_inline void io_issue_begin(struct io_kiocb *req)
 		.async = io_current_is_worker(),
 	};
 
+	/* Inline, the submitter issues it; a worker asks what submission saw. */
+	if (io.async) {
+		__u8 *unreported = bpf_map_lookup_elem(&io_unreported, &req);
+
+		io.unreported = unreported && *unreported;
+	} else {
+		io.unreported = !process_reported(bpf_get_current_pid_tgid(),
+						  (__u32)bpf_get_current_uid_gid());
+	}
 	bpf_map_update_elem(&io_issuing, &key, &io, BPF_ANY);
 }
 

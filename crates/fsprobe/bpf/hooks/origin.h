@@ -20,7 +20,8 @@ struct io_issuing {
 	__u64 user_data;
 	__u8 opcode;
 	__u8 async;
-	__u8 pad[6];
+	__u8 unreported; /* its submitter is not reported (fsprobe, --pid, --uid, --comm) */
+	__u8 pad[5];
 };
 
 struct {
@@ -29,6 +30,20 @@ struct {
 	__type(key, __u64);
 	__type(value, struct io_issuing);
 } io_issuing SEC(".maps");
+
+/*
+ * VFS backends: whether a request's submitter is reported, by request
+ * address, from submission to issue (rewritten at each submission of the
+ * opcodes that VFS hooks report, so a recycled address never keeps it). An io-wq worker that runs one is a
+ * thread of its own (comm "iou-wrk-<tid>", io_wq_worker() since 5.12; a
+ * kthread on 5.10): the process filter judges the submitter, not it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, __u8);
+} io_unreported SEC(".maps");
 
 /*
  * The syscall the current user task is in: its x86-64 number (an ia32

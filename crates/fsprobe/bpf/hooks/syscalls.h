@@ -458,7 +458,13 @@ static __always_inline bool vfs_saw_failure(__u64 key)
 	return true;
 }
 
-/* Does this process's activity get reported (fsprobe itself, --pid, --uid, --comm)? */
+/* Is this thread's activity reported (fsprobe itself, --pid, --uid, --comm)? Uncounted. */
+static __always_inline bool process_reported(__u64 pid_tgid, __u32 uid)
+{
+	return (pid_tgid >> 32) != cfg_self_tgid && process_wanted(pid_tgid >> 32, uid);
+}
+
+/* The same, counting a call the process filter leaves out. */
 static __always_inline bool reported_process(void)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();

@@ -97,6 +97,20 @@ static __always_inline bool reported_elsewhere(struct op *p)
 }
 
 /*
+ * Is the task this operation is done for reported? An io_uring request's
+ * submitter, whoever issues it (an io-wq worker: io_issue_begin()).
+ */
+static __always_inline bool reported_actor(void)
+{
+	__u64 key = thread_key();
+	struct io_issuing *io = bpf_map_lookup_elem(&io_issuing, &key);
+
+	if (io)
+		return !io->unreported;
+	return reported_process();
+}
+
+/*
  * LSM path hook: start op of `kind` on `dentry` reached through `mnt`.
  * Returns it (kept until the VFS function's exit) or NULL.
  */
@@ -105,7 +119,7 @@ static __always_inline struct op *vfs_begin(__u8 kind, struct dentry *dentry,
 {
 	struct op *p;
 
-	if (!reported_process())
+	if (!reported_actor())
 		return NULL;
 	p = new_op(kind, 0, 0);
 	if (!p)
@@ -318,7 +332,7 @@ static __always_inline void on_vfs_open(void *ctx, struct file *file, long ret)
 
 	if (!event_enabled(FSP_OPEN) || in_reported_open_syscall())
 		return;
-	if (!object_matches(BPF_CORE_READ(file, f_path.dentry)) || !reported_process())
+	if (!object_matches(BPF_CORE_READ(file, f_path.dentry)) || !reported_actor())
 		return;
 	p = new_op(FSP_OPEN, 0, 0);
 	if (!p)

@@ -220,9 +220,13 @@ impl<'obj> Backend<'obj> {
             .watched
             .set_max_entries(config.max_watches)
             .context("sizing the watched map")?;
+        let stats = libbpf_log::verifier_stats_wanted();
         for mut prog in open.open_object_mut().progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
             prog.set_autoload(plan.programs.contains(name.as_str()));
+            if stats {
+                prog.set_log_level(libbpf_log::VERIFIER_STATS);
+            }
         }
         let skel = open.load().map_err(|source| Error::Bpf {
             what: format!("loading the BPF programs ({})", libbpf_log::take()),
