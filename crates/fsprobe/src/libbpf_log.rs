@@ -33,9 +33,10 @@ pub(crate) fn verifier_stats_wanted() -> bool {
 fn print_stats(level: PrintLevel, msg: String) {
     if msg.contains("prog '") && msg.contains("BEGIN PROG LOAD LOG") {
         let name = msg.split('\'').nth(1).unwrap_or("?");
-        for line in msg.lines().filter(|l| {
-            l.starts_with("verification time") || l.starts_with("processed")
-        }) {
+        for line in msg
+            .lines()
+            .filter(|l| l.starts_with("verification time") || l.starts_with("processed"))
+        {
             eprintln!("fsprobe: verifier: {name}: {line}");
         }
     }
