@@ -110,12 +110,16 @@ impl Probe {
         let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let line = line.unwrap_or_default();
-                if line.starts_with("fsprobe: ready") {
+                let ready = line.starts_with("fsprobe: ready");
+                {
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                // Only once the line is in the log: the caller reads it next.
+                if ready {
                     let _ = ready_tx.send(());
                 }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let probe = Probe {
