@@ -215,17 +215,22 @@ guests=()
 trap 'kill "${guests[@]}" 2>/dev/null; exit 130' INT TERM
 trap '[ "${#guests[@]}" -eq 0 ] || kill "${guests[@]}" 2>/dev/null || true' EXIT
 running=0
-# The slowest kernels first: the last guests to start are then the short ones.
+# The longest guests first (most test targets, then the newest kernels): the
+# last to start are then the short ones, and the two CPUs finish together.
+units=()
 for ((i = ${#kernel_list[@]} - 1; i >= 0; i--)); do
 	for b in "${backend_list[@]}"; do
-		if [ "$running" -ge "$jobs" ]; then
-			wait -n || true
-			running=$((running - 1))
-		fi
-		guest "${kernel_list[i]}-$b" &
-		guests+=($!)
-		running=$((running + 1))
+		units+=("$(targets_of "${kernel_list[i]}-$b" | wc -w) $((${#units[@]} + 1000)) ${kernel_list[i]}-$b")
 	done
+done
+for unit in $(printf '%s\n' "${units[@]}" | sort -k1,1nr -k2,2n | awk '{ print $3 }'); do
+	if [ "$running" -ge "$jobs" ]; then
+		wait -n || true
+		running=$((running - 1))
+	fi
+	guest "$unit" &
+	guests+=($!)
+	running=$((running + 1))
 done
 wait
 guests=()
