@@ -244,7 +244,7 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 	io_note_objects(p, req);
 	s = get_scratch();
 	if (s && (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME))
-		resolve_source(s, p);
+		fsp_resolve_source();
 	/*
 	 * A request that posts no completion when it succeeds: report it now,
 	 * and keep it for the failure that would post one. Kept under its

@@ -431,6 +431,25 @@ static __always_inline void resolve_mount_point(struct fsp_scratch *s, struct op
 	p->src_name_len = n > 1 ? n - 1 : 0;
 }
 
+/*
+ * The op in op_scratch (new_op()): its source, or for a umount its mount
+ * point, resolved before the call. Global, so that the verifier checks the
+ * lookup once per program instead of once for every syscall decoded.
+ */
+__noinline int fsp_resolve_source(void)
+{
+	struct fsp_scratch *s = get_scratch();
+	struct op *p = op_current();
+
+	if (!s || !p)
+		return 0;
+	if (p->kind == FSP_UMOUNT)
+		resolve_mount_point(s, p);
+	else
+		resolve_source(s, p);
+	return 0;
+}
+
 /* Kinds whose op is kept from entry to exit (the rest decode at exit). */
 static __always_inline bool parks_at_entry(__u8 kind)
 {
@@ -568,12 +587,8 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 	reported = parks && reported_process();
 	s = get_scratch();
 	/* A rename's source is looked up for every process: its type decides the invalidation. */
-	if (p && s && ((parks && reported) || p->kind == FSP_RENAME)) {
-		if (p->kind == FSP_UMOUNT)
-			resolve_mount_point(s, p);
-		else
-			resolve_source(s, p);
-	}
+	if (p && s && ((parks && reported) || p->kind == FSP_RENAME))
+		fsp_resolve_source();
 	if (traits & T_TREE)
 		invalidate_at_entry(nr, traits, a, tid, p);
 	/* An unwatched source: nothing to report, nothing to forget. */

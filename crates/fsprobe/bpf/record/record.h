@@ -81,15 +81,30 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
 				  KREAD(struct dentry, d, d_sb, s_type, name));
 }
 
-/* The slot gets d's identity and its path. */
-static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which, struct dentry *d,
-				     struct vfsmount *mnt)
+/*
+ * The slot gets d's identity and its path. Global (pointers as integers),
+ * like the other steps a builder repeats: the verifier checks it once per
+ * program, not once for every state a builder reaches it in.
+ */
+__noinline int fsp_describe(__u32 which, __u64 dentry, __u64 vmnt)
 {
+	struct fsp_scratch *s = get_scratch();
+	struct dentry *d = (struct dentry *)dentry;
+	struct vfsmount *mnt = (struct vfsmount *)vmnt;
 	__u32 len;
 
+	if (!s)
+		return 0;
 	fill_identity(slot(s, which), d, mnt);
 	len = resolve_path(s, which, d, mnt);
 	commit_path(s, which, len, 0);
+	return 0;
+}
+
+static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which, struct dentry *d,
+				     struct vfsmount *mnt)
+{
+	fsp_describe(which, (__u64)d, (__u64)mnt);
 }
 
 /*
@@ -97,20 +112,29 @@ static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which,
  * watched. The path is resolved only when it will be sent: d is watched,
  * or `needed` (the record's other slot is).
  */
-static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
-					  struct dentry *d, struct vfsmount *mnt, bool needed)
+__noinline int fsp_put_dentry(__u32 which, __u64 dentry, __u64 vmnt, __u32 needed)
 {
+	struct fsp_scratch *s = get_scratch();
+	struct dentry *d = (struct dentry *)dentry;
 	bool matched;
 
-	if (!d || !mnt) {
+	if (!s)
+		return 0;
+	if (!d || !vmnt) {
 		slot(s, which)->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
 	matched = object_matches(d);
 	if (!matched && !needed)
 		return false;
-	describe(s, which, d, mnt);
+	fsp_describe(which, dentry, vmnt);
 	return matched;
+}
+
+static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
+					  struct dentry *d, struct vfsmount *mnt, bool needed)
+{
+	return fsp_put_dentry(which, (__u64)d, (__u64)mnt, needed);
 }
 
 static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
@@ -277,16 +301,20 @@ static __always_inline __u32 append_suffix(struct fsp_scratch *s, __u32 from, __
  * flagged. Returns whether it is watched: the object itself when fully
  * resolved, else its parent when only the last name is missing.
  */
-static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
-					const char *name, bool kernel, bool needed)
+__noinline int fsp_put_name(__u32 which, __s64 dirfd, __u64 name_ptr, __u32 kernel, __u32 needed)
 {
-	struct fsp_file *f = slot(s, which);
+	struct fsp_scratch *s = get_scratch();
+	const char *name = (const char *)name_ptr;
+	struct fsp_file *f;
 	struct dentry *base = NULL;
 	struct vfsmount *bmnt = NULL, *mnt;
 	__u32 ulen, len, extra, from;
 	bool matched;
 	long n;
 
+	if (!s)
+		return 0;
+	f = slot(s, which);
 	n = read_name(s, name, kernel);
 	if (n <= 0 || !lookup_base(s, dirfd, &base, &bmnt)) {
 		f->flags = FSP_PATH_MISSING;
@@ -307,6 +335,12 @@ static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot whi
 	f->mnt_id = mount_id(mnt);
 	commit_path(s, which, len + extra, extra ? extra - (len > 1 || s->ws.prefix.ino ? 1 : 0) : 0);
 	return matched;
+}
+
+static __always_inline bool put_name_if(struct fsp_scratch *s, enum fsp_slot which, long dirfd,
+					const char *name, bool kernel, bool needed)
+{
+	return fsp_put_name(which, dirfd, (__u64)name, kernel, needed);
 }
 
 /*
