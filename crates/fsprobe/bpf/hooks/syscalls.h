@@ -497,12 +497,6 @@ static __always_inline bool reported_process(void)
 	return true;
 }
 
-/* The fd argument that names a T_FD syscall's object (see decode_args()). */
-static __always_inline long object_fd(long nr, unsigned long *a)
-{
-	return nr == NR_splice || nr == NR_copy_file_range ? (int)a[2] : (int)a[0];
-}
-
 /* ia32's old 16-bit ids (low2highuid()): 0xffff is -1, "leave it". */
 static __always_inline unsigned long ia32_id16(unsigned long id)
 {
@@ -565,6 +559,34 @@ static __always_inline struct op *decode(const struct sys_call *c, unsigned long
 	return p;
 }
 
+/* The fd that names a T_FD syscall's object, read from its register. */
+static __always_inline long object_fd_of(struct pt_regs *regs, const struct sys_call *c)
+{
+	bool third = c->nr == NR_splice || c->nr == NR_copy_file_range;
+
+	if (c->ia32_nr < 0)
+		return (int)(third ? regs->dx : regs->di);
+	return (int)(third ? regs->dx : regs->bx);
+}
+
+/*
+ * sys_exit's decode into op_scratch; 1 when there is an op to report. A
+ * global function, so that the arguments (and pt_regs' copy) take no room
+ * in sys_exit's frame: its builders' call chain must stay within the
+ * verifier's 512 bytes of stack.
+ */
+__noinline int fsp_decode_exit(__u64 regs_ptr, __s64 nr, __s64 ia32_nr, __u32 shape)
+{
+	struct sys_call c = { .nr = nr, .ia32_nr = ia32_nr, .shape = shape };
+	struct pt_regs regs;
+	unsigned long a[6];
+
+	if (bpf_probe_read_kernel(&regs, sizeof(regs), (void *)regs_ptr))
+		return 0;
+	syscall_args(&regs, &c, a);
+	return decode(&c, a) != NULL;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 {
@@ -607,7 +629,6 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 	struct file *file = NULL;
 	bool missing = false;
 	struct sys_call c;
-	unsigned long a[6];
 	long nr, fd = -1;
 	__u32 traits;
 	struct op *p;
@@ -631,7 +652,6 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 	/* The VFS hooks reported it, unless it failed before reaching the VFS. */
 	if (sys_bit(cfg_vfs_syscalls, nr) && (ret >= 0 || vfs_saw_failure(key)))
 		return 0;
-	syscall_args(regs, &c, a);
 	/*
 	 * Most opens and writes are of unwatched files: decide that from the
 	 * file descriptor before anything else, and keep the file.
@@ -639,13 +659,15 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 	if ((syscall_events(nr) & EV(OPEN)) && ret >= 0)
 		fd = ret;
 	else if (traits & T_FD)
-		fd = object_fd(nr, a);
+		fd = object_fd_of(regs, &c);
 	if (fd >= 0) {
 		file = fd_watched(fd, &missing);
 		if (!file && !(missing && !cfg_paths_filtering))
 			return 0;
 	}
-	p = decode(&c, a);
+	if (!fsp_decode_exit((__u64)untyped(regs), c.nr, c.ia32_nr, c.shape))
+		return 0;
+	p = op_current();
 	if (!p)
 		return 0;
 	if (file) {

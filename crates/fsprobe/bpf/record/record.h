@@ -86,25 +86,43 @@ static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, 
  * like the other steps a builder repeats: the verifier checks it once per
  * program, not once for every state a builder reaches it in.
  */
-__noinline int fsp_describe(__u32 which, __u64 dentry, __u64 vmnt)
+static __always_inline void describe_here(struct fsp_scratch *s, enum fsp_slot which,
+					  struct dentry *d, struct vfsmount *mnt)
 {
-	struct fsp_scratch *s = get_scratch();
-	struct dentry *d = (struct dentry *)dentry;
-	struct vfsmount *mnt = (struct vfsmount *)vmnt;
 	__u32 len;
 
-	if (!s)
-		return 0;
 	fill_identity(slot(s, which), d, mnt);
 	len = resolve_path(s, which, d, mnt);
 	commit_path(s, which, len, 0);
+}
+
+__noinline int fsp_describe(__u32 which, __u64 dentry, __u64 vmnt)
+{
+	struct fsp_scratch *s = get_scratch();
+
+	if (s)
+		describe_here(s, which, (struct dentry *)dentry, (struct vfsmount *)vmnt);
 	return 0;
+}
+
+/*
+ * The verifier allows 512 bytes of stack over a call chain (5.10 to 6.12;
+ * the path walk is three frames deep): a global function that calls the
+ * walk describes inline (`here`) instead of through fsp_describe().
+ */
+static __always_inline void describe_in(struct fsp_scratch *s, enum fsp_slot which,
+					struct dentry *d, struct vfsmount *mnt, bool here)
+{
+	if (here)
+		describe_here(s, which, d, mnt);
+	else
+		fsp_describe(which, (__u64)d, (__u64)mnt);
 }
 
 static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which, struct dentry *d,
 				     struct vfsmount *mnt)
 {
-	fsp_describe(which, (__u64)d, (__u64)mnt);
+	describe_in(s, which, d, mnt, false);
 }
 
 /*
@@ -112,29 +130,27 @@ static __always_inline void describe(struct fsp_scratch *s, enum fsp_slot which,
  * watched. The path is resolved only when it will be sent: d is watched,
  * or `needed` (the record's other slot is).
  */
-__noinline int fsp_put_dentry(__u32 which, __u64 dentry, __u64 vmnt, __u32 needed)
+static __always_inline bool put_dentry_in(struct fsp_scratch *s, enum fsp_slot which,
+					  struct dentry *d, struct vfsmount *mnt, bool needed,
+					  bool here)
 {
-	struct fsp_scratch *s = get_scratch();
-	struct dentry *d = (struct dentry *)dentry;
 	bool matched;
 
-	if (!s)
-		return 0;
-	if (!d || !vmnt) {
+	if (!d || !mnt) {
 		slot(s, which)->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
 	matched = object_matches(d);
 	if (!matched && !needed)
 		return false;
-	fsp_describe(which, dentry, vmnt);
+	describe_in(s, which, d, mnt, here);
 	return matched;
 }
 
 static __always_inline bool put_dentry_if(struct fsp_scratch *s, enum fsp_slot which,
 					  struct dentry *d, struct vfsmount *mnt, bool needed)
 {
-	return fsp_put_dentry(which, (__u64)d, (__u64)mnt, needed);
+	return put_dentry_in(s, which, d, mnt, needed, false);
 }
 
 static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot which,
@@ -325,7 +341,7 @@ __noinline int fsp_put_name(__u32 which, __s64 dirfd, __u64 name_ptr, __u32 kern
 	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
 	from = suffix_start(s, s->ls.resolved, ulen);
 	if (from >= ulen)
-		return put_dentry_if(s, which, s->ls.cur, mnt, needed);
+		return put_dentry_in(s, which, s->ls.cur, mnt, needed, true);
 	matched = child_matches(s->ls.cur);
 	if (!matched && !needed)
 		return false;

@@ -301,19 +301,21 @@ __noinline int fsp_lookup_block(void)
 
 /*
  * Looks scratch.upath (len bytes) up from (base, vmnt); with only_watched,
- * stops before a last name whose directory is not watched. Global:
- * verified once.
+ * stops before a last name whose directory is not watched. On return
+ * s->ls.cur and s->ls.mnt are the deepest dentry resolved and
+ * s->ls.resolved how many bytes of upath that covers; the rest is the
+ * unresolved suffix (s->ls.unwatched: stopped because the object is not
+ * watched). Inline: its callers are global functions (fsp_put_name(),
+ * fsp_resolve_source()), and a frame of its own would take the lookup's
+ * call chain past the verifier's 512 bytes of stack.
  */
-__noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len, __u32 only_watched)
+static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
+					struct vfsmount *vmnt, __u32 len, bool only_watched)
 {
-	struct fsp_scratch *s = get_scratch();
-	struct lookup_state *l;
+	struct lookup_state *l = &s->ls;
 
-	if (!s)
-		return 0;
-	l = &s->ls;
-	l->cur = (struct dentry *)base;
-	l->mnt = real_mount((struct vfsmount *)vmnt);
+	l->cur = base;
+	l->mnt = real_mount(vmnt);
 	l->node = NULL;
 	l->head = NULL;
 	l->pos = 0;
@@ -336,20 +338,6 @@ __noinline int fsp_lookup(__u64 base, __u64 vmnt, __u32 len, __u32 only_watched)
 	}
 	if (l->resolved > len)
 		l->resolved = len;
-	return 0;
-}
-
-/*
- * Look s->upath (len bytes) up from (base, vmnt). On return s->ls.cur and
- * s->ls.mnt are the deepest dentry resolved and s->ls.resolved how many
- * bytes of upath that covers; the rest is the unresolved suffix.
- * only_watched: the caller needs the object only if it is watched (then
- * s->ls.unwatched says the lookup stopped because it is not).
- */
-static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
-					struct vfsmount *vmnt, __u32 len, bool only_watched)
-{
-	fsp_lookup((__u64)base, (__u64)vmnt, len, only_watched);
 }
 
 #endif /* FSP_LOOKUP_H */
