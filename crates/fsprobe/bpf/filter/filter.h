@@ -144,11 +144,9 @@ static __always_inline bool object_matches(struct dentry *d)
 	return subtrees_pending_now() && fsp_below_subtree((__u64)d);
 }
 
-/* Is a name (existing or not) inside directory dir watched? */
-static __always_inline bool child_matches(struct dentry *dir)
+/* Does the filter hold directory dir with its children (no pending subtree asked)? */
+static __always_inline bool children_listed(struct dentry *dir)
 {
-	if (!cfg_paths_filtering)
-		return true;
 	if (has_core_cast()) {
 		struct dentry *d = bpf_core_cast(dir, struct dentry);
 		struct fsp_inode_key key = {
@@ -157,12 +155,28 @@ static __always_inline bool child_matches(struct dentry *dir)
 			.ino = d->d_inode->i_ino,
 		};
 
-		if (key_flags(&key) & FSP_WATCH_CHILDREN)
-			return true;
-	} else if (watch_flags(dir) & FSP_WATCH_CHILDREN) {
-		return true;
+		return key_flags(&key) & FSP_WATCH_CHILDREN;
 	}
+	return watch_flags(dir) & FSP_WATCH_CHILDREN;
+}
+
+/* Is a name (existing or not) inside directory dir watched? */
+static __always_inline bool child_matches(struct dentry *dir)
+{
+	if (!cfg_paths_filtering || children_listed(dir))
+		return true;
 	return subtrees_pending_now() && fsp_below_subtree((__u64)dir);
+}
+
+/*
+ * child_matches(), but "maybe" while a moved-in subtree is pending instead
+ * of walking up to find it: for the dcache lookup's early stop, whose
+ * call chain has no room left for that walk's two frames (the verifier
+ * allows 512 bytes of stack over a chain; 5.10 rounds every frame to 32).
+ */
+static __always_inline bool child_may_match(struct dentry *dir)
+{
+	return !cfg_paths_filtering || children_listed(dir) || subtrees_pending_now();
 }
 
 /*

@@ -380,15 +380,13 @@ static __always_inline void invalidate_at_exit(__u32 traits, __u32 tid)
  */
 static __always_inline void resolve_source(struct fsp_scratch *s, struct op *p)
 {
-	struct vfsmount *mnt;
-	struct dentry *d;
 	long n;
 
 	n = read_name(s, p->path, p->kernel_names);
-	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &mnt))
+	if (n <= 0 || !lookup_base(s, p->dirfd))
 		return;
 	/* A rename's source is looked for anyway: its type decides the invalidation. */
-	lookup_path(s, d, mnt, n - 1, p->kind != FSP_RENAME);
+	lookup_path(s, n - 1, p->kind != FSP_RENAME);
 	if (s->ls.unwatched) {
 		p->unwatched = 1;
 		return;
@@ -405,16 +403,15 @@ static __always_inline void resolve_source(struct fsp_scratch *s, struct op *p)
  */
 static __always_inline void resolve_mount_point(struct fsp_scratch *s, struct op *p)
 {
-	struct vfsmount *mnt;
-	struct dentry *d, *under;
+	struct dentry *under;
 	struct mount *m, *parent;
 	const char *devname;
 	long n;
 
 	n = read_name(s, p->path, p->kernel_names);
-	if (n <= 0 || !lookup_base(s, p->dirfd, &d, &mnt))
+	if (n <= 0 || !lookup_base(s, p->dirfd))
 		return;
-	lookup_path(s, d, mnt, n - 1, false);
+	lookup_path(s, n - 1, false);
 	if (suffix_start(s, s->ls.resolved, n - 1) < n - 1)
 		return;
 	m = s->ls.mnt;

@@ -240,27 +240,36 @@ static __always_inline bool put_watched_file(struct fsp_scratch *s, enum fsp_slo
 	return true;
 }
 
-/* Where a name lookup starts: the root, the cwd or the dirfd's directory. */
-static __always_inline bool lookup_base(struct fsp_scratch *s, long dirfd, struct dentry **d,
-					struct vfsmount **mnt)
+/*
+ * Where a name lookup starts: the root, the cwd or the dirfd's directory,
+ * left in s->ls.cur and s->ls.mnt for lookup_path() (in the map, not on
+ * the stack: the callers' frames are at the verifier's limit).
+ */
+static __always_inline bool lookup_base(struct fsp_scratch *s, long dirfd)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
+	struct vfsmount *mnt;
+	struct dentry *d;
 	struct file *f;
 
 	if (s->upath[0] == '/') {
-		*d = BPF_CORE_READ(task, fs, root.dentry);
-		*mnt = BPF_CORE_READ(task, fs, root.mnt);
+		d = BPF_CORE_READ(task, fs, root.dentry);
+		mnt = BPF_CORE_READ(task, fs, root.mnt);
 	} else if ((int)dirfd == FSP_AT_FDCWD) {
-		*d = BPF_CORE_READ(task, fs, pwd.dentry);
-		*mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+		d = BPF_CORE_READ(task, fs, pwd.dentry);
+		mnt = BPF_CORE_READ(task, fs, pwd.mnt);
 	} else {
 		f = fd_file((int)dirfd);
 		if (!f)
 			return false;
-		*d = BPF_CORE_READ(f, f_path.dentry);
-		*mnt = BPF_CORE_READ(f, f_path.mnt);
+		d = BPF_CORE_READ(f, f_path.dentry);
+		mnt = BPF_CORE_READ(f, f_path.mnt);
 	}
-	return *d && *mnt;
+	if (!d || !mnt)
+		return false;
+	s->ls.cur = d;
+	s->ls.mnt = real_mount(mnt);
+	return true;
 }
 
 /*
@@ -322,8 +331,7 @@ __noinline int fsp_put_name(__u32 which, __s64 dirfd, __u64 name_ptr, __u32 kern
 	struct fsp_scratch *s = get_scratch();
 	const char *name = (const char *)name_ptr;
 	struct fsp_file *f;
-	struct dentry *base = NULL;
-	struct vfsmount *bmnt = NULL, *mnt;
+	struct vfsmount *mnt;
 	__u32 ulen, len, extra, from;
 	bool matched;
 	long n;
@@ -332,12 +340,12 @@ __noinline int fsp_put_name(__u32 which, __s64 dirfd, __u64 name_ptr, __u32 kern
 		return 0;
 	f = slot(s, which);
 	n = read_name(s, name, kernel);
-	if (n <= 0 || !lookup_base(s, dirfd, &base, &bmnt)) {
+	if (n <= 0 || !lookup_base(s, dirfd)) {
 		f->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
 	ulen = n - 1;
-	lookup_path(s, base, bmnt, ulen, !needed);
+	lookup_path(s, ulen, !needed);
 	mnt = (struct vfsmount *)&s->ls.mnt->mnt;
 	from = suffix_start(s, s->ls.resolved, ulen);
 	if (from >= ulen)

@@ -89,26 +89,28 @@ static __always_inline void *next_sibling(void *node)
 
 /*
  * Is the name at kernel address `name` the component in scratch.comp?
- * Both are len bytes. Global, so its loop is verified once.
+ * Both are len bytes. Inline in fsp_lookup_chunk(), verified once with
+ * it: a global of its own would be one frame too many for the verifier's
+ * 512 bytes of stack over the lookup's call chain (5.10 rounds each
+ * frame up to 32 bytes).
  */
-__noinline int fsp_same_name(__u64 name, __u32 len)
+static __always_inline bool same_name(struct fsp_scratch *s, const void *name, __u32 len)
 {
-	struct fsp_scratch *s = get_scratch();
-
-	if (!s || bpf_probe_read_kernel(s->cand, FSP_BOUND(len, FSP_NAME_MAX), (void *)name))
-		return 0;
+	if (bpf_probe_read_kernel(s->cand, FSP_BOUND(len, FSP_NAME_MAX), name))
+		return false;
+#pragma unroll
 	for (int i = 0; i < 32; i++) {
 		__u32 left;
 		__u64 mask;
 
 		if (i * 8 >= len)
-			return 1;
+			return true;
 		left = len - i * 8;
 		mask = left >= 8 ? ~0ULL : (1ULL << (left * 8)) - 1;
 		if ((s->comp[i] ^ s->cand[i]) & mask)
-			return 0;
+			return false;
 	}
-	return 1;
+	return true;
 }
 
 /*
@@ -170,7 +172,7 @@ static __always_inline long end_component(struct fsp_scratch *s, struct lookup_s
 	 * not watched either, so spare the scan of the directory's children
 	 * (its cost grows with their number).
 	 */
-	if (l->only_watched && l->pos > l->len && !child_matches(l->cur)) {
+	if (l->only_watched && l->pos > l->len && !child_may_match(l->cur)) {
 		l->unwatched = 1;
 		l->done = 1;
 		return 1;
@@ -236,7 +238,7 @@ static __always_inline int lookup_step(struct fsp_scratch *s)
 		if (BPF_CORE_READ(child, d_name.len) != l->comp_len ||
 		    !BPF_CORE_READ(child, d_hash.pprev))
 			return 0;
-		if (!fsp_same_name((__u64)BPF_CORE_READ(child, d_name.name), l->comp_len))
+		if (!same_name(s, BPF_CORE_READ(child, d_name.name), l->comp_len))
 			return 0;
 		if (!BPF_CORE_READ(child, d_inode)) {
 			/* A negative dentry: the name does not exist. */
@@ -300,7 +302,8 @@ __noinline int fsp_lookup_block(void)
 }
 
 /*
- * Looks scratch.upath (len bytes) up from (base, vmnt); with only_watched,
+ * Looks scratch.upath (len bytes) up from the base lookup_base() left in
+ * scratch.ls; with only_watched,
  * stops before a last name whose directory is not watched. On return
  * s->ls.cur and s->ls.mnt are the deepest dentry resolved and
  * s->ls.resolved how many bytes of upath that covers; the rest is the
@@ -309,13 +312,11 @@ __noinline int fsp_lookup_block(void)
  * fsp_resolve_source()), and a frame of its own would take the lookup's
  * call chain past the verifier's 512 bytes of stack.
  */
-static __always_inline void lookup_path(struct fsp_scratch *s, struct dentry *base,
-					struct vfsmount *vmnt, __u32 len, bool only_watched)
+static __always_inline void lookup_path(struct fsp_scratch *s, __u32 len, bool only_watched)
 {
 	struct lookup_state *l = &s->ls;
 
-	l->cur = base;
-	l->mnt = real_mount(vmnt);
+	/* l->cur and l->mnt: the base, from lookup_base(). */
 	l->node = NULL;
 	l->head = NULL;
 	l->pos = 0;
