@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use libbpf_cargo::SkeletonBuilder;
 
+#[path = "build_stack.rs"]
+mod stack;
+
 const PROGRAMS: &[&str] = &["fsprobe"];
 
 fn clang() -> PathBuf {
@@ -148,8 +151,10 @@ fn main() {
     let bpf_dir = manifest.join("bpf");
     for name in PROGRAMS {
         let src = bpf_dir.join(format!("{name}.bpf.c"));
+        let obj = out.join(format!("{name}.bpf.o"));
         SkeletonBuilder::new()
             .source(&src)
+            .obj(&obj)
             .clang(clang())
             .clang_args([
                 "-I".into(),
@@ -159,6 +164,7 @@ fn main() {
             ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", src.display()));
+        stack::check(&obj, &clang());
     }
     let abi = bpf_dir.join("abi");
     std::fs::write(
