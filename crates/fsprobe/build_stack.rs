@@ -81,10 +81,10 @@ fn parse(disassembly: &str) -> HashMap<String, Func> {
                 f.depth = f.depth.max(n);
             }
         }
-        if let Some(target) = line.split("R_BPF_64_32").nth(1).map(str::trim) {
-            if !target.starts_with('.') {
-                f.calls.insert(target.to_owned());
-            }
+        if let Some(target) = line.split("R_BPF_64_32").nth(1).map(str::trim)
+            && !target.starts_with('.')
+        {
+            f.calls.insert(target.to_owned());
         }
     }
     funcs
