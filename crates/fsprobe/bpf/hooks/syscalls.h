@@ -447,12 +447,18 @@ __noinline int fsp_resolve_source(void)
 	return 0;
 }
 
-/* Kinds whose op is kept from entry to exit (the rest decode at exit). */
-static __always_inline bool parks_at_entry(__u8 kind)
+/*
+ * Kinds whose op is kept from entry to exit (the rest decode at exit): an
+ * unlink's, rmdir's or rename's source is resolved before it is gone,
+ * unless VFS hooks report that syscall (cfg_vfs_syscalls; not when a VFS
+ * function of it cannot be hooked, like Debian 5.10's vfs_rmdir).
+ */
+static __always_inline bool parks_at_entry(__u8 kind, long nr)
 {
 	if (kind == FSP_UMOUNT)
 		return true;
-	return !cfg_vfs_hooks && (kind == FSP_UNLINK || kind == FSP_RMDIR || kind == FSP_RENAME);
+	return (kind == FSP_UNLINK || kind == FSP_RMDIR || kind == FSP_RENAME) &&
+	       !sys_bit(cfg_vfs_syscalls, nr);
 }
 
 /*
@@ -601,7 +607,7 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 	syscall_args(regs, &c, a);
 	traits = syscall_traits(nr);
 	p = new_syscall_op(&c, a);
-	parks = p && parks_at_entry(p->kind) &&
+	parks = p && parks_at_entry(p->kind, nr) &&
 		(event_enabled(p->kind) || (traits & T_WATCH));
 	reported = parks && reported_process();
 	s = get_scratch();
@@ -672,7 +678,7 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 		p->file_matched = 1;
 	}
 	/* Its entry decided: left out there (or no room to keep it). */
-	if (parks_at_entry(p->kind) && sys_bit(cfg_sys_enter, nr))
+	if (parks_at_entry(p->kind, nr) && sys_bit(cfg_sys_enter, nr))
 		return 0;
 	if (!reported_process())
 		return 0;
