@@ -220,6 +220,18 @@ impl<'obj> Backend<'obj> {
             .watched
             .set_max_entries(config.max_watches)
             .context("sizing the watched map")?;
+        // Only the VFS hooks use these (hooks/origin.h, hooks/syscalls.h):
+        // elsewhere they get the least memory they can have.
+        if !plan.constants.vfs_hooks {
+            for map in [
+                &mut open.maps.io_issuing,
+                &mut open.maps.io_unreported,
+                &mut open.maps.vfs_failed,
+            ] {
+                map.set_max_entries(1)
+                    .context("sizing the VFS backends' maps")?;
+            }
+        }
         let stats = libbpf_log::verifier_stats_wanted();
         for mut prog in open.open_object_mut().progs_mut() {
             let name = prog.name().to_string_lossy().into_owned();
