@@ -196,9 +196,7 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 					 __u64 user_data, __u64 key)
 {
 	__u8 kind = io_op_kind(opcode);
-	struct fsp_scratch *s;
 	struct op *p;
-
 	bool quiet, skip;
 	__u8 unreported;
 
@@ -242,8 +240,7 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 		return;
 	p->user_data = user_data;
 	io_note_objects(p, req);
-	s = get_scratch();
-	if (s && (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME))
+	if (p->kind == FSP_UNLINK || p->kind == FSP_RMDIR || p->kind == FSP_RENAME)
 		fsp_resolve_source();
 	/*
 	 * A request that posts no completion when it succeeds: report it now,

@@ -34,9 +34,10 @@ struct {
 /*
  * VFS backends: whether a request's submitter is reported, by request
  * address, from submission to issue (rewritten at each submission of the
- * opcodes that VFS hooks report, so a recycled address never keeps it). An io-wq worker that runs one is a
- * thread of its own (comm "iou-wrk-<tid>", io_wq_worker() since 5.12; a
- * kthread on 5.10): the process filter judges the submitter, not it.
+ * opcodes that VFS hooks report, so a recycled address never keeps it).
+ * An io-wq worker that runs one is a thread of its own (comm
+ * "iou-wrk-<tid>", io_wq_worker() since 5.12; a kthread on 5.10): the
+ * process filter judges the submitter, not it.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

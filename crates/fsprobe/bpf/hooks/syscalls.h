@@ -597,7 +597,6 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 	struct sys_call c;
 	bool reported, parks;
 	unsigned long a[6];
-	struct fsp_scratch *s;
 	struct op *p;
 	long nr;
 
@@ -610,9 +609,8 @@ int BPF_PROG(fsp_sys_enter, struct pt_regs *regs, long raw)
 	parks = p && parks_at_entry(p->kind, nr) &&
 		(event_enabled(p->kind) || (traits & T_WATCH));
 	reported = parks && reported_process();
-	s = get_scratch();
 	/* A rename's source is looked up for every process: its type decides the invalidation. */
-	if (p && s && ((parks && reported) || p->kind == FSP_RENAME))
+	if (p && ((parks && reported) || p->kind == FSP_RENAME))
 		fsp_resolve_source();
 	if (traits & T_TREE)
 		invalidate_at_entry(nr, traits, a, tid, p);
