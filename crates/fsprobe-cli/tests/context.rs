@@ -4,7 +4,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -35,40 +35,6 @@ fn mount_point_of(mount_id: u64) -> String {
         .and_then(|l| l.split(' ').nth(4))
         .unwrap_or_else(|| panic!("mount {mount_id} not in mountinfo"))
         .replace("\\040", " ")
-}
-
-/// Where cgroup v2 is mounted (the unified hierarchy).
-fn cgroup2_root() -> PathBuf {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .and_then(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .expect("a cgroup2 mount (the VM guests and the host both have one)")
-}
-
-/// A fresh cgroup v2 directory, removed afterwards.
-struct Cgroup {
-    dir: PathBuf,
-}
-
-impl Cgroup {
-    fn new(name: &str) -> Cgroup {
-        let dir = cgroup2_root().join(name);
-        let _ = fs::remove_dir(&dir);
-        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create cgroup {}: {e}", dir.display()));
-        Cgroup { dir }
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.dir);
-    }
 }
 
 #[test]

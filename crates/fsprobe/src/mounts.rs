@@ -1,19 +1,21 @@
 //! Mount ids → mount points, and paths seen from another mount namespace
 //! → the same files' paths on the host.
 //!
-//! The kernel resolves a path up to the root of the acting task's mount
-//! namespace, which is how that task sees it. Each mount namespace has
-//! its own mount table (`/proc/PID/mountinfo` of any task in it), giving,
-//! for a mount id, its mount point in that namespace and its root inside
-//! the file system. A file in another namespace maps to the host through
-//! its file-system-relative path: a host mount of the same device whose
-//! root contains that path, and whose mount point is not hidden by a
-//! later mount.
+//! The kernel resolves a path up to the root of the mount namespace of
+//! the mount it was reached through, which is how a task of that
+//! namespace sees it. A mount table gives, for a mount id, its mount
+//! point in its namespace and its root inside the file system: fsprobe's
+//! own namespace's is /proc/self/mountinfo; a mount of another namespace
+//! is described by the kernel itself (FSP_MOUNT_DEF records) before the
+//! first record that uses it. A file in another namespace maps to the host
+//! through its file-system-relative path: a host mount of the same device
+//! whose root contains that path, and whose mount point is not hidden by
+//! a later mount.
 //!
-//! Tables are read again when a record carries a newer mount generation
-//! (bpf/resolve/cache.h: mount_gen, bumped by mount, umount2, move_mount,
-//! pivot_root, and clone/unshare with CLONE_NEWNS), so a mount id reused
-//! after an umount is not mistaken for the old mount.
+//! The own table is read again when a record carries a newer mount
+//! generation (bpf/resolve/cache.h: mount_gen, bumped by mount, umount2,
+//! move_mount, pivot_root, and clone/unshare with CLONE_NEWNS), so a
+//! mount id reused after an umount is not mistaken for the old mount.
 use std::collections::HashMap;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -182,23 +184,34 @@ fn newer(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-/// The task an event came from: its table is read through it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Task {
-    pub pid: u32,
-    pub ppid: u32,
+/// A mount of another namespace, as the kernel described it (an
+/// FSP_MOUNT_DEF record, bpf/record/mounts.h).
+#[derive(Debug, Clone)]
+struct Defined {
+    mount: Mount,
+    /// The mount generation it was described at.
+    generation: u32,
 }
 
-/// Mount tables by mount namespace, read on demand.
+/// Mount tables: fsprobe's own namespace's, read on demand, and the
+/// mounts of other namespaces as the kernel described them.
+///
+/// Another namespace's mounts come only from the kernel: a namespace can
+/// be gone (its last task exited) before its first record is decoded, and
+/// /proc/PID/mountinfo of a live task may already show a newer table than
+/// the event saw. The definitions are kept by mount id, the newest one
+/// replacing the older: ids are reused (the lowest free one is handed
+/// out), so their number stays bounded by the mounts that exist at once.
 #[derive(Debug)]
 pub(crate) struct MountTables {
     /// fsprobe's own mount namespace: the host view.
     pub own_ns: u32,
-    tables: HashMap<u32, Table>,
+    own: Option<Table>,
+    defined: HashMap<u32, Defined>,
 }
 
 /// The inode number of this process's mount namespace.
-fn own_mount_ns() -> u32 {
+pub(crate) fn own_mount_ns() -> u32 {
     std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| m.ino() as u32)
 }
 
@@ -206,16 +219,15 @@ impl MountTables {
     pub(crate) fn new() -> Self {
         MountTables {
             own_ns: own_mount_ns(),
-            tables: HashMap::new(),
+            own: None,
+            defined: HashMap::new(),
         }
     }
 
-    /// Namespace `ns`'s table, fresh enough for a record of generation
-    /// `generation` (that names mount `id`, if any). Another namespace's
-    /// table is read through the acting task, else its parent, else any
-    /// task still in that namespace.
-    fn table(&mut self, ns: u32, task: Task, generation: u32, id: Option<u32>) -> Option<&Table> {
-        let stale = match self.tables.get(&ns) {
+    /// fsprobe's own table, fresh enough for a record of generation
+    /// `generation` (that names mount `id`, if any).
+    fn own_table(&mut self, generation: u32, id: Option<u32>) -> Option<&Table> {
+        let stale = match &self.own {
             None => true,
             Some(t) => {
                 let missing = id.is_some_and(|id| t.get(id).is_none());
@@ -223,125 +235,81 @@ impl MountTables {
             }
         };
         if stale {
-            let seen = self.tables.get(&ns).map_or(generation, |t| {
+            let seen = self.own.as_ref().map_or(generation, |t| {
                 if newer(generation, t.generation) {
                     generation
                 } else {
                     t.generation
                 }
             });
-            let read = if ns == self.own_ns {
-                Table::read(Path::new("/proc/self/mountinfo"), seen)
-            } else {
-                self.read_foreign(ns, task, seen)
-            };
-            match read {
-                Some(t) => {
-                    self.tables.insert(ns, t);
-                }
-                // Nobody left in that namespace: keep what we had, and
-                // do not try again before MISS_REREAD.
+            match Table::read(Path::new("/proc/self/mountinfo"), seen) {
+                Some(t) => self.own = Some(t),
                 None => {
-                    self.tables
-                        .entry(ns)
-                        .and_modify(|t| t.read_at = Instant::now())
-                        .or_insert_with(|| Table::empty(seen));
+                    let t = self.own.get_or_insert_with(|| Table::empty(seen));
+                    t.read_at = Instant::now();
                 }
             }
         }
-        self.tables.get(&ns)
+        self.own.as_ref()
     }
 
-    /// Reads namespace `ns`'s mountinfo through a task that is (still) in it.
-    fn read_foreign(&self, ns: u32, task: Task, generation: u32) -> Option<Table> {
-        let in_ns = |pid: u32| {
-            std::fs::metadata(format!("/proc/{pid}/ns/mnt")).is_ok_and(|m| m.ino() as u32 == ns)
-        };
-        let read = |pid: u32| {
-            let t = Table::read(Path::new(&format!("/proc/{pid}/mountinfo")), generation)?;
-            // The task may have exited, its pid been reused, or moved
-            // namespace (setns) while we read: check after reading.
-            in_ns(pid).then_some(t)
-        };
-        if let Some(t) = [task.pid, task.ppid]
-            .into_iter()
-            .filter(|&p| p != 0)
-            .find_map(read)
-        {
-            return Some(t);
+    /// Learns a mount of another namespace (an FSP_MOUNT_DEF record).
+    pub(crate) fn define(&mut self, mount: Mount, generation: u32) {
+        let keep_old = self
+            .defined
+            .get(&mount.id)
+            .is_some_and(|d| newer(d.generation, generation));
+        if !keep_old {
+            self.defined.insert(mount.id, Defined { mount, generation });
         }
-        std::fs::read_dir("/proc")
-            .ok()?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&p| in_ns(p))
-            .find_map(read)
     }
 
-    /// The namespace whose table holds mount `id`, used by a task of
-    /// namespace `ns`. Usually `ns` itself; but a task keeps files opened
-    /// before it changed namespace (its executable, inherited fds), and
-    /// their mounts stay in the old one. Mount ids are unique across
-    /// namespaces (one IDA in fs/namespace.c), so any table may be asked.
-    fn holder(&mut self, ns: u32, task: Task, generation: u32, id: u32) -> Option<u32> {
-        let own = self.own_ns;
-        let has = |t: Option<&Table>| t.is_some_and(|t| t.get(id).is_some());
-        // First as the tables are (read again only for a newer generation),
-        // then reading the two likely ones again if the id is missing.
-        for reread in [None, Some(id)] {
-            if has(self.table(ns, task, generation, reread)) {
-                return Some(ns);
-            }
-            if has(self.table(own, task, generation, reread)) {
-                return Some(own);
-            }
-            if let Some((&holder, _)) = self.tables.iter().find(|(_, t)| t.get(id).is_some()) {
-                return Some(holder);
-            }
-        }
-        None
+    /// Is mount `id` of another namespace described for a record of
+    /// generation `generation`? (The kernel sends a definition at a
+    /// generation at least that of the records that use it.)
+    pub(crate) fn knows_foreign(&self, id: u32, generation: u32) -> bool {
+        self.defined
+            .get(&id)
+            .is_some_and(|d| !newer(generation, d.generation))
     }
 
-    /// The mount point of mount `id`, used by a task of namespace `ns`, in
-    /// the namespace that holds it.
+    /// The mount point of mount `id`: in its own namespace's table when
+    /// `foreign` (the kernel described it), else in fsprobe's.
     pub(crate) fn mount_point(
         &mut self,
-        ns: u32,
-        task: Task,
+        foreign: bool,
         generation: u32,
         id: u32,
     ) -> Option<Arc<Path>> {
-        let holder = self.holder(ns, task, generation, id)?;
-        let m = self.tables.get(&holder)?.get(id)?;
+        if foreign {
+            return self.defined.get(&id).map(|d| Arc::clone(&d.mount.point));
+        }
+        let m = self.own_table(generation, Some(id))?.get(id)?;
         Some(Arc::clone(&m.point))
     }
 
-    /// The host path of `path`, reached by a task of namespace `ns`
-    /// through mount `id`; None when that file system is not visible on
-    /// the host.
+    /// The host path of `path`, reached through mount `id` of another
+    /// namespace; None when that file system is not visible on the host.
     pub(crate) fn host_path_of(
         &mut self,
-        ns: u32,
-        task: Task,
         generation: u32,
         id: u32,
         path: &Path,
     ) -> Option<PathBuf> {
-        let holder = self.holder(ns, task, generation, id)?;
-        if holder == self.own_ns {
-            // A host mount: the kernel walked the host's tree.
-            return Some(path.to_owned());
-        }
-        let m = self.tables.get(&holder)?.get(id)?.clone();
+        let m = &self.defined.get(&id)?.mount;
         let rest = below(path.as_os_str().as_bytes(), m.point.as_os_str().as_bytes())?;
-        let mut fs_path = if m.root == b"/" { Vec::new() } else { m.root };
+        let mut fs_path = if m.root == b"/" {
+            Vec::new()
+        } else {
+            m.root.clone()
+        };
         fs_path.extend_from_slice(rest);
         if fs_path.is_empty() {
             fs_path.push(b'/');
         }
-        let own = self.own_ns;
-        let host = self.table(own, task, generation, None)?;
-        host_path(&host.mounts, m.dev, &fs_path)
+        let dev = m.dev;
+        let host = self.own_table(generation, None)?;
+        host_path(&host.mounts, dev, &fs_path)
     }
 }
 
@@ -408,6 +376,55 @@ mod tests {
         assert_eq!(below(b"/srv", b"/srv"), Some(&b""[..]));
         assert_eq!(below(b"/f", b"/"), Some(&b"/f"[..]));
         assert_eq!(below(b"/", b"/"), Some(&b""[..]));
+    }
+
+    fn defined(id: u32, root: &str, point: &str) -> Mount {
+        Mount {
+            id,
+            dev: (8, 1),
+            root: root.as_bytes().to_vec(),
+            point: Arc::from(Path::new(point)),
+            fstype: "ext4".into(),
+        }
+    }
+
+    #[test]
+    fn a_described_mount_places_its_files_and_a_newer_description_wins() {
+        let mut t = MountTables::new();
+        t.own = Some(Table {
+            mounts: parse(HOST),
+            by_id: HashMap::new(),
+            generation: 7,
+            read_at: Instant::now(),
+        });
+        assert!(!t.knows_foreign(90, 7));
+        t.define(defined(90, "/home/u", "/data"), 7);
+        assert!(t.knows_foreign(90, 7));
+        assert!(t.knows_foreign(90, 6));
+        assert!(
+            !t.knows_foreign(90, 8),
+            "a record of a newer generation waits"
+        );
+        assert_eq!(
+            t.mount_point(true, 7, 90).as_deref(),
+            Some(Path::new("/data"))
+        );
+        assert_eq!(
+            t.host_path_of(7, 90, Path::new("/data/f")),
+            Some(PathBuf::from("/home/u/f"))
+        );
+        assert_eq!(t.host_path_of(7, 90, Path::new("/elsewhere/f")), None);
+        // An older description (another CPU's, read late) does not replace it.
+        t.define(defined(90, "/", "/old"), 6);
+        assert_eq!(
+            t.mount_point(true, 7, 90).as_deref(),
+            Some(Path::new("/data"))
+        );
+        t.define(defined(90, "/", "/new"), 9);
+        assert_eq!(
+            t.host_path_of(7, 90, Path::new("/new/etc/x")),
+            Some(PathBuf::from("/etc/x"))
+        );
     }
 
     #[test]

@@ -338,3 +338,38 @@ impl Drop for Mounted {
 pub fn cstr(p: impl AsRef<[u8]>) -> std::ffi::CString {
     std::ffi::CString::new(p.as_ref()).expect("no NUL in test paths")
 }
+
+/// Where cgroup v2 is mounted (the unified hierarchy).
+pub fn cgroup2_root() -> PathBuf {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
+        .and_then(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .expect("a cgroup2 mount (the VM guests and the host both have one)")
+}
+
+/// A fresh cgroup v2 directory, removed afterwards.
+pub struct Cgroup {
+    pub dir: PathBuf,
+}
+
+impl Cgroup {
+    pub fn new(name: &str) -> Cgroup {
+        let dir = cgroup2_root().join(name);
+        let _ = std::fs::remove_dir(&dir);
+        std::fs::create_dir(&dir)
+            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", dir.display()));
+        Cgroup { dir }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

@@ -21,7 +21,7 @@
 #ifndef FSP_EVENTS_H
 #define FSP_EVENTS_H
 
-#define FSP_EVENT_VERSION 4
+#define FSP_EVENT_VERSION 5
 
 /* Longest path the kernel accepts (include/uapi/linux/limits.h). */
 #define FSP_PATH_MAX 4096
@@ -62,7 +62,18 @@ enum fsp_kind {
 	 * space walks it and adds what is below (see filter/filter.h).
 	 */
 	FSP_SUBTREE = 17,
-	FSP_KIND_MAX = 18,
+	/*
+	 * A mount outside fsprobe's mount namespace, as later records of this
+	 * CPU use it (sent before the first of them, and again when
+	 * mount_gen moved): file.mnt_id, file.dev and file.fstype identify it,
+	 * file's path is its mount point in its namespace, target's path its
+	 * root inside the file system (mountinfo's fourth field), and
+	 * proc.mnt_ns the namespace it belongs to (0: detached). It lets user
+	 * space place files of a namespace that no task is left in to read
+	 * /proc/PID/mountinfo through.
+	 */
+	FSP_MOUNT_DEF = 18,
+	FSP_KIND_MAX = 19,
 };
 
 /* How the operation reached the kernel (struct fsp_event.origin). */
@@ -109,6 +120,12 @@ enum fsp_path_flags {
 	FSP_PATH_DISCONNECTED = 4,
 	/* No path at all could be obtained (e.g. unreadable user memory). */
 	FSP_PATH_MISSING = 8,
+	/*
+	 * The file's mount is not in fsprobe's mount namespace: an
+	 * FSP_MOUNT_DEF record sent before this one (at a mount_gen at least
+	 * this record's) describes it.
+	 */
+	FSP_PATH_FOREIGN_MOUNT = 16,
 };
 
 /* struct fsp_event.attr_mask: what a setattr event changed. */

@@ -59,6 +59,11 @@ const volatile __u64 cfg_ia32_exit[FSP_NR_SYSCALLS / 64] = {};
 const volatile __u64 cfg_vfs_syscalls[FSP_NR_SYSCALLS / 64] = {};
 /* The VFS hooks run (fentry or kprobe backend): they report what reaches the VFS. */
 const volatile bool cfg_vfs_hooks = false;
+/*
+ * The inode number of fsprobe's mount namespace: a file reached through a
+ * mount of another namespace gets an FSP_MOUNT_DEF (record/mounts.h).
+ */
+const volatile __u32 cfg_own_mnt_ns = 0;
 
 /* cgroup levels followed up to the root of the hierarchy. */
 #define FSP_CGROUP_DEPTH 32
@@ -81,7 +86,7 @@ struct walk_state {
 	__u8 start_is_dir; /* the first dentry is a directory, so cacheable */
 	__u32 steps;     /* names written */
 	__u32 n_visit;   /* cacheable directories passed on a cache miss */
-	__u8 slot;       /* enum fsp_slot the path is for */
+	__u8 slot;       /* enum fsp_slot the path is for, or enum walk_purpose */
 	__u8 pad[7];
 	struct fsp_dir_key prefix; /* the cached directory the walk stopped at */
 	/* single_fragment: the first directory passed, to cache its path. */
@@ -133,6 +138,8 @@ struct fsp_scratch {
 	__u64 cand[32];   /* a candidate child's name */
 	struct walk_state ws;
 	struct lookup_state ls;
+	/* The mount each slot of rec was resolved through (record/mounts.h). */
+	struct mount *slot_mnt[4];
 	struct fsp_record rec;
 };
 

@@ -12,6 +12,7 @@
 #include "filter/filter.h"
 #include "resolve/lookup.h"
 #include "record/process.h"
+#include "record/mounts.h"
 
 #define FSP_AT_FDCWD -100
 #define FSP_MASK (FSP_PATH_MAX - 1)
@@ -37,6 +38,7 @@ static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u8 
 	e->retval = ret;
 	e->attr_uid = (__u32)-1;
 	e->attr_gid = (__u32)-1;
+	__builtin_memset(s->slot_mnt, 0, sizeof(s->slot_mnt));
 }
 
 /*
@@ -471,14 +473,14 @@ __noinline int fsp_record_context(void)
 	return 1;
 }
 
-/* Sends the record in scratch; false when the transport had no room. */
-static __always_inline bool transport_send(void *ctx, struct fsp_scratch *s, __u64 size)
+/* Sends the record at rec; false when the transport had no room. */
+static __always_inline bool transport_send(void *ctx, void *rec, __u64 size)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP, pending;
 
 	if (cfg_transport == FSP_TRANSPORT_PERF_BUFFER)
 		/* Fails with -ENOSPC when this CPU's buffer is full (perf_output_begin()). */
-		return !bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, &s->rec, size);
+		return !bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, rec, size);
 	/*
 	 * Wake the consumer when this record takes the pending data past a
 	 * multiple of the watermark, not for every record beyond it: each
@@ -494,7 +496,25 @@ static __always_inline bool transport_send(void *ctx, struct fsp_scratch *s, __u
 	if (cfg_wakeup_watermark &&
 	    pending / cfg_wakeup_watermark != (pending + size) / cfg_wakeup_watermark)
 		flags = BPF_RB_FORCE_WAKEUP;
-	return !bpf_ringbuf_output(&events, &s->rec, size, flags);
+	return !bpf_ringbuf_output(&events, rec, size, flags);
+}
+
+/* Numbers and sends the record e of `size` bytes. */
+static __always_inline bool output_numbered(void *ctx, struct fsp_event *e, __u64 size)
+{
+	__u32 zero = 0;
+	__u64 *seq;
+
+	seq = bpf_map_lookup_elem(&seq_next, &zero);
+	if (seq)
+		e->seq = (*seq)++;
+	e->size = size;
+	if (!transport_send(ctx, e, size)) {
+		count(FSP_CNT_LOST_RINGBUF);
+		return false;
+	}
+	count(FSP_CNT_EVENTS);
+	return true;
 }
 
 /* Numbers and sends the record in scratch (a notice or an event). */
@@ -502,23 +522,36 @@ static __always_inline bool record_output(void *ctx, struct fsp_scratch *s, __u3
 {
 	struct fsp_event *e = &s->rec.hdr;
 	struct fsp_proc *p = &e->proc;
-	__u32 zero = 0;
-	__u64 size, *seq;
+	__u64 size;
 
-	seq = bpf_map_lookup_elem(&seq_next, &zero);
-	if (seq)
-		e->seq = (*seq)++;
 	size = sizeof(*e) + e->file.path_len + e->target.path_len + e->extra_len +
 	       p->exe.path_len + p->cgroup_len + defs;
 	if (size > sizeof(s->rec))
 		size = sizeof(s->rec);
-	e->size = size;
-	if (!transport_send(ctx, s, size)) {
-		count(FSP_CNT_LOST_RINGBUF);
-		return false;
+	return output_numbered(ctx, e, size);
+}
+
+/*
+ * The mounts of other namespaces that the record's slots use, described
+ * before the record that uses them (record/mounts.h).
+ */
+static __always_inline void send_mount_defs(void *ctx, bool defines)
+{
+	struct fsp_mount_record *r;
+	__u32 size;
+
+#pragma unroll
+	for (__u32 which = FSP_SLOT_FILE; which <= FSP_SLOT_EXE; which++) {
+		if (which == FSP_SLOT_EXE && !defines)
+			break;
+		/* Masked: the verifier tracks no bounds through a global's result. */
+		size = FSP_BOUND(fsp_define_mount(which), 16383);
+		r = get_mount_record();
+		if (!r || size < sizeof(r->hdr) || size > sizeof(r->hdr) + sizeof(r->data))
+			continue;
+		if (output_numbered(ctx, &r->hdr, size))
+			mount_defined(r);
 	}
-	count(FSP_CNT_EVENTS);
-	return true;
 }
 
 /*
@@ -537,6 +570,7 @@ static __always_inline void record_send(void *ctx, struct fsp_scratch *s, bool m
 	if (!matched)
 		return;
 	defines = fsp_record_context();
+	send_mount_defs(ctx, defines);
 	cs = get_cache_scratch();
 	if (!cs)
 		return;

@@ -29,6 +29,23 @@
 #define FSP_WALK_BLOCK 16
 #define FSP_WALK_BLOCKS 17
 
+/*
+ * Walks that are not for a record slot (struct walk_state.slot above
+ * FSP_SLOT_EXE): they neither use nor fill the path caches, and are not
+ * counted in the walk counters. record/mounts.h describes mounts with them.
+ */
+enum walk_purpose {
+	/* A mount's root up to its namespace's root: the mount point. */
+	FSP_WALK_MOUNT_POINT = 3,
+	/* A dentry up to its file system's root, within one mount's super block. */
+	FSP_WALK_FS_ROOT = 4,
+};
+
+static __always_inline bool walk_for_slot(struct walk_state *w)
+{
+	return w->slot <= FSP_SLOT_EXE;
+}
+
 /* Enter mount m (the walk continues in it): remember what every step needs. */
 static __always_inline void walk_enter_mount(struct walk_state *w, struct mount *m)
 {
@@ -63,7 +80,7 @@ static __always_inline int walk_step(struct fsp_scratch *s)
 	}
 
 	/* Past the first name every dentry is a directory: cacheable. */
-	if ((w->steps || w->start_is_dir) && cache_visit(s, d)) {
+	if ((w->steps || w->start_is_dir) && walk_for_slot(w) && cache_visit(s, d)) {
 		w->done = 1;
 		return 1;
 	}
@@ -108,11 +125,11 @@ __noinline int fsp_walk_block(void)
 }
 
 /*
- * Resolve (dentry, vfsmount) into scratch.walk for record slot `slot`;
- * returns the path's length. With a cache hit the path is only what lies
- * below the cached directory (s->ws.prefix), and may be empty. Global
- * (pointers passed as integers), so its loop is verified once for every
- * call site in the programs.
+ * Resolve (dentry, vfsmount) into scratch.walk for record slot `slot` (or
+ * for an enum walk_purpose); returns the path's length. With a cache hit
+ * the path is only what lies below the cached directory (s->ws.prefix),
+ * and may be empty. Global (pointers passed as integers), so its loop is
+ * verified once for every call site in the programs.
  */
 __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 {
@@ -129,6 +146,11 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 	w->dentry = d;
 	w->start_is_dir = (KREAD(struct dentry, d, d_inode, i_mode) & FSP_S_IFMT) == FSP_S_IFDIR;
 	walk_enter_mount(w, real_mount((struct vfsmount *)vmnt));
+	if (slot <= FSP_SLOT_EXE)
+		s->slot_mnt[FSP_BOUND(slot, 3)] = w->mnt;
+	/* No mount root to stop at: the walk ends where d_parent does. */
+	if (slot == FSP_WALK_FS_ROOT)
+		w->mnt_root = NULL;
 	w->off = FSP_PATH_MAX;
 	for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
 		if (fsp_walk_block())
@@ -136,13 +158,17 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 	}
 	if (!w->done)
 		w->flags |= FSP_PATH_TRUNCATED;
+	if (slot == FSP_WALK_FS_ROOT)
+		w->flags &= ~FSP_PATH_DISCONNECTED; /* that root is the goal */
 	if (w->off >= FSP_PATH_MAX && !w->prefix.ino) {
 		/* The root itself. */
 		w->off = FSP_PATH_MAX - 1;
 		s->walk[FSP_PATH_MAX - 1] = '/';
 	}
-	count(w->prefix.ino || w->n_visit == 2 ? FSP_CNT_WALK_CACHED : FSP_CNT_WALK_FULL);
-	cache_after_walk(s);
+	if (walk_for_slot(w)) {
+		count(w->prefix.ino || w->n_visit == 2 ? FSP_CNT_WALK_CACHED : FSP_CNT_WALK_FULL);
+		cache_after_walk(s);
+	}
 	return FSP_PATH_MAX - w->off;
 }
 

@@ -180,6 +180,7 @@ impl<'obj> Backend<'obj> {
         } else {
             0
         };
+        ro.cfg_own_mnt_ns = crate::mounts::own_mount_ns();
         ro.cfg_paths_filtering = config.paths_filtering;
         ro.cfg_recursive = config.recursive;
         ro.cfg_follow = config.follow;

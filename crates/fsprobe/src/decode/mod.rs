@@ -5,7 +5,7 @@
 pub(crate) mod process;
 pub(crate) mod raw;
 
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -18,16 +18,16 @@ use crate::event::{
     Event, EventKind, ExtraString, FileRef, IoUringRequest, MknodInfo, MountInfo, OpenInfo, Origin,
     Process, SetAttr, XattrInfo,
 };
-use crate::mounts::{MountTables, Task};
+use crate::mounts::{Mount, MountTables};
 use crate::skel::types::{fsp_attr, fsp_dir_key, fsp_event, fsp_file, fsp_slot};
 
 use process::{ProcessInfo, ProcessKey, Processes};
 pub use raw::DecodeError;
 pub(crate) use raw::record_cpu;
 use raw::{
-    PATH_DISCONNECTED, PATH_MISSING, PATH_TRUNCATED, PATH_USER_SUFFIX, REC_CGROUP_TRUNCATED,
-    REC_EXTRA_TRUNCATED, REC_EXTRA_USER, REC_IO_ASYNC, REC_IO_UNCONFIRMED, RawOrigin, RawRecord,
-    RecordKind,
+    PATH_DISCONNECTED, PATH_FOREIGN_MOUNT, PATH_MISSING, PATH_TRUNCATED, PATH_USER_SUFFIX,
+    REC_CGROUP_TRUNCATED, REC_EXTRA_TRUNCATED, REC_EXTRA_USER, REC_IO_ASYNC, REC_IO_UNCONFIRMED,
+    RawOrigin, RawRecord, RecordKind,
 };
 
 const ATTR_MODE: u32 = fsp_attr::FSP_ATTR_MODE.0;
@@ -259,33 +259,62 @@ impl Decoder {
         if r.defines_process() {
             files.push(&h.proc.exe);
         }
-        let prefixes = files
-            .into_iter()
-            .all(|f| f.prefix.ino == 0 || self.cache.knows(dir_key(&f.prefix), f.cache_gen));
+        let prefixes = files.into_iter().all(|f| {
+            (f.prefix.ino == 0 || self.cache.knows(dir_key(&f.prefix), f.cache_gen))
+                && (f.flags & PATH_FOREIGN_MOUNT == 0
+                    || self.mounts.knows_foreign(f.mnt_id, h.mount_gen))
+        });
         let process = !matches!(r.kind, RecordKind::Event(_))
             || r.defines_process()
             || self.processes.knows((h.pid, h.proc_start));
         prefixes && process
     }
 
-    /// Fills in where the file is mounted and, for a process in another
-    /// mount namespace, the file's path on the host.
-    fn place(&mut self, f: &mut FileRef, h: &fsp_event, mnt_ns: u32) {
-        if f.mount_id == 0 || f.missing || mnt_ns == 0 {
+    /// Fills in where the file is mounted and, for a file seen from
+    /// another mount namespace (`mnt_ns`: the acting task's), its path on
+    /// the host.
+    fn place(&mut self, f: &mut FileRef, raw: &fsp_file, h: &fsp_event, mnt_ns: u32) {
+        if f.mount_id == 0 || f.missing {
             return;
         }
-        let task = Task {
-            pid: h.pid,
-            ppid: h.ppid,
-        };
-        f.mount_point = self
-            .mounts
-            .mount_point(mnt_ns, task, h.mount_gen, f.mount_id);
-        if mnt_ns != self.mounts.own_ns && !f.truncated {
-            f.host_path = self
-                .mounts
-                .host_path_of(mnt_ns, task, h.mount_gen, f.mount_id, &f.path);
+        let foreign = raw.flags & PATH_FOREIGN_MOUNT != 0;
+        f.mount_point = self.mounts.mount_point(foreign, h.mount_gen, f.mount_id);
+        if f.truncated {
+            return;
         }
+        if foreign {
+            f.host_path = self.mounts.host_path_of(h.mount_gen, f.mount_id, &f.path);
+        } else if mnt_ns != 0 && mnt_ns != self.mounts.own_ns {
+            // A host mount, used from another namespace (an inherited
+            // file, /proc/PID/root): the kernel walked the host's tree.
+            f.host_path = Some(f.path.clone());
+        }
+    }
+
+    /// Learns a mount of another namespace from its FSP_MOUNT_DEF.
+    fn define_mount(&mut self, r: &RawRecord) {
+        let h = &r.hdr;
+        let whole =
+            |f: &fsp_file| f.flags & (PATH_TRUNCATED | PATH_DISCONNECTED | PATH_MISSING) == 0;
+        if !whole(&h.file)
+            || !whole(&h.target)
+            || r.file_path.is_empty()
+            || r.target_path.is_empty()
+        {
+            // Nothing is guessed: its files get no mount point nor host path.
+            return;
+        }
+        let point = std::ffi::OsStr::from_bytes(r.file_path);
+        self.mounts.define(
+            Mount {
+                id: h.file.mnt_id,
+                dev: split_kernel_dev(h.file.dev),
+                root: r.target_path.to_vec(),
+                point: Arc::from(std::path::Path::new(point)),
+                fstype: fstype_name(&h.file.fstype).to_owned(),
+            },
+            h.mount_gen,
+        );
     }
 
     /// The process context this record carries or refers to.
@@ -298,7 +327,7 @@ impl Decoder {
         let p = &h.proc;
         let exe = if p.exe.flags & PATH_MISSING == 0 {
             let mut exe = self.slot_ref(&p.exe, r.exe_path, fsp_slot::FSP_SLOT_EXE.0, r);
-            self.place(&mut exe, h, p.mnt_ns);
+            self.place(&mut exe, &p.exe, h, p.mnt_ns);
             Some(Arc::new(exe))
         } else {
             None
@@ -348,10 +377,10 @@ impl Decoder {
         let h = &r.hdr;
         let process = self.process(r);
         let mut file = self.slot_ref(&h.file, r.file_path, fsp_slot::FSP_SLOT_FILE.0, r);
-        self.place(&mut file, h, process.mnt_ns);
+        self.place(&mut file, &h.file, h, process.mnt_ns);
         let target = matches!(kind, EventKind::Rename | EventKind::Link).then(|| {
             let mut t = self.slot_ref(&h.target, r.target_path, fsp_slot::FSP_SLOT_TARGET.0, r);
-            self.place(&mut t, h, process.mnt_ns);
+            self.place(&mut t, &h.target, h, process.mnt_ns);
             t
         });
         Event {
@@ -403,6 +432,10 @@ impl Decoder {
             RecordKind::Event(kind) => Decoded::Event(Box::new(self.event(&r, kind))),
             RecordKind::ProcessExit => {
                 self.processes.exited((h.pid, h.proc_start), h.ts_ns);
+                Decoded::Notice
+            }
+            RecordKind::MountDef => {
+                self.define_mount(&r);
                 Decoded::Notice
             }
             RecordKind::Subtree => {

@@ -10,7 +10,7 @@ use crate::skel::types::{
 };
 
 /// struct fsp_event.version this decoder reads (FSP_EVENT_VERSION).
-pub(crate) const EVENT_VERSION: u8 = 4;
+pub(crate) const EVENT_VERSION: u8 = 5;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
 const _: () = assert!(size_of::<fsp_event>() == 360);
@@ -22,6 +22,7 @@ pub(crate) const PATH_TRUNCATED: u16 = fsp_path_flags::FSP_PATH_TRUNCATED.0 as u
 pub(crate) const PATH_USER_SUFFIX: u16 = fsp_path_flags::FSP_PATH_USER_SUFFIX.0 as u16;
 pub(crate) const PATH_DISCONNECTED: u16 = fsp_path_flags::FSP_PATH_DISCONNECTED.0 as u16;
 pub(crate) const PATH_MISSING: u16 = fsp_path_flags::FSP_PATH_MISSING.0 as u16;
+pub(crate) const PATH_FOREIGN_MOUNT: u16 = fsp_path_flags::FSP_PATH_FOREIGN_MOUNT.0 as u16;
 pub(crate) const REC_PROCESS: u8 = fsp_record_flags::FSP_REC_PROCESS.0 as u8;
 pub(crate) const REC_EXTRA_USER: u8 = fsp_record_flags::FSP_REC_EXTRA_USER.0 as u8;
 pub(crate) const REC_EXTRA_TRUNCATED: u8 = fsp_record_flags::FSP_REC_EXTRA_TRUNCATED.0 as u8;
@@ -51,6 +52,8 @@ pub(crate) enum RecordKind {
     ProcessExit,
     /// A directory entered a watched tree with its contents: walk it.
     Subtree,
+    /// A mount of another mount namespace, described.
+    MountDef,
 }
 
 impl RecordKind {
@@ -58,6 +61,7 @@ impl RecordKind {
         match u32::from(raw) {
             k if k == fsp_kind::FSP_PROC_EXIT.0 => Some(RecordKind::ProcessExit),
             k if k == fsp_kind::FSP_SUBTREE.0 => Some(RecordKind::Subtree),
+            k if k == fsp_kind::FSP_MOUNT_DEF.0 => Some(RecordKind::MountDef),
             k if k < fsp_kind::FSP_KIND_EVENTS.0 => EventKind::from_raw(raw).map(RecordKind::Event),
             _ => None,
         }
