@@ -14,9 +14,10 @@ need_root() {
 # The fleet tests (crates/fsprobe-cli/tests/fleet_*.rs) start their own
 # nats-server and rsyslogd on loopback, relay through socat, and check the
 # metrics with promtool (package prometheus); iproute2 brings `ip` for the
-# network namespaces.
+# network namespaces. tests/docker.rs starts its own dockerd (docker.io) and
+# builds its image offline from the static busybox (busybox-static).
 packages=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config make util-linux
-	nats-server rsyslog prometheus socat iproute2)
+	nats-server rsyslog prometheus socat iproute2 docker.io busybox-static)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,8 +25,8 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
 	need_root
 	echo "setup: installing ${missing[*]}" >&2
-	# rsyslog and prometheus would start system-wide daemons: the tests run
-	# their own, so no service is started during the install.
+	# rsyslog, prometheus and docker.io would start system-wide daemons: the
+	# tests run their own, so no service is started during the install.
 	policy=/usr/sbin/policy-rc.d
 	if [ ! -e "$policy" ]; then
 		printf '#!/bin/sh\nexit 101\n' >"$policy"

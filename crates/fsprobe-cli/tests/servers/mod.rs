@@ -281,3 +281,67 @@ pub fn number_after(line: &str, label: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number after '{label}' in {line}"))
 }
+
+/// A Docker engine of the test's own (Debian's docker.io): dockerd with its
+/// data, state and socket in `dir`, no network set up (`--bridge=none`, no
+/// iptables), and its own containerd.
+pub struct DockerEngine {
+    pub socket: PathBuf,
+    daemon: Daemon,
+}
+
+impl DockerEngine {
+    pub fn start(dir: &Path) -> DockerEngine {
+        let socket = dir.join("docker.sock");
+        let mut cmd = Command::new("dockerd");
+        cmd.arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"]);
+        let daemon = Daemon::spawn("dockerd", cmd, &dir.join("dockerd.log"));
+        let engine = DockerEngine { socket, daemon };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !engine.docker(&["info"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "dockerd did not answer within 60 s:\n{}",
+                engine.daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    /// `docker ARGS` against this engine.
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker (scripts/setup.sh installs docker.io)")
+    }
+
+    /// `docker ARGS`, which must succeed: its stdout, trimmed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon.log()
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The engine's command line, for `sh -c` pipelines.
+    pub fn cli(&self) -> String {
+        format!("docker -H unix://{}", self.socket.display())
+    }
+}
