@@ -127,6 +127,15 @@ struct lookup_state {
 	__u8 done;
 	__u8 only_watched;    /* stop before the last name when its directory is not watched */
 	__u8 unwatched;       /* ... and it stopped there */
+	__u32 scanned;        /* children scanned for the current component */
+};
+
+/* A child found by a long scan of its directory (resolve/lookup.h: child_memo). */
+struct child_memo_key {
+	struct dentry *parent;
+	__u64 name[3];        /* the name's first 24 bytes, zero-padded */
+	__u32 len;
+	__u32 pad;
 };
 
 /* Per-CPU scratch: BPF stacks are 512 bytes, paths are 4096. */
@@ -138,6 +147,8 @@ struct fsp_scratch {
 	__u64 cand[32];   /* a candidate child's name */
 	struct walk_state ws;
 	struct lookup_state ls;
+	struct child_memo_key memo_key;
+	struct dentry *memo_child;
 	/* The mount each slot of rec was resolved through (record/mounts.h). */
 	struct mount *slot_mnt[4];
 	struct fsp_record rec;

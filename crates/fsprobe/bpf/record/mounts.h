@@ -38,10 +38,15 @@ struct {
 	__type(value, struct mount_sent);
 } mount_known SEC(".maps");
 
-/* An FSP_MOUNT_DEF being built: the mount point, then the root. */
+/*
+ * An FSP_MOUNT_DEF being built: the mount point, then the root (at most
+ * 2 * FSP_PATH_MAX bytes). The record is larger than any size below
+ * FSP_MOUNT_RECORD_MASK, so a masked size is all the verifier needs to see.
+ */
+#define FSP_MOUNT_RECORD_MASK (4 * FSP_PATH_MAX - 1)
 struct fsp_mount_record {
 	struct fsp_event hdr;
-	char data[2 * FSP_PATH_MAX];
+	char data[4 * FSP_PATH_MAX];
 	/* What mount_known gets once the record is sent (not sent itself). */
 	__u32 mnt_id;
 	__u32 pad;

@@ -545,9 +545,9 @@ static __always_inline void send_mount_defs(void *ctx, bool defines)
 		if (which == FSP_SLOT_EXE && !defines)
 			break;
 		/* Masked: the verifier tracks no bounds through a global's result. */
-		size = FSP_BOUND(fsp_define_mount(which), 16383);
+		size = FSP_BOUND(fsp_define_mount(which), FSP_MOUNT_RECORD_MASK);
 		r = get_mount_record();
-		if (!r || size < sizeof(r->hdr) || size > sizeof(r->hdr) + sizeof(r->data))
+		if (!r || !size)
 			continue;
 		if (output_numbered(ctx, &r->hdr, size))
 			mount_defined(r);

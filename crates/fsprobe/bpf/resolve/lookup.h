@@ -39,6 +39,25 @@ enum {
 #define FSP_LOOKUP_BLOCK 64   /* chunks per fsp_lookup_block() */
 #define FSP_LOOKUP_BLOCKS 128 /* blocks per lookup: 131072 steps */
 
+/*
+ * The children scan costs a step per child: in a directory of thousands
+ * of entries, every rename, unlink, mkdir or rmdir by name below it would
+ * spend milliseconds in the kernel (the soak benchmark's tree has 8,000
+ * directories in one). A child found after more than FSP_MEMO_AFTER
+ * steps is remembered by (parent, name); the next lookup of that name
+ * checks the remembered dentry instead of scanning. The check is what
+ * d_lookup() relies on: at most one hashed dentry has a given parent and
+ * name, so a dentry that is hashed, has that parent and that name is the
+ * one (a freed and reused dentry fails it, or is the right one).
+ */
+#define FSP_MEMO_AFTER 32
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct child_memo_key);
+	__type(value, struct dentry *);
+} child_memo SEC(".maps");
+
 static __always_inline bool is_dir(struct dentry *d)
 {
 	umode_t mode = BPF_CORE_READ(d, d_inode, i_mode);
@@ -177,7 +196,15 @@ static __always_inline long end_component(struct fsp_scratch *s, struct lookup_s
 		l->done = 1;
 		return 1;
 	}
+	__builtin_memset(s->comp, 0, sizeof(s->comp));
 	bpf_probe_read_kernel(s->comp, FSP_BOUND(len, FSP_NAME_MAX), &s->upath[FSP_BOUND(start, FSP_PATH_MAX - 1)]);
+	s->memo_key.parent = l->cur;
+	s->memo_key.name[0] = s->comp[0];
+	s->memo_key.name[1] = s->comp[1];
+	s->memo_key.name[2] = s->comp[2];
+	s->memo_key.len = len;
+	s->memo_key.pad = 0;
+	l->scanned = 0;
 	l->node = first_child(l);
 	l->state = LS_CHILD;
 	return 0;
@@ -227,14 +254,34 @@ static __always_inline int lookup_step(struct fsp_scratch *s)
 	}
 
 	if (l->state == LS_CHILD) {
-		struct dentry *child = child_of_node(l, l->node);
+		struct dentry *child;
 
+		if (l->scanned == 0) {
+			/* First step of this component: a remembered child? */
+			struct dentry **memo = bpf_map_lookup_elem(&child_memo, &s->memo_key);
+
+			l->scanned = 1;
+			child = memo ? *memo : NULL;
+			if (child && BPF_CORE_READ(child, d_parent) == l->cur &&
+			    BPF_CORE_READ(child, d_name.len) == l->comp_len &&
+			    BPF_CORE_READ(child, d_hash.pprev) &&
+			    same_name(s, BPF_CORE_READ(child, d_name.name), l->comp_len)) {
+				if (!BPF_CORE_READ(child, d_inode)) {
+					l->done = 1; /* negative now: the name does not exist */
+					return 1;
+				}
+				return found_child(l, child);
+			}
+			return 0;
+		}
+		child = child_of_node(l, l->node);
 		if (!child) {
 			/* Not in the dcache (or does not exist): stop here. */
 			l->done = 1;
 			return 1;
 		}
 		l->node = next_sibling(l->node);
+		l->scanned++;
 		if (BPF_CORE_READ(child, d_name.len) != l->comp_len ||
 		    !BPF_CORE_READ(child, d_hash.pprev))
 			return 0;
@@ -244,6 +291,10 @@ static __always_inline int lookup_step(struct fsp_scratch *s)
 			/* A negative dentry: the name does not exist. */
 			l->done = 1;
 			return 1;
+		}
+		if (l->scanned > FSP_MEMO_AFTER) {
+			s->memo_child = child;
+			bpf_map_update_elem(&child_memo, &s->memo_key, &s->memo_child, BPF_ANY);
 		}
 		return found_child(l, child);
 	}
