@@ -104,7 +104,7 @@ __noinline int fsp_define_mount(__u32 which)
 	m = s->slot_mnt[FSP_BOUND(which, 3)];
 	if (!m)
 		return 0;
-	ns = BPF_CORE_READ(m, mnt_ns, ns.inum);
+	ns = KREAD(struct mount, m, mnt_ns, ns.inum);
 	if (ns == cfg_own_mnt_ns)
 		return 0;
 	f = which == FSP_SLOT_FILE ? &s->rec.hdr.file :
