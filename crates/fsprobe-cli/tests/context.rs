@@ -121,14 +121,6 @@ fn run_contained(cgroup: &Cgroup, ids: &Path, script: &str) {
     assert!(status.success(), "{wrapper}");
 }
 
-fn ns_inode_from_link(link: &str) -> u64 {
-    link.trim()
-        .rsplit_once('[')
-        .and_then(|(_, n)| n.strip_suffix(']'))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a namespace link: {link}"))
-}
-
 #[test]
 fn a_contained_process_reports_its_namespaces_cgroup_container_and_both_paths() {
     let dir = Scratch::new("ctx-container");

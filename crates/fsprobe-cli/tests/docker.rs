@@ -47,6 +47,17 @@ fn import_image(engine: &DockerEngine, dir: &Path) {
     assert!(status.success(), "{import}");
 }
 
+/// `docker run --rm` of the image with no network, `bound` at /data and
+/// the volume at /vol, running `script`; `options` before the image.
+fn run_container(engine: &DockerEngine, options: &[&str], bound: &Path, script: &str) -> String {
+    let data = format!("{}:/data", bound.display());
+    let vol = format!("{VOLUME}:/vol");
+    let mut args = vec!["run", "--rm", "--network", "none", "-v", &data, "-v", &vol];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&[IMAGE, "/bin/sh", "-c", script]);
+    engine.ok(&args)
+}
+
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
@@ -72,21 +83,7 @@ fn a_container_s_events_carry_its_id_both_paths_its_cgroup_and_its_executable() 
     // it is inspected while it runs, and removed (--rm) once it exits.
     let script = "echo bound > /data/fromcontainer && echo volume > /vol/fromcontainer && \
                   while [ ! -e /data/go ]; do sleep 0.05; done";
-    let id = engine.ok(&[
-        "run",
-        "--rm",
-        "-d",
-        "--network",
-        "none",
-        "-v",
-        &format!("{}:/data", bound.display()),
-        "-v",
-        &format!("{VOLUME}:/vol"),
-        IMAGE,
-        "/bin/sh",
-        "-c",
-        script,
-    ]);
+    let id = run_container(&engine, &["-d"], &bound, script);
     fn written(p: &'static str) -> impl Fn(&Value) -> bool {
         move |v| v["event"] == "modify" && path_of(v, "file") == p
     }
@@ -173,22 +170,12 @@ fn gone_before_fsprobe_reads(
     let script = "echo bound > /data/gone && echo volume > /vol/gone && \
                   grep ^0:: /proc/self/cgroup > /data/gone.cgroup";
     probe.signal(libc::SIGSTOP);
-    engine.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-        "-v",
-        &format!("{}:/data", bound.display()),
-        "-v",
-        &format!("{VOLUME}:/vol"),
-        IMAGE,
-        "/bin/sh",
-        "-c",
+    run_container(
+        engine,
+        &["--cidfile", cidfile.to_str().unwrap()],
+        bound,
         script,
-    ]);
+    );
     assert!(
         !engine.docker(&["inspect", "gone"]).status.success()
             && engine.ok(&["ps", "-aq"]).is_empty(),

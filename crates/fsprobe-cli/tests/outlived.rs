@@ -17,14 +17,6 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
-fn ns_inode_from_link(link: &str) -> u64 {
-    link.trim()
-        .rsplit_once('[')
-        .and_then(|(_, n)| n.strip_suffix(']'))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a namespace link: {link}"))
-}
-
 /// What a process inside new mount and pid namespaces said about itself.
 struct Truth {
     mnt_ns: u64,

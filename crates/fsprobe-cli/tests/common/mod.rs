@@ -373,3 +373,12 @@ impl Drop for Cgroup {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+/// The inode number in a namespace link (`mnt:[4026531840]`): the namespace's id.
+pub fn ns_inode_from_link(link: &str) -> u64 {
+    link.trim()
+        .rsplit_once('[')
+        .and_then(|(_, n)| n.strip_suffix(']'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a namespace link: {link}"))
+}

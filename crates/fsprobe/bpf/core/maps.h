@@ -278,6 +278,14 @@ static __always_inline struct fsp_scratch *get_scratch(void)
 	return bpf_map_lookup_elem(&scratch, &zero);
 }
 
+/* Slot `which` of the record being built in scratch. */
+static __always_inline struct fsp_file *slot(struct fsp_scratch *s, enum fsp_slot which)
+{
+	if (which == FSP_SLOT_FILE)
+		return &s->rec.hdr.file;
+	return which == FSP_SLOT_TARGET ? &s->rec.hdr.target : &s->rec.hdr.proc.exe;
+}
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &which);

@@ -94,7 +94,6 @@ __noinline int fsp_define_mount(__u32 which)
 	struct fsp_mount_record *r = get_mount_record();
 	struct mount_sent *seen;
 	struct fsp_event *e;
-	struct fsp_file *f;
 	struct dentry *root;
 	struct mount *m;
 	__u32 id, ns, len;
@@ -107,9 +106,7 @@ __noinline int fsp_define_mount(__u32 which)
 	ns = KREAD(struct mount, m, mnt_ns, ns.inum);
 	if (ns == cfg_own_mnt_ns)
 		return 0;
-	f = which == FSP_SLOT_FILE ? &s->rec.hdr.file :
-	    which == FSP_SLOT_TARGET ? &s->rec.hdr.target : &s->rec.hdr.proc.exe;
-	f->flags |= FSP_PATH_FOREIGN_MOUNT;
+	slot(s, which)->flags |= FSP_PATH_FOREIGN_MOUNT;
 	id = KREAD(struct mount, m, mnt_id);
 	r->sent.mnt = m;
 	r->sent.mount_gen = current_mount_gen();

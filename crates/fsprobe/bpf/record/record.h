@@ -17,13 +17,6 @@
 #define FSP_AT_FDCWD -100
 #define FSP_MASK (FSP_PATH_MAX - 1)
 
-static __always_inline struct fsp_file *slot(struct fsp_scratch *s, enum fsp_slot which)
-{
-	if (which == FSP_SLOT_FILE)
-		return &s->rec.hdr.file;
-	return which == FSP_SLOT_TARGET ? &s->rec.hdr.target : &s->rec.hdr.proc.exe;
-}
-
 static __always_inline void record_begin(struct fsp_scratch *s, __u8 kind, __u8 origin, __u16 op,
 					 __s64 ret)
 {
