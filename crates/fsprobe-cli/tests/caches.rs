@@ -64,6 +64,16 @@ fn cached_walks(stderr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))
 }
 
+/// Walks that went up to the root, from the summary line.
+fn full_walks(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.split_once(" cache, ").map(|(_, walks)| walks))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))
+}
+
 /// MS_MOVE keeps the mount (same id, same dentries) at another place.
 fn move_mount(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -230,6 +240,44 @@ fn a_directory_renamed_through_io_uring_by_an_unreported_thread_gets_the_new_nam
         assert!(
             cached_walks(&finished.stderr) > 0,
             "{mode}: the cache served nothing"
+        );
+    }
+}
+
+/// An rmdir changes no other directory's path: it only frees an inode
+/// number, and the cache keys tell a reused number apart by the inode's
+/// i_generation. So directories created and removed outside the watched
+/// tree, as builds and package managers do all the time, must not send
+/// the watched tree's walks back to the root. (Before, every rmdir on the
+/// host made every cached walk stale.)
+#[test]
+fn an_rmdir_elsewhere_leaves_the_cache_warm() {
+    let _serial = exclusive();
+    const ROUNDS: usize = 20;
+    for mode in MODES {
+        let dir = Scratch::new(&format!("rmdir-watched-{mode}"));
+        let elsewhere = Scratch::new(&format!("rmdir-unwatched-{mode}"));
+        fs::create_dir_all(dir.join("a/b")).unwrap();
+        let file = dir.join("a/b/f");
+        fs::write(&file, b"x").unwrap();
+        let probe = watch(&dir.path, &["--dentry-resolution-mode", mode]);
+        open_twice(&probe, &file, "/b/f");
+        for _ in 0..ROUNDS {
+            fs::create_dir(elsewhere.join("d")).unwrap();
+            fs::remove_dir(elsewhere.join("d")).unwrap();
+            fs::File::open(&file).unwrap();
+        }
+        let last = nth_open(&probe, "/b/f", 2 + ROUNDS);
+        assert_eq!(
+            path_of(&last, "file"),
+            file.to_str().unwrap(),
+            "{mode}: {last}"
+        );
+        let finished = probe.stop();
+        let (cached, full) = (cached_walks(&finished.stderr), full_walks(&finished.stderr));
+        assert!(
+            cached >= ROUNDS as u64 && full < (ROUNDS / 2) as u64,
+            "{mode}: {ROUNDS} opens after an unrelated rmdir each: {cached} walks cut short, {full} to the root"
         );
     }
 }

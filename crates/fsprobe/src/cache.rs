@@ -14,16 +14,19 @@
 //! Memory is bounded by an epoch flush: past `limit` entries, user space
 //! bumps its epoch in the kernel (so new walks stop only at new entries),
 //! and drops the old entries once records from after the flush arrive.
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::config::ResolutionMode;
 
-/// A cached directory: the mount it was reached through, its device and inode.
+/// A cached directory: the mount it was reached through, its device and
+/// inode, and the inode's generation (struct fsp_dir_key: i_generation, or
+/// the kernel's rmdir count where the file system leaves that 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct DirKey {
     pub mnt_id: u32,
     pub dev: u32,
     pub ino: u64,
+    pub generation: u32,
 }
 
 /// A directory a record teaches: its path ends `end` bytes into the
@@ -75,6 +78,9 @@ pub(crate) struct PathCache {
     epoch: u64,
     /// Old entries go when a record stamped after this (boot-time ns) arrives.
     purge_after: Option<u64>,
+    /// Removed directories, forgotten once a record stamped after the
+    /// first field (boot-time ns) arrives, oldest first.
+    removed: VecDeque<(u64, DirKey, u64)>,
 }
 
 impl PathCache {
@@ -90,6 +96,7 @@ impl PathCache {
             limit: limit.max(1),
             epoch: 0,
             purge_after: None,
+            removed: VecDeque::new(),
         }
     }
 
@@ -193,10 +200,34 @@ impl PathCache {
         }
     }
 
+    /// Directory `key`, known as of `generation`, was removed by a record
+    /// stamped `ts_ns`: no later walk can pass it (its key, with its
+    /// i_generation, will not come back), so its entry goes once the
+    /// records reserved before the removal are read. Without this, every
+    /// directory made and removed (a build's, a package manager's) would
+    /// stay until the next epoch flush, which empties the kernel's caches.
+    pub(crate) fn forget_removed(&mut self, key: DirKey, generation: u64, ts_ns: u64) {
+        if !matches!(self.mirror, Mirror::None) {
+            self.removed
+                .push_back((ts_ns + FLUSH_GRACE_NS, key, generation));
+        }
+    }
+
     /// Called before each record (stamped `ts_ns`, boot time): drops the
-    /// entries of past epochs once no record can refer to them. Returns the
-    /// new epoch to publish to the kernel when the cache is over its limit.
+    /// entries of removed directories and of past epochs once no record can
+    /// refer to them. Returns the new epoch to publish to the kernel when
+    /// the cache is over its limit.
     pub(crate) fn maintain(&mut self, ts_ns: u64, now_ns: impl FnOnce() -> u64) -> Option<u64> {
+        while let Some(&(due, key, generation)) = self.removed.front()
+            && ts_ns > due
+        {
+            self.removed.pop_front();
+            match &mut self.mirror {
+                Mirror::None => {}
+                Mirror::Prefixes(m) => drop(m.remove(&(key, generation))),
+                Mirror::Fragments(m) => drop(m.remove(&(key, generation))),
+            }
+        }
         if let Some(after) = self.purge_after
             && ts_ns > after
         {
@@ -226,6 +257,7 @@ mod tests {
             mnt_id: 21,
             dev: 8,
             ino,
+            generation: 7,
         }
     }
 
@@ -298,6 +330,26 @@ mod tests {
         assert_eq!(c.len(), 0);
         c.learn(new_gen, b"/etc/x", 0, None, &[def(20, 4, 3)]);
         assert_eq!(prefix_of(&c, 20, new_gen).unwrap(), b"/etc");
+    }
+
+    #[test]
+    fn a_removed_directory_is_forgotten_after_the_grace_period() {
+        for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
+            let mut c = PathCache::new(mode, 100);
+            learn_etc_ssh(&mut c, 1);
+            c.learn(1, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)]);
+            assert_eq!(c.len(), 3, "{mode}");
+            // rmdir /etc/ssh/keys.d, stamped 1000.
+            c.forget_removed(key(40), 1, 1000);
+            // A record reserved before the removal may still be read.
+            assert_eq!(c.maintain(1000 + FLUSH_GRACE_NS, || 0), None);
+            assert!(prefix_of(&c, 40, 1).is_ok(), "{mode}");
+            assert_eq!(c.maintain(1001 + FLUSH_GRACE_NS, || 0), None);
+            assert_eq!(prefix_of(&c, 40, 1), Err(UnknownPrefix), "{mode}");
+            // Only that directory: its parents stay, and no epoch flush came.
+            assert_eq!(c.len(), 2, "{mode}");
+            assert_eq!(prefix_of(&c, 30, 1).unwrap(), b"/etc/ssh", "{mode}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@
 #ifndef FSP_EVENTS_H
 #define FSP_EVENTS_H
 
-#define FSP_EVENT_VERSION 5
+#define FSP_EVENT_VERSION 6
 
 /* Longest path the kernel accepts (include/uapi/linux/limits.h). */
 #define FSP_PATH_MAX 4096
@@ -142,11 +142,22 @@ enum fsp_attr {
  * through (a bind mount shows the same directory under another path) and
  * its inode. Only directories are cached: a directory has a single dentry
  * (d_splice_alias()), where a file may have many names (hard links).
+ *
+ * An inode number is reused once its directory is removed, so the key
+ * also holds the inode's i_generation, which ext4, xfs, btrfs and tmpfs
+ * draw anew for every inode they allocate (__ext4_new_inode(),
+ * shmem_get_inode()): a new directory under an old number is a new key,
+ * and an rmdir needs to invalidate nothing. Where the file system leaves
+ * i_generation 0 (overlayfs, ramfs, FAT, ...), the key holds instead the
+ * count of rmdirs the walk saw at its start (cache.h), so every rmdir
+ * makes those keys new.
  */
 struct fsp_dir_key {
 	__u32 mnt_id;
 	__u32 dev;
 	__u64 ino;
+	__u32 generation; /* i_generation, or the rmdir count when that is 0 */
+	__u32 pad;
 };
 
 /* enum fsp_resolution: --dentry-resolution-mode. */
@@ -269,7 +280,7 @@ struct fsp_event {
  * verifier can check the masked offsets: the defs start anywhere below
  * 4 * FSP_PATH_MAX.
  */
-#define FSP_DEFS_ROOM 1536 /* >= 63 * sizeof(struct fsp_cache_def) */
+#define FSP_DEFS_ROOM 2048 /* >= 63 * sizeof(struct fsp_cache_def) */
 struct fsp_record {
 	struct fsp_event hdr;
 	char data[4 * FSP_PATH_MAX + FSP_DEFS_ROOM];

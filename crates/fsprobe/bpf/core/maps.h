@@ -87,7 +87,8 @@ struct walk_state {
 	__u32 steps;     /* names written */
 	__u32 n_visit;   /* cacheable directories passed on a cache miss */
 	__u8 slot;       /* enum fsp_slot the path is for, or enum walk_purpose */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 removed_dirs; /* the rmdir count, read with gen (struct fsp_dir_key) */
 	struct fsp_dir_key prefix; /* the cached directory the walk stopped at */
 	/* single_fragment: the first directory passed, to cache its path. */
 	struct fsp_dir_key first_key;

@@ -225,8 +225,10 @@ static __always_inline void io_submitted(void *ctx, struct io_kiocb *req, __u8 o
 	 * invalidate after its d_move(): it does so now, at submission. The
 	 * tracepoint backend's one window: a walk racing that d_move().
 	 */
-	if (skip && (p->kind == FSP_RENAME || p->kind == FSP_RMDIR))
+	if (skip && p->kind == FSP_RENAME)
 		bump_gen();
+	if (skip && p->kind == FSP_RMDIR)
+		bump_removed_dirs();
 	if (quiet) {
 		if (p->kind == FSP_UNLINK || skip)
 			return;
@@ -268,8 +270,10 @@ static __always_inline void io_completed(void *ctx, struct io_kiocb *req, __u64 
 	if (!p)
 		return;
 	/* After d_move() or the dentry's death: what a walk cached meanwhile is stale. */
-	if (res == 0 && (p->kind == FSP_RMDIR || (p->kind == FSP_RENAME &&
-	    (!p->src || (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR))))
+	if (res == 0 && p->kind == FSP_RMDIR)
+		bump_removed_dirs();
+	if (res == 0 && p->kind == FSP_RENAME &&
+	    (!p->src || (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR))
 		bump_gen();
 	if (p->quiet)
 		goto done;

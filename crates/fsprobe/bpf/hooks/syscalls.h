@@ -314,41 +314,55 @@ struct {
 
 #define FSP_RENAME_EXCHANGE 2
 
+/* What a call makes stale in the path caches (cache.h). */
+enum path_change {
+	CHANGES_NOTHING = 0,
+	CHANGES_PATHS = 1,       /* a directory's path, or a mount: bump_gen() */
+	REMOVES_A_DIRECTORY = 2, /* a key may be reused: bump_removed_dirs() */
+};
+
 /*
  * Does this call change a cached directory's path or let its key be
- * reused? Renames of directories and rmdirs do; renames of files do not
- * (a file can replace only a file, and only RENAME_EXCHANGE moves the
- * target too). A clone or unshare does only with a new mount namespace.
- * p: the call's op with its source resolved, or NULL when unknown.
+ * reused? Renames of directories do; renames of files do not (a file can
+ * replace only a file, and only RENAME_EXCHANGE moves the target too). An
+ * rmdir frees a key only. A clone or unshare changes paths only with a new
+ * mount namespace. p: the call's op with its source resolved, or NULL
+ * when unknown.
  */
-static __always_inline bool changes_paths(long nr, unsigned long *a, struct op *p)
+static __always_inline __u8 changes_paths(long nr, unsigned long *a, struct op *p)
 {
 	__u64 clone3_flags = 0;
 	bool exchange;
 
 	switch (nr) {
+	case NR_rmdir:
+		return REMOVES_A_DIRECTORY;
 	case NR_unlinkat:
-		return a[2] & FSP_AT_REMOVEDIR;
+		return a[2] & FSP_AT_REMOVEDIR ? REMOVES_A_DIRECTORY : CHANGES_NOTHING;
 	case NR_clone:
 	case NR_unshare:
-		return a[0] & FSP_CLONE_NEWNS;
+		return a[0] & FSP_CLONE_NEWNS ? CHANGES_PATHS : CHANGES_NOTHING;
 	case NR_clone3:
 		/* struct clone_args starts with its u64 flags. */
 		bpf_probe_read_user(&clone3_flags, sizeof(clone3_flags), (void *)a[0]);
-		return clone3_flags & FSP_CLONE_NEWNS;
+		return clone3_flags & FSP_CLONE_NEWNS ? CHANGES_PATHS : CHANGES_NOTHING;
 	case NR_rename:
 	case NR_renameat:
 	case NR_renameat2:
 		exchange = nr == NR_renameat2 && (a[4] & FSP_RENAME_EXCHANGE);
-		return exchange || !p || !p->src ||
-		       (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR;
+		if (exchange || !p || !p->src || (p->src_id.mode & FSP_S_IFMT) == FSP_S_IFDIR)
+			return CHANGES_PATHS;
+		return CHANGES_NOTHING;
 	}
-	return true;
+	return CHANGES_PATHS;
 }
 
-static __always_inline void bump_for(__u32 traits)
+static __always_inline void bump_for(__u32 traits, __u8 change)
 {
-	bump_gen();
+	if (change & CHANGES_PATHS)
+		bump_gen();
+	if (change & REMOVES_A_DIRECTORY)
+		bump_removed_dirs();
 	if (traits & T_MOUNTS)
 		bump_mount_gen();
 }
@@ -356,19 +370,21 @@ static __always_inline void bump_for(__u32 traits)
 static __always_inline void invalidate_at_entry(long nr, __u32 traits, unsigned long *a, __u32 tid,
 					       struct op *p)
 {
-	__u8 one = 1;
+	__u8 change = changes_paths(nr, a, p);
 
-	if (!changes_paths(nr, a, p))
+	if (change == CHANGES_NOTHING)
 		return;
-	bump_for(traits);
-	if (bpf_map_update_elem(&path_changers, &tid, &one, BPF_ANY))
-		bump_for(traits); /* cannot wait for the exit: invalidate twice now */
+	bump_for(traits, change);
+	if (bpf_map_update_elem(&path_changers, &tid, &change, BPF_ANY))
+		bump_for(traits, change); /* cannot wait for the exit: invalidate twice now */
 }
 
 static __always_inline void invalidate_at_exit(__u32 traits, __u32 tid)
 {
-	if (bpf_map_lookup_elem(&path_changers, &tid)) {
-		bump_for(traits);
+	__u8 *change = bpf_map_lookup_elem(&path_changers, &tid);
+
+	if (change) {
+		bump_for(traits, *change);
 		bpf_map_delete_elem(&path_changers, &tid);
 	}
 }

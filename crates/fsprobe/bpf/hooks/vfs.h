@@ -186,15 +186,20 @@ static __always_inline void on_path_remove(__u8 kind, const struct path *dir, st
 	struct vfsmount *mnt = BPF_CORE_READ(dir, mnt);
 	struct op *p;
 
+	if (object_matches(dentry)) {
+		p = vfs_begin(kind, dentry, mnt);
+		if (p) {
+			capture_source(p, dentry, mnt);
+			op_park(thread_key(), p);
+		}
+	}
+	/*
+	 * The directory's key may be reused once it is gone. After the
+	 * source's walk, so that the walk meets the key the cache knows the
+	 * directory by (user space then forgets it: decode's removed_dir_key()).
+	 */
 	if (kind == FSP_RMDIR)
-		bump_gen(); /* the directory's key may be reused once it is gone */
-	if (!object_matches(dentry))
-		return;
-	p = vfs_begin(kind, dentry, mnt);
-	if (!p)
-		return;
-	capture_source(p, dentry, mnt);
-	op_park(thread_key(), p);
+		bump_removed_dirs();
 }
 
 #define FSP_RENAME_EXCHANGE 2
@@ -487,7 +492,7 @@ int fexit_vfs_unlink(__u64 *ctx)
 SEC("fexit/vfs_rmdir")
 int fexit_vfs_rmdir(__u64 *ctx)
 {
-	bump_gen(); /* after the directory is gone */
+	bump_removed_dirs(); /* after the directory is gone */
 	vfs_end(ctx, FSP_RMDIR, (struct dentry *)fexit_arg(ctx, cfg_vfs.rmdir_dentry),
 		(int)fexit_arg(ctx, cfg_vfs.rmdir_ret));
 	return 0;
@@ -707,7 +712,7 @@ int BPF_KRETPROBE(kretprobe_vfs_unlink, int ret)
 SEC("kretprobe/vfs_rmdir")
 int BPF_KRETPROBE(kretprobe_vfs_rmdir, int ret)
 {
-	bump_gen();
+	bump_removed_dirs();
 	vfs_end(ctx, FSP_RMDIR, 0, ret);
 	return 0;
 }

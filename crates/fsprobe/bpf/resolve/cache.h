@@ -18,15 +18,21 @@
  * Exactness. An entry is valid only for the generation it was made in and
  * only for the very dentry it was made from. The generation is bumped at
  * the entry and the exit of every syscall that can change the path of a
- * cached directory or reuse its key: rename (d_move()), rmdir (a freed
- * dentry and inode number can be reused elsewhere), mount, umount,
- * move_mount, pivot_root, and clone/clone3/unshare with CLONE_NEWNS (new
- * mounts can reuse the ids of freed ones). A walk reads the generation
- * before it reads any dentry, and tags what it inserts with it: if a
- * rename's d_move() ran after that read, its exit bump has already made
- * the new entries stale, or will. User space bumps its own epoch (the
- * second slot) to drop its mirror without a race with the kernel's
- * increments.
+ * cached directory or reuse its key: the rename of a directory
+ * (d_move()), mount, umount, move_mount, pivot_root, and
+ * clone/clone3/unshare with CLONE_NEWNS (new mounts can reuse the ids of
+ * freed ones). A walk reads the generation before it reads any dentry,
+ * and tags what it inserts with it: if a rename's d_move() ran after that
+ * read, its exit bump has already made the new entries stale, or will.
+ * User space bumps its own epoch (the second slot) to drop its mirror
+ * without a race with the kernel's increments.
+ *
+ * An rmdir changes no other directory's path; it only frees an inode
+ * number for reuse. The key's i_generation tells the reuse apart
+ * (struct fsp_dir_key), so an rmdir bumps only the rmdir count (the third
+ * slot), which is part of the keys of the directories whose file system
+ * leaves i_generation 0. Before i_generation was in the key, every rmdir
+ * on the host made every cached walk stale (the soak in bench-results/).
  */
 #ifndef FSP_CACHE_H
 #define FSP_CACHE_H
@@ -54,10 +60,15 @@ struct {
 	__type(value, struct path_entry);
 } path_cache SEC(".maps");
 
-/* [0]: the kernel's generation (bumped here); [1]: user space's epoch. */
+enum cache_gen_slot {
+	GEN_KERNEL = 0,       /* bumped by what changes directories' paths */
+	GEN_USER_EPOCH = 1,   /* bumped by user space when it flushes (src/cache.rs) */
+	GEN_REMOVED_DIRS = 2, /* bumped by every rmdir */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } cache_gen SEC(".maps");
@@ -65,7 +76,7 @@ struct {
 /* The current generation; never 0 (0 means "no walk" in a record). */
 static __always_inline __u64 current_gen(void)
 {
-	__u32 kernel = 0, user = 1;
+	__u32 kernel = GEN_KERNEL, user = GEN_USER_EPOCH;
 	__u64 *g = bpf_map_lookup_elem(&cache_gen, &kernel);
 	__u64 *e = bpf_map_lookup_elem(&cache_gen, &user);
 	__u64 gen = (g ? *g : 0) + ((e ? *e : 0) << 40) + 1;
@@ -77,7 +88,7 @@ static __always_inline __u64 current_gen(void)
 /* User space's epoch: bumped when it flushes its mirrors (src/cache.rs). */
 static __always_inline __u64 user_epoch(void)
 {
-	__u32 user = 1;
+	__u32 user = GEN_USER_EPOCH;
 	__u64 *e = bpf_map_lookup_elem(&cache_gen, &user);
 
 	return e ? *e : 0;
@@ -108,13 +119,35 @@ static __always_inline void bump_mount_gen(void)
 		__sync_fetch_and_add(g, 1);
 }
 
-static __always_inline void bump_gen(void)
+static __always_inline void bump_slot(__u32 slot)
 {
-	__u32 kernel = 0;
-	__u64 *g = bpf_map_lookup_elem(&cache_gen, &kernel);
+	__u64 *g = bpf_map_lookup_elem(&cache_gen, &slot);
 
 	if (g)
 		__sync_fetch_and_add(g, 1);
+}
+
+/* Every cached path may have changed. */
+static __always_inline void bump_gen(void)
+{
+	bump_slot(GEN_KERNEL);
+}
+
+/* A directory is (or is about to be) gone: its inode number may be reused. */
+static __always_inline void bump_removed_dirs(void)
+{
+	bump_slot(GEN_REMOVED_DIRS);
+}
+
+/* Read with the generation, before any dentry of the walk. */
+static __always_inline __u32 removed_dirs(void)
+{
+	__u32 slot = GEN_REMOVED_DIRS;
+	__u64 *g = bpf_map_lookup_elem(&cache_gen, &slot);
+	__u32 n = g ? (__u32)*g : 0;
+
+	barrier();
+	return n;
 }
 
 static __always_inline bool caches_fragments(void)
@@ -130,10 +163,12 @@ static __always_inline bool caches_fragments(void)
 static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 {
 	struct walk_state *w = &s->ws;
+	__u32 generation = KREAD(struct dentry, d, d_inode, i_generation);
 	struct fsp_dir_key key = {
 		.mnt_id = w->mnt_id,
 		.dev = w->dev,
 		.ino = KREAD(struct dentry, d, d_inode, i_ino),
+		.generation = generation ? generation : w->removed_dirs,
 	};
 	struct fsp_cache_scratch *cs = get_cache_scratch();
 	struct walk_visit *v;
@@ -224,9 +259,7 @@ static __always_inline void cache_after_walk(struct fsp_scratch *s)
 
 		if (j >= keep || at >= FSP_DEFS_PER_RECORD)
 			break;
-		def->key.mnt_id = v->key.mnt_id;
-		def->key.dev = v->key.dev;
-		def->key.ino = v->key.ino;
+		def->key = v->key;
 		def->end = v->off - w->off;
 		def->name_len = v->name_len;
 		def->slot = w->slot;

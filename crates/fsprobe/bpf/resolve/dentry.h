@@ -142,6 +142,7 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 	w = &s->ws;
 	__builtin_memset(w, 0, sizeof(*w));
 	w->gen = current_gen();
+	w->removed_dirs = removed_dirs();
 	w->slot = slot;
 	w->dentry = d;
 	w->start_is_dir = (KREAD(struct dentry, d, d_inode, i_mode) & FSP_S_IFMT) == FSP_S_IFDIR;

@@ -40,6 +40,8 @@ fn def(ino: u64, end: u16, name_len: u16) -> Vec<u8> {
             mnt_id: 21,
             dev: 8,
             ino,
+            generation: 7,
+            ..Default::default()
         },
         end,
         name_len,
@@ -70,6 +72,8 @@ fn corpus() -> Vec<Vec<u8>> {
         mnt_id: 21,
         dev: 8,
         ino: 30,
+        generation: 7,
+        ..Default::default()
     };
     out.push(record(&h, b"/b.txt"));
     let mut h = header(EventKind::Open);

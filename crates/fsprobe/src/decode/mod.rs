@@ -135,7 +135,24 @@ fn dir_key(k: &fsp_dir_key) -> DirKey {
         mnt_id: k.mnt_id,
         dev: k.dev,
         ino: k.ino,
+        generation: k.generation,
     }
+}
+
+/// An rmdir's directory as the path caches know it: the prefix its walk
+/// stopped at, when that is the directory itself, or the def it taught.
+fn removed_dir_key(r: &RawRecord) -> Option<DirKey> {
+    let f = &r.hdr.file;
+    let is_it = |k: &fsp_dir_key| k.ino == f.ino && k.dev == f.dev && k.mnt_id == f.mnt_id;
+    if f.ino == 0 {
+        return None;
+    }
+    if is_it(&f.prefix) {
+        return Some(dir_key(&f.prefix));
+    }
+    r.defs()
+        .find(|d| d.slot == fsp_slot::FSP_SLOT_FILE.0 as u8 && is_it(&d.key))
+        .map(|d| dir_key(&d.key))
 }
 
 /// The record's extra string, if it has one.
@@ -378,6 +395,12 @@ impl Decoder {
         let process = self.process(r);
         let mut file = self.slot_ref(&h.file, r.file_path, fsp_slot::FSP_SLOT_FILE.0, r);
         self.place(&mut file, &h.file, h, process.mnt_ns);
+        if kind == EventKind::Rmdir
+            && h.retval == 0
+            && let Some(key) = removed_dir_key(r)
+        {
+            self.cache.forget_removed(key, h.file.cache_gen, h.ts_ns);
+        }
         let target = matches!(kind, EventKind::Rename | EventKind::Link).then(|| {
             let mut t = self.slot_ref(&h.target, r.target_path, fsp_slot::FSP_SLOT_TARGET.0, r);
             self.place(&mut t, &h.target, h, process.mnt_ns);

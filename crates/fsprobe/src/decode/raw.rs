@@ -10,12 +10,12 @@ use crate::skel::types::{
 };
 
 /// struct fsp_event.version this decoder reads (FSP_EVENT_VERSION).
-pub(crate) const EVENT_VERSION: u8 = 5;
+pub(crate) const EVENT_VERSION: u8 = 6;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
-const _: () = assert!(size_of::<fsp_event>() == 360);
-const _: () = assert!(size_of::<fsp_file>() == 64);
-const _: () = assert!(size_of::<fsp_cache_def>() == 24);
+const _: () = assert!(size_of::<fsp_event>() == 384);
+const _: () = assert!(size_of::<fsp_file>() == 72);
+const _: () = assert!(size_of::<fsp_cache_def>() == 32);
 
 /// enum fsp_path_flags, enum fsp_record_flags, as the skeleton generated them.
 pub(crate) const PATH_TRUNCATED: u16 = fsp_path_flags::FSP_PATH_TRUNCATED.0 as u16;

@@ -105,6 +105,8 @@ fn def_bytes(ino: u64, end: u16, name_len: u16) -> Vec<u8> {
             mnt_id: 21,
             dev: 8,
             ino,
+            generation: 7,
+            ..Default::default()
         },
         end,
         name_len,
@@ -148,16 +150,25 @@ fn rebuilds_a_cached_prefix_in_both_user_space_modes() {
             mnt_id: 21,
             dev: 8,
             ino: 30,
+            generation: 7,
+            ..Default::default()
         };
         let e = event(&mut decoder, &record(&h, b"/b.txt")).unwrap();
         assert_eq!(e.file.path, Path::new("/srv/data/b.txt"), "{mode}");
         assert!(e.file.is_kernel_resolved());
+        // The same inode number with another i_generation (the directory
+        // was removed and a new one got its number): unknown, not the old path.
+        h.file.prefix.generation = 8;
+        let e = event(&mut decoder, &record(&h, b"/b.txt")).unwrap();
+        assert!(e.file.truncated, "{mode}");
+        assert_eq!(decoder.unknown_prefixes, 1);
+        h.file.prefix.generation = 7;
         // Another generation (a rename happened): the prefix is unknown,
         // and the path is reported truncated rather than wrong.
         h.file.cache_gen = 6;
         let e = event(&mut decoder, &record(&h, b"/b.txt")).unwrap();
         assert!(e.file.truncated, "{mode}");
-        assert_eq!(decoder.unknown_prefixes, 1);
+        assert_eq!(decoder.unknown_prefixes, 2);
     }
 }
 
