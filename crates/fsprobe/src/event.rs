@@ -195,6 +195,10 @@ pub struct FileRef {
     pub mount_point: Option<Arc<Path>>,
     /// Inode number (64 bits); 0 when the file could not be identified.
     pub inode: u64,
+    /// The inode's generation (`i_generation`): with `inode`, tells this
+    /// file from a later one that reuses its number; 0 where the file
+    /// system sets none.
+    pub inode_generation: u32,
     /// Device of the file system, as `(major, minor)`.
     pub device: (u32, u32),
     /// Mount id, as in /proc/self/mountinfo.
@@ -272,6 +276,7 @@ impl Serialize for FileRef {
             serialize_path(&mut map, "host_path", host)?;
         }
         map.serialize_entry("inode", &self.inode)?;
+        map.serialize_entry("inode_generation", &self.inode_generation)?;
         map.serialize_entry("mount_id", &self.mount_id)?;
         if let Some(point) = &self.mount_point {
             serialize_path(&mut map, "mount_point", point)?;

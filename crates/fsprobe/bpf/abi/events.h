@@ -194,10 +194,17 @@ struct fsp_file {
 	__u64 ino;        /* inode->i_ino, 64 bits */
 	__u32 dev;        /* super_block->s_dev, kernel encoding (major << 20 | minor) */
 	__u32 mnt_id;     /* struct mount.mnt_id, as in /proc/self/mountinfo */
+	/*
+	 * inode->i_generation: with ino, tells this file from a later one
+	 * that gets its number (as NFS file handles do); 0 where the file
+	 * system sets none.
+	 */
+	__u32 generation;
 	__u16 path_len;   /* bytes of this path in the record's data */
 	__u16 user_len;   /* trailing bytes that came from the name argument */
 	__u16 flags;      /* enum fsp_path_flags */
 	__u16 mode;       /* inode->i_mode (type and permissions), 0 if unknown */
+	__u32 pad32;
 	/*
 	 * fragments and perf_buffer modes: the walk stopped at this cached
 	 * directory, whose path user space holds; the path above is what

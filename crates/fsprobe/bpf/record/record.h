@@ -69,6 +69,7 @@ static __always_inline void commit_path(struct fsp_scratch *s, enum fsp_slot whi
 static __always_inline void fill_identity(struct fsp_file *f, struct dentry *d, struct vfsmount *mnt)
 {
 	f->ino = KREAD(struct dentry, d, d_inode, i_ino);
+	f->generation = KREAD(struct dentry, d, d_inode, i_generation);
 	f->dev = KREAD(struct dentry, d, d_sb, s_dev);
 	f->mode = KREAD(struct dentry, d, d_inode, i_mode);
 	f->mnt_id = mount_id(mnt);

@@ -104,6 +104,7 @@ fn file_ref(raw: &fsp_file, path: PathBuf, unknown_prefix: bool) -> FileRef {
         host_path: None,
         mount_point: None,
         inode: raw.ino,
+        inode_generation: raw.generation,
         device: split_kernel_dev(raw.dev),
         mount_id: raw.mnt_id,
         mode: raw.mode,
@@ -150,9 +151,22 @@ fn removed_dir_key(r: &RawRecord) -> Option<DirKey> {
     if is_it(&f.prefix) {
         return Some(dir_key(&f.prefix));
     }
-    r.defs()
+    if let Some(d) = r
+        .defs()
         .find(|d| d.slot == fsp_slot::FSP_SLOT_FILE.0 as u8 && is_it(&d.key))
-        .map(|d| dir_key(&d.key))
+    {
+        return Some(dir_key(&d.key));
+    }
+    // The usual case: the walk went from the parent (the directory was
+    // gone), and the key is the record's identity. Where i_generation is
+    // 0 the key held the kernel's rmdir count, which the record does not
+    // say: such entries go at the next epoch flush.
+    (f.generation != 0).then_some(DirKey {
+        mnt_id: f.mnt_id,
+        dev: f.dev,
+        ino: f.ino,
+        generation: f.generation,
+    })
 }
 
 /// The record's extra string, if it has one.

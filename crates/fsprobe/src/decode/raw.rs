@@ -13,8 +13,8 @@ use crate::skel::types::{
 pub(crate) const EVENT_VERSION: u8 = 6;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
-const _: () = assert!(size_of::<fsp_event>() == 384);
-const _: () = assert!(size_of::<fsp_file>() == 72);
+const _: () = assert!(size_of::<fsp_event>() == 408);
+const _: () = assert!(size_of::<fsp_file>() == 80);
 const _: () = assert!(size_of::<fsp_cache_def>() == 32);
 
 /// enum fsp_path_flags, enum fsp_record_flags, as the skeleton generated them.
