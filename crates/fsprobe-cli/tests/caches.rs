@@ -55,23 +55,25 @@ fn open_twice(probe: &Probe, file: &Path, suffix: &str) {
     assert_eq!(path_of(&second, "file"), file.to_str().unwrap());
 }
 
-fn cached_walks(stderr: &str) -> u64 {
+/// The summary's path walks: cut short by the cache, and to the root
+/// ("path walks: N cut short by the MODE cache, M to the root").
+fn walks(stderr: &str) -> (u64, u64) {
     stderr
         .lines()
         .find_map(|l| l.split_once(", path walks: ").map(|(_, walks)| walks))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+        .and_then(|l| {
+            let (cached, rest) = l.split_once(" cut short by the ")?;
+            let (_, full) = rest.split_once(" cache, ")?;
+            Some((
+                cached.parse().ok()?,
+                full.split_whitespace().next()?.parse().ok()?,
+            ))
+        })
         .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))
 }
 
-/// Walks that went up to the root, from the summary line.
-fn full_walks(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .find_map(|l| l.split_once(" cache, ").map(|(_, walks)| walks))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no walk summary in:\n{stderr}"))
+fn cached_walks(stderr: &str) -> u64 {
+    walks(stderr).0
 }
 
 /// MS_MOVE keeps the mount (same id, same dentries) at another place.
@@ -274,7 +276,7 @@ fn an_rmdir_elsewhere_leaves_the_cache_warm() {
             "{mode}: {last}"
         );
         let finished = probe.stop();
-        let (cached, full) = (cached_walks(&finished.stderr), full_walks(&finished.stderr));
+        let (cached, full) = walks(&finished.stderr);
         assert!(
             cached >= ROUNDS as u64 && full < (ROUNDS / 2) as u64,
             "{mode}: {ROUNDS} opens after an unrelated rmdir each: {cached} walks cut short, {full} to the root"

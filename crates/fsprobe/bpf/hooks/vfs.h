@@ -195,8 +195,9 @@ static __always_inline void on_path_remove(__u8 kind, const struct path *dir, st
 	}
 	/*
 	 * The directory's key may be reused once it is gone. After the
-	 * source's walk, so that the walk meets the key the cache knows the
-	 * directory by (user space then forgets it: decode's removed_dir_key()).
+	 * source's walk, as the syscall hooks do: the walk still meets the
+	 * cached keys of ancestors that have no i_generation (struct
+	 * fsp_dir_key), which the bump makes new.
 	 */
 	if (kind == FSP_RMDIR)
 		bump_removed_dirs();

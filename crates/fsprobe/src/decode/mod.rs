@@ -140,28 +140,13 @@ fn dir_key(k: &fsp_dir_key) -> DirKey {
     }
 }
 
-/// An rmdir's directory as the path caches know it: the prefix its walk
-/// stopped at, when that is the directory itself, or the def it taught.
-fn removed_dir_key(r: &RawRecord) -> Option<DirKey> {
-    let f = &r.hdr.file;
-    let is_it = |k: &fsp_dir_key| k.ino == f.ino && k.dev == f.dev && k.mnt_id == f.mnt_id;
-    if f.ino == 0 {
-        return None;
-    }
-    if is_it(&f.prefix) {
-        return Some(dir_key(&f.prefix));
-    }
-    if let Some(d) = r
-        .defs()
-        .find(|d| d.slot == fsp_slot::FSP_SLOT_FILE.0 as u8 && is_it(&d.key))
-    {
-        return Some(dir_key(&d.key));
-    }
-    // The usual case: the walk went from the parent (the directory was
-    // gone), and the key is the record's identity. Where i_generation is
-    // 0 the key held the kernel's rmdir count, which the record does not
-    // say: such entries go at the next epoch flush.
-    (f.generation != 0).then_some(DirKey {
+/// An rmdir's directory as the path caches know it: the record's identity.
+/// (Its walk started at the parent, the directory being gone, so the
+/// record neither stops at nor teaches the directory itself.) Where
+/// i_generation is 0 the key held the kernel's rmdir count instead, which
+/// the record does not say: such entries go at the next epoch flush.
+fn removed_dir_key(f: &fsp_file) -> Option<DirKey> {
+    (f.ino != 0 && f.generation != 0).then_some(DirKey {
         mnt_id: f.mnt_id,
         dev: f.dev,
         ino: f.ino,
@@ -411,7 +396,7 @@ impl Decoder {
         self.place(&mut file, &h.file, h, process.mnt_ns);
         if kind == EventKind::Rmdir
             && h.retval == 0
-            && let Some(key) = removed_dir_key(r)
+            && let Some(key) = removed_dir_key(&h.file)
         {
             self.cache.forget_removed(key, h.file.cache_gen, h.ts_ns);
         }
