@@ -57,6 +57,7 @@ mod stream;
 mod subtrees;
 mod tracefs;
 mod transport;
+mod watched;
 mod worker;
 
 #[allow(

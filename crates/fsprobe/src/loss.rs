@@ -15,12 +15,16 @@ use crate::stats::RecordSender;
 
 /// Indices of the per-CPU `counters` map: enum fsp_counter in bpf/abi/events.h.
 pub(crate) mod counter {
-    pub const LOST_BUFFER: u32 = 1;
-    pub const LOST_PENDING: u32 = 2;
-    pub const WATCH_FULL: u32 = 3;
-    pub const WALK_CACHED: u32 = 4;
-    pub const WALK_FULL: u32 = 5;
-    pub const FILTERED_PROC: u32 = 6;
+    use crate::skel::types::fsp_counter;
+
+    pub const LOST_BUFFER: u32 = fsp_counter::FSP_CNT_LOST_RINGBUF.0;
+    pub const LOST_PENDING: u32 = fsp_counter::FSP_CNT_LOST_PENDING.0;
+    pub const WATCH_FULL: u32 = fsp_counter::FSP_CNT_WATCH_FULL.0;
+    pub const WALK_CACHED: u32 = fsp_counter::FSP_CNT_WALK_CACHED.0;
+    pub const WALK_FULL: u32 = fsp_counter::FSP_CNT_WALK_FULL.0;
+    pub const FILTERED_PROC: u32 = fsp_counter::FSP_CNT_FILTERED_PROC.0;
+    pub const WATCH_ADDED: u32 = fsp_counter::FSP_CNT_WATCH_ADDED.0;
+    pub const WATCH_REMOVED: u32 = fsp_counter::FSP_CNT_WATCH_REMOVED.0;
 }
 
 /// One per-CPU u64 array element, per CPU.

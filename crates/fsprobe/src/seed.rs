@@ -17,10 +17,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use libbpf_rs::{MapCore, MapFlags};
-
 use crate::error::{Error, Result};
 use crate::skel::types::fsp_watch;
+use crate::watched::Watched;
 
 const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
 const WATCH_CHILDREN: u32 = fsp_watch::FSP_WATCH_CHILDREN.0;
@@ -116,8 +115,8 @@ struct Level {
     pending: Vec<(CString, bool)>,
 }
 
-pub(crate) struct Seeder<'a, M: MapCore> {
-    map: &'a M,
+pub(crate) struct Seeder<'a> {
+    watched: &'a Watched,
     limit: u32,
     recursive: bool,
     keys: Vec<u8>,
@@ -133,10 +132,10 @@ pub(crate) struct Seeder<'a, M: MapCore> {
     pub(crate) first_skip: Option<String>,
 }
 
-impl<'a, M: MapCore> Seeder<'a, M> {
-    pub(crate) fn new(map: &'a M, limit: u32, recursive: bool) -> Self {
+impl<'a> Seeder<'a> {
+    pub(crate) fn new(watched: &'a Watched, limit: u32, recursive: bool) -> Self {
         Seeder {
-            map,
+            watched,
             limit,
             recursive,
             keys: Vec::with_capacity(BATCH * 16),
@@ -166,33 +165,21 @@ impl<'a, M: MapCore> Seeder<'a, M> {
         Ok(())
     }
 
-    /// Writes the batch to the map.
+    /// Writes the batch to the set.
     pub(crate) fn flush(&mut self) -> Result<()> {
         let count = (self.values.len() / 4) as u32;
         if count == 0 {
             return Ok(());
         }
-        let res = self.map.update_batch(
-            &self.keys,
-            &self.values,
-            count,
-            MapFlags::ANY,
-            MapFlags::ANY,
-        );
+        let res = self.watched.insert(&self.keys, &self.values);
         self.keys.clear();
         self.values.clear();
-        match res {
+        match res? {
             Ok(()) => {
                 self.inserted += u64::from(count);
                 Ok(())
             }
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => {
-                Err(Error::TooManyWatches(self.limit))
-            }
-            Err(source) => Err(Error::Bpf {
-                what: "adding watched inodes".into(),
-                source: source.into(),
-            }),
+            Err(crate::watched::Full) => Err(Error::TooManyWatches(self.limit)),
         }
     }
 

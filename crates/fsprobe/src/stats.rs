@@ -6,16 +6,16 @@
 //! duplicated map file descriptors, so taking a snapshot costs the worker
 //! nothing. The totals agree with the exit [`Summary`](crate::Summary):
 //! once the traffic stops, a snapshot and the summary hold the same numbers.
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SendError, SyncSender};
 
-use libbpf_rs::{MapCore, MapHandle, RingBuffer};
+use libbpf_rs::{MapHandle, RingBuffer};
 
 use crate::config::Transport;
 use crate::event::{EventKind, Record};
 use crate::loss::{counter, read_counter};
+use crate::watched::Watched;
 
 /// A snapshot of a running probe's counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl RecordSender {
 #[derive(Debug)]
 pub(crate) struct KernelMaps {
     pub(crate) counters: MapHandle,
-    pub(crate) watched: MapHandle,
+    pub(crate) watched: Arc<Watched>,
 }
 
 /// Reads a running probe's counters from any thread. Cheap to clone.
@@ -175,64 +175,12 @@ impl StatsReader {
             filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
             walks_cached: read_counter(counters, counter::WALK_CACHED),
             walks_full: read_counter(counters, counter::WALK_FULL),
-            watched_inodes: count_entries(&self.maps.watched),
+            watched_inodes: self.maps.watched.count(),
             buffer_pending_bytes: (self.transport == Transport::RingBuffer)
                 .then(|| get(&live.ring_pending)),
             buffer_size_bytes: self.buffer_bytes,
             consumer_lag: sent.saturating_sub(get(&live.taken)),
         }
-    }
-}
-
-/// Entries of a hash map, counted with BPF_MAP_LOOKUP_BATCH (5.6+).
-fn count_entries(map: &MapHandle) -> u64 {
-    const BATCH: u32 = 4096;
-    let key_size = map.key_size() as usize;
-    let value_size = map.value_size() as usize;
-    let mut keys = vec![0u8; key_size * BATCH as usize];
-    let mut values = vec![0u8; value_size * BATCH as usize];
-    let mut in_batch = vec![0u8; key_size];
-    let mut out_batch = vec![0u8; key_size];
-    let mut total = 0u64;
-    let mut first = true;
-    loop {
-        let mut count = BATCH;
-        let opts = libbpf_sys::bpf_map_batch_opts {
-            sz: std::mem::size_of::<libbpf_sys::bpf_map_batch_opts>() as _,
-            ..Default::default()
-        };
-        let in_ptr = if first {
-            std::ptr::null_mut()
-        } else {
-            in_batch.as_mut_ptr().cast()
-        };
-        // SAFETY: the buffers hold BATCH keys and values of the map's
-        // sizes and one batch token of the key's size each (a hash map's
-        // token is a bucket index, smaller than a key); count says how
-        // many fit; the fd is open for the map's lifetime.
-        let ret = unsafe {
-            libbpf_sys::bpf_map_lookup_batch(
-                map.as_fd().as_raw_fd(),
-                in_ptr,
-                out_batch.as_mut_ptr().cast(),
-                keys.as_mut_ptr().cast(),
-                values.as_mut_ptr().cast(),
-                &mut count,
-                &opts,
-            )
-        };
-        // libbpf returns -errno; ENOENT ends the walk, with a last batch.
-        if ret != 0 && ret != -libc::ENOENT {
-            // Nothing sensible to report from a failed walk; say zero
-            // rather than a partial count.
-            return 0;
-        }
-        total += u64::from(count);
-        if ret != 0 {
-            return total;
-        }
-        std::mem::swap(&mut in_batch, &mut out_batch);
-        first = false;
     }
 }
 

@@ -7,6 +7,7 @@
 //! so nothing done in it goes unreported meanwhile; once every entry is in
 //! the watched map, the flag is cleared and the walk counted as done
 //! (subtrees_pending[1]), which turns the ancestor check off again.
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -19,6 +20,7 @@ use crate::seed::{Seeder, inode_key, open_subtree};
 use crate::skel::FsprobeMaps;
 use crate::skel::types::fsp_watch;
 use crate::stats::RecordSender;
+use crate::watched::Watched;
 
 const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
 const WATCH_CHILDREN: u32 = fsp_watch::FSP_WATCH_CHILDREN.0;
@@ -32,7 +34,7 @@ pub(crate) struct Walker {
 }
 
 struct Maps {
-    watched: MapHandle,
+    watched: Arc<Watched>,
     pending: MapHandle,
     outside_names: MapHandle,
     limit: u32,
@@ -84,11 +86,7 @@ impl Maps {
         }
         // The directory itself stays watched; only the ancestor check ends.
         let flags = WATCH_SELF | WATCH_CHILDREN;
-        let _ = self.watched.update(
-            &inode_key(s.dev, s.ino),
-            &flags.to_ne_bytes(),
-            MapFlags::EXIST,
-        );
+        self.watched.set_flags(&inode_key(s.dev, s.ino), flags);
         self.done(walked);
         let unwatched = |count, reason| Record::Unwatched {
             count,
@@ -114,17 +112,18 @@ fn run(mut maps: Maps, queue: Receiver<Subtree>, records: RecordSender) {
 }
 
 impl Walker {
-    /// Starts the walker over the probe's `watched`, `subtrees_pending`
+    /// Starts the walker over the probe's watched set, `subtrees_pending`
     /// and `outside_names` maps; `linked`: the hard-linked files the first
     /// seeding found.
     pub(crate) fn start(
         maps: &FsprobeMaps,
+        watched: Arc<Watched>,
         limit: u32,
         linked: u64,
         records: RecordSender,
     ) -> Result<Walker> {
         let maps = Maps {
-            watched: MapHandle::try_from(&maps.watched).context("sharing the watched map")?,
+            watched,
             pending: MapHandle::try_from(&maps.subtrees_pending)
                 .context("sharing the subtree counter")?,
             outside_names: MapHandle::try_from(&maps.outside_names)

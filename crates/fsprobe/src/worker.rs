@@ -32,7 +32,7 @@ fn setup<'obj>(
     storages: &'obj mut [MaybeUninit<OpenObject>; 3],
 ) -> Result<(Backend<'obj>, Ready, u64)> {
     let backend = backend::start(config, storages)?;
-    let mut seeder = Seeder::new(backend.watched_map(), config.max_watches, config.recursive);
+    let mut seeder = Seeder::new(&backend.watched, config.max_watches, config.recursive);
     if config.paths_filtering {
         for path in &config.paths {
             seeder.seed(path)?;
@@ -72,7 +72,7 @@ fn stats_maps(backend: &Backend) -> Result<KernelMaps> {
         counters: (&maps.counters)
             .try_into()
             .context("sharing the counters")?,
-        watched: (&maps.watched).try_into().context("sharing the filter")?,
+        watched: Arc::clone(&backend.watched),
     })
 }
 
@@ -94,7 +94,13 @@ pub(crate) fn run(
     };
     let (live, stats) = crate::stats::reader(maps, config.transport, config.buffer_bytes);
     let tx = RecordSender::new(tx, Arc::clone(&live));
-    let walker = match Walker::start(&backend.skel.maps, config.max_watches, linked, tx.clone()) {
+    let walker = match Walker::start(
+        &backend.skel.maps,
+        Arc::clone(&backend.watched),
+        config.max_watches,
+        linked,
+        tx.clone(),
+    ) {
         Ok(w) => w,
         Err(e) => {
             let _ = ready_tx.send(Err(e));
@@ -148,6 +154,9 @@ pub(crate) fn run(
     while !stop.load(Ordering::SeqCst) {
         let caught_up = reader.poll(&handler);
         losses.report(counters, &tx);
+        // Room in the filter for what the kernel adds next; when this
+        // fails, what cannot be added is counted and reported unwatched.
+        let _ = backend.watched.maintain();
         // A record still waiting (perf buffer) or unread (a read that
         // yielded) is not lost: judge the trailing gaps only when the
         // reader caught up and none waits.

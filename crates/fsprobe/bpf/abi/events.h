@@ -313,6 +313,13 @@ struct fsp_inode_key {
 	__u64 ino;
 };
 
+/* Slots of the watched map, whose values are the inner maps that hold the set. */
+enum fsp_watched_slot {
+	FSP_WATCHED_NOW = 0,    /* every insert goes here */
+	FSP_WATCHED_BEFORE = 1, /* the map being copied into NOW, while it is */
+	FSP_WATCHED_SLOTS = 2,
+};
+
 /* Values of the watched map. */
 enum fsp_watch {
 	FSP_WATCH_SELF = 1,     /* events on this inode are reported */
@@ -334,6 +341,8 @@ enum fsp_counter {
 	FSP_CNT_WALK_CACHED,     /* path walks cut short by a cache hit */
 	FSP_CNT_WALK_FULL,       /* path walks to the root */
 	FSP_CNT_FILTERED_PROC,   /* operations left out by --pid/--uid/--comm */
+	FSP_CNT_WATCH_ADDED,     /* entries the kernel added to the watched map (or replaced) */
+	FSP_CNT_WATCH_REMOVED,   /* entries the kernel removed from it */
 	FSP_CNT_MAX,
 };
 

@@ -21,6 +21,7 @@ struct fsp_abi {
 	enum fsp_transport transport;
 	enum fsp_proc_filter proc_filter;
 	enum fsp_watch watch;
+	enum fsp_watched_slot watched_slot;
 	enum fsp_counter counter;
 	enum fsp_trait trait;
 };
@@ -226,13 +227,30 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } events_perf SEC(".maps");
 
-/* Identities of the watched files and directories; never evicts. */
+/*
+ * Identities of the watched files and directories; never evicts. A hash
+ * map allocates its buckets for max_entries up front (htab_map_alloc(),
+ * kernel/bpf/hashtab.c: 16 bytes per entry, rounded up to a power of
+ * two: 16 MiB for the default --max-watches), so the set lives in an
+ * inner map that user space replaces with a larger one as it fills
+ * (src/watched.rs). [FSP_WATCHED_NOW] is the one every insert goes to;
+ * while user space copies it into its successor, [FSP_WATCHED_BEFORE]
+ * holds the previous one, which lookups and deletes also visit. The inner
+ * maps may differ in max_entries since 5.10 (commit 134fede4eecf, "bpf:
+ * Relax max_entries check for most of the inner map types").
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 20);
-	__type(key, struct fsp_inode_key);
-	__type(value, __u32);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, FSP_WATCHED_SLOTS);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_HASH);
+		__uint(map_flags, BPF_F_NO_PREALLOC);
+		__uint(max_entries, 1);
+		/* Sizes, not types: libbpf cannot size types inside __array(). */
+		__uint(key_size, sizeof(struct fsp_inode_key));
+		__uint(value_size, sizeof(__u32));
+	});
 } watched SEC(".maps");
 
 struct {

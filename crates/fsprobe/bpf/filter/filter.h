@@ -22,12 +22,31 @@ static __always_inline struct fsp_inode_key dentry_key(struct dentry *d)
 	return key;
 }
 
+/* The inner map in slot `slot` of watched (core/maps.h), or NULL. */
+static __always_inline void *watched_set(__u32 slot)
+{
+	return bpf_map_lookup_elem(&watched, &slot);
+}
+
+/* key's watch flags (enum fsp_watch), 0 when it is not watched. */
+static __always_inline __u32 key_flags(struct fsp_inode_key *key)
+{
+	void *set = watched_set(FSP_WATCHED_NOW);
+	__u32 *flags = set ? bpf_map_lookup_elem(set, key) : NULL;
+
+	/* While user space copies the set into a larger map (src/watched.rs). */
+	if (!flags) {
+		set = watched_set(FSP_WATCHED_BEFORE);
+		flags = set ? bpf_map_lookup_elem(set, key) : NULL;
+	}
+	return flags ? *flags : 0;
+}
+
 static __always_inline __u32 watch_flags(struct dentry *d)
 {
 	struct fsp_inode_key key = dentry_key(d);
-	__u32 *flags = bpf_map_lookup_elem(&watched, &key);
 
-	return flags ? *flags : 0;
+	return key_flags(&key);
 }
 
 /*
@@ -99,13 +118,6 @@ __noinline int fsp_below_subtree(__u64 dentry)
 			return r > 0;
 	}
 	return 0;
-}
-
-static __always_inline __u32 key_flags(struct fsp_inode_key *key)
-{
-	__u32 *flags = bpf_map_lookup_elem(&watched, key);
-
-	return flags ? *flags : 0;
 }
 
 /* object_matches() with typed loads (has_core_cast()): the same checks. */
@@ -219,12 +231,20 @@ static __always_inline bool watch_with(struct dentry *d, __u32 flags, __u64 map_
 {
 	struct fsp_inode_key key = dentry_key(d);
 
+	void *set;
+	long err;
+
 	if (!cfg_paths_filtering || !key.ino)
 		return true;
-	if (bpf_map_update_elem(&watched, &key, &flags, map_flags) == -FSP_E2BIG) {
+	set = watched_set(FSP_WATCHED_NOW);
+	err = set ? bpf_map_update_elem(set, &key, &flags, map_flags) : -FSP_E2BIG;
+	if (err == -FSP_E2BIG) {
 		count(FSP_CNT_WATCH_FULL);
 		return false;
 	}
+	/* What user space sizes the set by (src/watched.rs). */
+	if (!err)
+		count(FSP_CNT_WATCH_ADDED);
 	return true;
 }
 
@@ -241,8 +261,19 @@ static __always_inline void watch_new(struct dentry *d)
 
 static __always_inline void unwatch_key(struct fsp_inode_key *key)
 {
-	if (cfg_paths_filtering)
-		bpf_map_delete_elem(&watched, key);
+	void *now, *before;
+	bool removed = false;
+
+	if (!cfg_paths_filtering)
+		return;
+	now = watched_set(FSP_WATCHED_NOW);
+	before = watched_set(FSP_WATCHED_BEFORE);
+	if (now && bpf_map_delete_elem(now, key) == 0)
+		removed = true;
+	if (before && bpf_map_delete_elem(before, key) == 0)
+		removed = true;
+	if (removed)
+		count(FSP_CNT_WATCH_REMOVED);
 }
 
 /*

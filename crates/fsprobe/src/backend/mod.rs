@@ -14,14 +14,16 @@ pub(crate) mod syscalls;
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::config::{BackendKind, Config, ResolutionMode, Transport};
 use crate::error::{BpfContext, Error, Result};
 use crate::libbpf_log;
 use crate::skel::{FsprobeSkel, FsprobeSkelBuilder};
+use crate::watched::Watched;
 use kernel::Kernel;
 use plan::Plan;
 
@@ -40,6 +42,8 @@ pub(crate) struct Backend<'obj> {
     pub(crate) plan: Plan,
     /// The running kernel's release.
     pub(crate) release: String,
+    /// The filter's storage (src/watched.rs), shared with the threads that add to it.
+    pub(crate) watched: Arc<Watched>,
 }
 
 /// Why `kind` cannot run here, when that is known without loading it.
@@ -217,10 +221,6 @@ impl<'obj> Backend<'obj> {
             .events
             .set_max_entries(ring_bytes)
             .context("sizing the ring buffer")?;
-        open.maps
-            .watched
-            .set_max_entries(config.max_watches)
-            .context("sizing the watched map")?;
         // Only the VFS hooks use these (hooks/origin.h, hooks/syscalls.h):
         // elsewhere they get the least memory they can have.
         if !plan.constants.vfs_hooks {
@@ -245,12 +245,19 @@ impl<'obj> Backend<'obj> {
             what: format!("loading the BPF programs ({})", libbpf_log::take()),
             source: source.into(),
         })?;
+        // The filter's first set, in place before anything is attached.
+        let watched = Arc::new(Watched::new(
+            MapHandle::try_from(&skel.maps.watched).context("sharing the watched map")?,
+            MapHandle::try_from(&skel.maps.counters).context("sharing the counters")?,
+            config.max_watches,
+        )?);
         Ok(Backend {
             skel,
             links: Vec::new(),
             kind,
             plan,
             release: String::new(),
+            watched,
         })
     }
 
@@ -293,9 +300,5 @@ impl<'obj> Backend<'obj> {
             self.links.push(link);
         }
         Ok(())
-    }
-
-    pub(crate) fn watched_map(&self) -> &libbpf_rs::Map<'obj> {
-        &self.skel.maps.watched
     }
 }

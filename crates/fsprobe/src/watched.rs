@@ -1,0 +1,427 @@
+//! The watched set: the identities the in-kernel filter reports on
+//! (bpf/filter/filter.h), kept in a hash map that grows with what it holds.
+//!
+//! A BPF hash map allocates its buckets for max_entries when it is created
+//! (htab_map_alloc(), kernel/bpf/hashtab.c: 16 bytes per entry rounded up
+//! to a power of two), so a map sized for the default `--max-watches`
+//! (1,048,576) would cost 16 MiB however little is watched. The set lives
+//! instead in an inner map of the `watched` array of maps
+//! (bpf/core/maps.h), created here at a fraction of the limit and replaced
+//! by one twice as large whenever it is half full, up to the limit:
+//!
+//! 1. the old set goes to slot BEFORE, the new one to slot NOW: from then
+//!    on the kernel inserts into the new set, and looks up and deletes in
+//!    both, so nothing is unwatched while the copy runs;
+//! 2. the old set's entries are copied into the new one, never over an
+//!    entry the kernel wrote meanwhile (BPF_NOEXIST);
+//! 3. slot BEFORE is emptied and the old set closed.
+//!
+//! An entry the kernel deletes from the old set after step 2 has read it
+//! is copied all the same: it stays watched (reported, never missed)
+//! until its inode is removed again or the probe stops.
+//!
+//! How full the set is, is estimated between two resizes from the entries
+//! copied, those user space added, and the kernel's counts of entries it
+//! added and removed (FSP_CNT_WATCH_ADDED, FSP_CNT_WATCH_REMOVED).
+//! Replacing an entry counts as adding one, so the estimate errs high,
+//! and each resize starts it again from the entries copied.
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+
+use crate::error::{BpfContext, Error, Result};
+use crate::loss::{counter, read_counter};
+use crate::skel::types::fsp_watched_slot;
+
+const NOW: u32 = fsp_watched_slot::FSP_WATCHED_NOW.0;
+const BEFORE: u32 = fsp_watched_slot::FSP_WATCHED_BEFORE.0;
+
+/// Capacity of the first set (or the limit, when that is smaller): 1 MiB
+/// of buckets.
+const FIRST_CAPACITY: u32 = 1 << 16;
+
+/// Key and value sizes: struct fsp_inode_key, enum fsp_watch as __u32.
+const KEY_SIZE: u32 = 16;
+const VALUE_SIZE: u32 = 4;
+
+/// Entries per batch when a set is copied or counted.
+const BATCH: u32 = 4096;
+
+/// How often the worker's [`Watched::maintain`] looks at the kernel's counts.
+const MAINTAIN_EVERY: Duration = Duration::from_millis(50);
+
+/// The set is full: `--max-watches` entries.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+#[derive(Debug)]
+pub(crate) struct Watched {
+    outer: MapHandle,
+    counters: MapHandle,
+    limit: u32,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    set: MapHandle,
+    capacity: u32,
+    /// Entries at the last resize, plus those user space added since.
+    base: u64,
+    /// The kernel's counts at the last resize.
+    kernel_added: u64,
+    kernel_removed: u64,
+    last_maintained: Instant,
+}
+
+fn create_set(capacity: u32) -> Result<MapHandle> {
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        map_flags: libbpf_sys::BPF_F_NO_PREALLOC,
+        ..Default::default()
+    };
+    MapHandle::create(
+        MapType::Hash,
+        Some("fsp_watched"),
+        KEY_SIZE,
+        VALUE_SIZE,
+        capacity,
+        &opts,
+    )
+    .context(format!("creating the watched set ({capacity} entries)"))
+}
+
+impl Watched {
+    /// Installs the first set in `outer` (the skeleton's `watched`), before
+    /// the programs are attached; `counters`: the kernel's counters.
+    pub(crate) fn new(outer: MapHandle, counters: MapHandle, limit: u32) -> Result<Watched> {
+        let watched = Watched {
+            outer,
+            counters,
+            limit,
+            state: Mutex::new(State {
+                set: create_set(FIRST_CAPACITY.min(limit))?,
+                capacity: FIRST_CAPACITY.min(limit),
+                base: 0,
+                kernel_added: 0,
+                kernel_removed: 0,
+                last_maintained: Instant::now(),
+            }),
+        };
+        {
+            let state = watched.lock();
+            watched.put(NOW, &state.set)?;
+        }
+        Ok(watched)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves a consistent map behind.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(&self, slot: u32, set: &MapHandle) -> Result<()> {
+        let fd = set.as_fd().as_raw_fd() as u32;
+        self.outer
+            .update(&slot.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY)
+            .context("installing the watched set")
+    }
+
+    fn kernel_counts(&self) -> (u64, u64) {
+        (
+            read_counter(&self.counters, counter::WATCH_ADDED),
+            read_counter(&self.counters, counter::WATCH_REMOVED),
+        )
+    }
+
+    /// How many entries the set holds (an upper bound, see the module's doc).
+    fn estimate(&self, state: &State) -> u64 {
+        let (added, removed) = self.kernel_counts();
+        (state.base + added.saturating_sub(state.kernel_added))
+            .saturating_sub(removed.saturating_sub(state.kernel_removed))
+    }
+
+    /// Grows the set, if need be, so that `more` entries leave it at most
+    /// half full (or as large as the limit allows).
+    fn reserve(&self, state: &mut State, more: u64) -> Result<()> {
+        let wanted = (self.estimate(state) + more).saturating_mul(2);
+        let mut capacity = state.capacity;
+        while u64::from(capacity) < wanted && capacity < self.limit {
+            capacity = capacity.saturating_mul(2).min(self.limit);
+        }
+        if capacity == state.capacity {
+            return Ok(());
+        }
+        self.resize(state, capacity)
+    }
+
+    fn resize(&self, state: &mut State, capacity: u32) -> Result<()> {
+        let next = create_set(capacity)?;
+        self.put(BEFORE, &state.set)?;
+        self.put(NOW, &next)?;
+        // What the kernel adds from here on goes to `next`, and is counted.
+        let (added, removed) = self.kernel_counts();
+        let copied = copy(&state.set, &next);
+        // Whatever the copy did, the old set leaves: `next` takes the inserts.
+        let cleared = self
+            .outer
+            .delete(&BEFORE.to_ne_bytes())
+            .context("retiring the old watched set");
+        let copied = copied?;
+        cleared?;
+        *state = State {
+            set: next,
+            capacity,
+            base: copied,
+            kernel_added: added,
+            kernel_removed: removed,
+            last_maintained: state.last_maintained,
+        };
+        Ok(())
+    }
+
+    /// Adds `keys` (struct fsp_inode_key each) with `values` (their flags).
+    pub(crate) fn insert(
+        &self,
+        keys: &[u8],
+        values: &[u8],
+    ) -> Result<std::result::Result<(), Full>> {
+        let count = values.len() as u32 / VALUE_SIZE;
+        if count == 0 {
+            return Ok(Ok(()));
+        }
+        let mut state = self.lock();
+        self.reserve(&mut state, u64::from(count))?;
+        match state
+            .set
+            .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
+        {
+            Ok(()) => {
+                state.base += u64::from(count);
+                Ok(Ok(()))
+            }
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => Ok(Err(Full)),
+            Err(source) => Err(Error::Bpf {
+                what: "adding watched inodes".into(),
+                source: source.into(),
+            }),
+        }
+    }
+
+    /// Sets the flags of `key`, if it is in the set.
+    pub(crate) fn set_flags(&self, key: &[u8], flags: u32) {
+        let state = self.lock();
+        let _ = state.set.update(key, &flags.to_ne_bytes(), MapFlags::EXIST);
+    }
+
+    /// Grows the set ahead of the kernel's own inserts (new files in
+    /// watched directories); the worker calls it after each read. An
+    /// error leaves the set as it was: what the kernel then cannot add is
+    /// counted (FSP_CNT_WATCH_FULL) and reported as unwatched.
+    pub(crate) fn maintain(&self) -> Result<()> {
+        let mut state = self.lock();
+        if state.last_maintained.elapsed() < MAINTAIN_EVERY {
+            return Ok(());
+        }
+        state.last_maintained = Instant::now();
+        self.reserve(&mut state, 0)
+    }
+
+    /// The entries the set holds, counted.
+    pub(crate) fn count(&self) -> u64 {
+        let state = self.lock();
+        let mut total = 0;
+        let _ = for_each_batch(&state.set, |_, _, n| {
+            total += u64::from(n);
+            Ok(())
+        });
+        total
+    }
+
+    /// The current set's capacity.
+    #[cfg(test)]
+    fn capacity(&self) -> u32 {
+        self.lock().capacity
+    }
+}
+
+/// Calls `f` with each batch of `map`'s keys and values and their count
+/// (BPF_MAP_LOOKUP_BATCH, 5.6+).
+fn for_each_batch(
+    map: &MapHandle,
+    mut f: impl FnMut(&[u8], &[u8], u32) -> Result<()>,
+) -> Result<()> {
+    let mut keys = vec![0u8; (KEY_SIZE * BATCH) as usize];
+    let mut values = vec![0u8; (VALUE_SIZE * BATCH) as usize];
+    let mut in_batch = vec![0u8; KEY_SIZE as usize];
+    let mut out_batch = vec![0u8; KEY_SIZE as usize];
+    let mut first = true;
+    loop {
+        let mut count = BATCH;
+        let opts = libbpf_sys::bpf_map_batch_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_map_batch_opts>() as _,
+            ..Default::default()
+        };
+        let in_ptr = if first {
+            std::ptr::null_mut()
+        } else {
+            in_batch.as_mut_ptr().cast()
+        };
+        // SAFETY: the buffers hold BATCH keys and values of the set's
+        // sizes and one batch token of the key's size each (a hash map's
+        // token is a bucket index, smaller than a key); count says how
+        // many fit; the fd is open for the map's lifetime.
+        let ret = unsafe {
+            libbpf_sys::bpf_map_lookup_batch(
+                map.as_fd().as_raw_fd(),
+                in_ptr,
+                out_batch.as_mut_ptr().cast(),
+                keys.as_mut_ptr().cast(),
+                values.as_mut_ptr().cast(),
+                &mut count,
+                &opts,
+            )
+        };
+        // libbpf returns -errno; ENOENT ends the walk, with a last batch.
+        if ret != 0 && ret != -libc::ENOENT {
+            return Err(Error::Io {
+                what: "reading the watched set".into(),
+                source: std::io::Error::from_raw_os_error(-ret),
+            });
+        }
+        if count > 0 {
+            f(
+                &keys[..(KEY_SIZE * count) as usize],
+                &values[..(VALUE_SIZE * count) as usize],
+                count,
+            )?;
+        }
+        if ret != 0 {
+            return Ok(());
+        }
+        std::mem::swap(&mut in_batch, &mut out_batch);
+        first = false;
+    }
+}
+
+/// Copies `from` into `to`, keeping what `to` already holds; returns how
+/// many entries `from` held.
+fn copy(from: &MapHandle, to: &MapHandle) -> Result<u64> {
+    let mut total = 0;
+    for_each_batch(from, |keys, values, count| {
+        total += u64::from(count);
+        add_missing(to, keys, values, count)
+    })?;
+    Ok(total)
+}
+
+/// Adds the entries of `keys` and `values` that `to` does not hold. One
+/// syscall per entry: BPF_MAP_UPDATE_BATCH takes no BPF_NOEXIST
+/// (bpf_map_do_batch(), kernel/bpf/syscall.c, allows only BPF_F_LOCK in
+/// elem_flags), and an entry the kernel wrote meanwhile must win.
+fn add_missing(to: &MapHandle, keys: &[u8], values: &[u8], count: u32) -> Result<()> {
+    let entries = keys
+        .chunks_exact(KEY_SIZE as usize)
+        .zip(values.chunks_exact(VALUE_SIZE as usize))
+        .take(count as usize);
+    for (key, value) in entries {
+        match to.update(key, value, MapFlags::NO_EXIST) {
+            Ok(()) => {}
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(Error::Bpf {
+                    what: "copying the watched set".into(),
+                    source: source.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! These create BPF maps: they run as root, like the integration tests.
+    use super::*;
+    use crate::seed::inode_key;
+
+    fn outer() -> MapHandle {
+        let inner = create_set(1).unwrap();
+        let opts = libbpf_sys::bpf_map_create_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+            inner_map_fd: inner.as_fd().as_raw_fd() as u32,
+            ..Default::default()
+        };
+        MapHandle::create(MapType::ArrayOfMaps, Some("t_outer"), 4, 4, 2, &opts).unwrap()
+    }
+
+    fn counters() -> MapHandle {
+        let opts = libbpf_sys::bpf_map_create_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+            ..Default::default()
+        };
+        MapHandle::create(MapType::PercpuArray, Some("t_counters"), 4, 8, 16, &opts).unwrap()
+    }
+
+    fn batch(range: std::ops::Range<u64>) -> (Vec<u8>, Vec<u8>) {
+        let keys = range.clone().flat_map(|i| inode_key(7, i)).collect();
+        let values = range.flat_map(|i| (i as u32).to_ne_bytes()).collect();
+        (keys, values)
+    }
+
+    #[test]
+    fn the_set_grows_and_keeps_every_entry() {
+        let (outer, counters) = (outer(), counters());
+        let watched = Watched::new(
+            MapHandle::try_from(&outer).unwrap(),
+            MapHandle::try_from(&counters).unwrap(),
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(watched.capacity(), FIRST_CAPACITY);
+        let total = 3 * u64::from(FIRST_CAPACITY) / 2;
+        for start in (0..total).step_by(BATCH as usize) {
+            let (keys, values) = batch(start..(start + u64::from(BATCH)).min(total));
+            watched.insert(&keys, &values).unwrap().unwrap();
+        }
+        assert_eq!(watched.count(), total);
+        assert_eq!(watched.capacity(), 4 * FIRST_CAPACITY);
+        let state = watched.lock();
+        for i in [0, u64::from(FIRST_CAPACITY) - 1, total - 1] {
+            let value = state.set.lookup(&inode_key(7, i), MapFlags::ANY).unwrap();
+            assert_eq!(value, Some((i as u32).to_ne_bytes().to_vec()), "entry {i}");
+        }
+        // The slot the kernel reads is the new set, and BEFORE is empty.
+        let id = |m: &MapHandle| m.info().unwrap().info.id;
+        let now = outer
+            .lookup(&NOW.to_ne_bytes(), MapFlags::ANY)
+            .unwrap()
+            .unwrap();
+        assert_eq!(u32::from_ne_bytes(now.try_into().unwrap()), id(&state.set));
+        assert_eq!(
+            outer.lookup(&BEFORE.to_ne_bytes(), MapFlags::ANY).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_copy_keeps_what_the_new_set_already_holds() {
+        let (from, to) = (create_set(64).unwrap(), create_set(128).unwrap());
+        let (keys, values) = batch(0..10);
+        from.update_batch(&keys, &values, 10, MapFlags::ANY, MapFlags::ANY)
+            .unwrap();
+        // Entries 3 and 7 were written by the kernel meanwhile, with other flags.
+        for i in [3u64, 7] {
+            to.update(&inode_key(7, i), &99u32.to_ne_bytes(), MapFlags::ANY)
+                .unwrap();
+        }
+        assert_eq!(copy(&from, &to).unwrap(), 10);
+        for i in 0..10u64 {
+            let want = if i == 3 || i == 7 { 99 } else { i as u32 };
+            let got = to.lookup(&inode_key(7, i), MapFlags::ANY).unwrap();
+            assert_eq!(got, Some(want.to_ne_bytes().to_vec()), "entry {i}");
+        }
+    }
+}
