@@ -20,13 +20,15 @@ use crate::config::ResolutionMode;
 
 /// A cached directory: the mount it was reached through, its device and
 /// inode, and the inode's generation (struct fsp_dir_key: i_generation, or
-/// the kernel's rmdir count where the file system leaves that 0).
+/// the kernel's rmdir count where the file system leaves that 0, which
+/// `by_removals` says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct DirKey {
     pub mnt_id: u32,
     pub dev: u32,
     pub ino: u64,
     pub generation: u32,
+    pub by_removals: bool,
 }
 
 /// A directory a record teaches: its path ends `end` bytes into the
@@ -79,8 +81,12 @@ pub(crate) struct PathCache {
     /// Old entries go when a record stamped after this (boot-time ns) arrives.
     purge_after: Option<u64>,
     /// Removed directories, forgotten once a record stamped after the
-    /// first field (boot-time ns) arrives, oldest first.
+    /// first field (boot-time ns) arrives, oldest first; and entries of
+    /// directories keyed by the rmdir count that a newer count replaced.
     removed: VecDeque<(u64, DirKey, u64)>,
+    /// perf_buffer: the newest rmdir count and generation each directory
+    /// keyed by the rmdir count was learnt at (mount, device, inode).
+    by_removals: HashMap<(u32, u32, u64), (u32, u64)>,
 }
 
 impl PathCache {
@@ -97,6 +103,7 @@ impl PathCache {
             epoch: 0,
             purge_after: None,
             removed: VecDeque::new(),
+            by_removals: HashMap::new(),
         }
     }
 
@@ -167,10 +174,10 @@ impl PathCache {
         }
     }
 
-    /// Learns the directories of one slot. `full` is the slot's whole path
-    /// (prefix included), `prefix_len` the prefix's length in it, `prefix`
-    /// the cached directory the walk stopped at; `defs` come in walk
-    /// order, deepest first.
+    /// Learns the directories of one slot of a record stamped `ts_ns`.
+    /// `full` is the slot's whole path (prefix included), `prefix_len` the
+    /// prefix's length in it, `prefix` the cached directory the walk
+    /// stopped at; `defs` come in walk order, deepest first.
     pub(crate) fn learn(
         &mut self,
         generation: u64,
@@ -178,6 +185,7 @@ impl PathCache {
         prefix_len: usize,
         prefix: Option<DirKey>,
         defs: &[Def],
+        ts_ns: u64,
     ) {
         let kernel = &full[prefix_len.min(full.len())..];
         match &mut self.mirror {
@@ -185,6 +193,12 @@ impl PathCache {
             Mirror::Prefixes(m) => {
                 for d in defs.iter().filter(|d| d.end <= kernel.len()) {
                     m.insert((d.key, generation), full[..prefix_len + d.end].into());
+                }
+                let counted = defs
+                    .iter()
+                    .filter(|d| d.key.by_removals && d.end <= kernel.len());
+                for d in counted {
+                    self.retire_older_count(d.key, generation, ts_ns);
                 }
             }
             Mirror::Fragments(m) => {
@@ -198,6 +212,37 @@ impl PathCache {
                 }
             }
         }
+    }
+
+    /// Directory `key`, keyed by the rmdir count, was learnt at
+    /// `generation`: of its entries, only the newest count's can be asked
+    /// for once the records walked before that count are read (a walk
+    /// reads the count at its start: cache.h), so an older one goes after
+    /// the grace period. Without this, each rmdir would leave one more
+    /// entry for every such directory a walk then passes (on this host the
+    /// root and /tmp, made when the image was built, have no i_generation)
+    /// until the next epoch flush. perf_buffer only: a fragment names its
+    /// parent by key, so in fragments mode an old count's entry stays
+    /// while children cached in the kernel still lead to it.
+    fn retire_older_count(&mut self, key: DirKey, generation: u64, ts_ns: u64) {
+        let id = (key.mnt_id, key.dev, key.ino);
+        let new = (key.generation, generation);
+        let retired = match self.by_removals.insert(id, new) {
+            None => return,
+            Some(old) if old == new => return,
+            // A record walked before the newest count: its entry is the old one.
+            Some(old) if old > new => {
+                self.by_removals.insert(id, old);
+                new
+            }
+            Some(old) => old,
+        };
+        let old_key = DirKey {
+            generation: retired.0,
+            ..key
+        };
+        self.removed
+            .push_back((ts_ns + FLUSH_GRACE_NS, old_key, retired.1));
     }
 
     /// Directory `key`, known as of `generation`, was removed by a record
@@ -237,6 +282,8 @@ impl PathCache {
                 Mirror::Prefixes(m) => m.retain(|(_, g), _| *g >> EPOCH_SHIFT == epoch),
                 Mirror::Fragments(m) => m.retain(|(_, g), _| *g >> EPOCH_SHIFT == epoch),
             }
+            self.by_removals
+                .retain(|_, (_, g)| *g >> EPOCH_SHIFT == epoch);
             self.purge_after = None;
         }
         if self.purge_after.is_none() && self.len() > self.limit {
@@ -258,6 +305,7 @@ mod tests {
             dev: 8,
             ino,
             generation: 7,
+            by_removals: false,
         }
     }
 
@@ -278,7 +326,14 @@ mod tests {
     /// ssh (deepest first), then etc.
     fn learn_etc_ssh(c: &mut PathCache, generation: u64) {
         let full = b"/etc/ssh/sshd_config";
-        c.learn(generation, full, 0, None, &[def(30, 8, 3), def(20, 4, 3)]);
+        c.learn(
+            generation,
+            full,
+            0,
+            None,
+            &[def(30, 8, 3), def(20, 4, 3)],
+            0,
+        );
     }
 
     #[test]
@@ -289,7 +344,14 @@ mod tests {
             assert_eq!(prefix_of(&c, 30, 1).unwrap(), b"/etc/ssh", "{mode}");
             assert_eq!(prefix_of(&c, 20, 1).unwrap(), b"/etc", "{mode}");
             // A later record stopped at /etc/ssh and teaches its subdirectory.
-            c.learn(1, b"/etc/ssh/keys.d/a", 8, Some(key(30)), &[def(40, 7, 6)]);
+            c.learn(
+                1,
+                b"/etc/ssh/keys.d/a",
+                8,
+                Some(key(30)),
+                &[def(40, 7, 6)],
+                0,
+            );
             assert_eq!(prefix_of(&c, 40, 1).unwrap(), b"/etc/ssh/keys.d", "{mode}");
         }
     }
@@ -301,7 +363,14 @@ mod tests {
             learn_etc_ssh(&mut c, 1);
             // A rename bumped the generation: generation 2 must re-learn.
             assert_eq!(prefix_of(&c, 30, 2), Err(UnknownPrefix), "{mode}");
-            c.learn(2, b"/etc/ssh2/x", 0, None, &[def(30, 9, 4), def(20, 4, 3)]);
+            c.learn(
+                2,
+                b"/etc/ssh2/x",
+                0,
+                None,
+                &[def(30, 9, 4), def(20, 4, 3)],
+                0,
+            );
             assert_eq!(prefix_of(&c, 30, 2).unwrap(), b"/etc/ssh2", "{mode}");
         }
     }
@@ -311,7 +380,7 @@ mod tests {
         let mut c = PathCache::new(ResolutionMode::Fragments, 100);
         learn_etc_ssh(&mut c, 1);
         // ssh re-learnt in generation 2 with a parent only known from generation 1.
-        c.learn(2, b"/etc/ssh/x", 4, Some(key(20)), &[def(30, 4, 3)]);
+        c.learn(2, b"/etc/ssh/x", 4, Some(key(20)), &[def(30, 4, 3)], 0);
         assert_eq!(prefix_of(&c, 30, 2), Err(UnknownPrefix));
     }
 
@@ -328,7 +397,7 @@ mod tests {
         let new_gen = (1 << EPOCH_SHIFT) + 1;
         assert_eq!(c.maintain(100 + FLUSH_GRACE_NS + 1, || 300), None);
         assert_eq!(c.len(), 0);
-        c.learn(new_gen, b"/etc/x", 0, None, &[def(20, 4, 3)]);
+        c.learn(new_gen, b"/etc/x", 0, None, &[def(20, 4, 3)], 0);
         assert_eq!(prefix_of(&c, 20, new_gen).unwrap(), b"/etc");
     }
 
@@ -337,7 +406,7 @@ mod tests {
         for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
             let mut c = PathCache::new(mode, 100);
             learn_etc_ssh(&mut c, 1);
-            c.learn(1, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)]);
+            c.learn(1, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)], 0);
             assert_eq!(c.len(), 3, "{mode}");
             // rmdir /etc/ssh/keys.d, stamped 1000.
             c.forget_removed(key(40), 1, 1000);
@@ -350,6 +419,61 @@ mod tests {
             assert_eq!(c.len(), 2, "{mode}");
             assert_eq!(prefix_of(&c, 30, 1).unwrap(), b"/etc/ssh", "{mode}");
         }
+    }
+
+    /// /tmp, with no i_generation, keyed by rmdir count `count`.
+    fn tmp(count: u32) -> DirKey {
+        DirKey {
+            generation: count,
+            by_removals: true,
+            ..key(10)
+        }
+    }
+
+    #[test]
+    fn an_older_rmdir_count_is_forgotten_after_the_grace_period() {
+        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 100);
+        let learn = |c: &mut PathCache, count, ts| {
+            let defs = [
+                def(40, 6, 1),
+                Def {
+                    key: tmp(count),
+                    end: 4,
+                    name_len: 3,
+                },
+            ];
+            c.learn(1, b"/tmp/a/f", 0, None, &defs, ts);
+        };
+        learn(&mut c, 5, 1000);
+        // An rmdir elsewhere: the next walk passes /tmp under count 6.
+        learn(&mut c, 6, 2000);
+        // A record walked before that rmdir, read late, teaches count 5 again.
+        learn(&mut c, 5, 2500);
+        let known = |c: &PathCache, k| c.knows(k, 1);
+        assert!(known(&c, tmp(5)) && known(&c, tmp(6)));
+        assert_eq!(c.maintain(2000 + FLUSH_GRACE_NS, || 0), None);
+        assert!(known(&c, tmp(5)), "within the grace period");
+        assert_eq!(c.maintain(2501 + FLUSH_GRACE_NS, || 0), None);
+        assert!(!known(&c, tmp(5)), "count 5 outlived its grace period");
+        assert!(known(&c, tmp(6)) && known(&c, key(40)));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn fragments_keep_an_older_count_that_children_lead_to() {
+        let mut c = PathCache::new(ResolutionMode::Fragments, 100);
+        for (count, ts) in [(5, 1000), (6, 2000)] {
+            let defs = [Def {
+                key: tmp(count),
+                end: 4,
+                name_len: 3,
+            }];
+            c.learn(1, b"/tmp/f", 0, None, &defs, ts);
+        }
+        // /tmp/a, cached under count 5, still leads through /tmp's count-5 entry.
+        c.learn(1, b"/tmp/a/f", 4, Some(tmp(5)), &[def(40, 2, 1)], 1500);
+        assert_eq!(c.maintain(3000 + FLUSH_GRACE_NS, || 0), None);
+        assert_eq!(prefix_of(&c, 40, 1).unwrap(), b"/tmp/a");
     }
 
     #[test]

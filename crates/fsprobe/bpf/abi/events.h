@@ -21,7 +21,10 @@
 #ifndef FSP_EVENTS_H
 #define FSP_EVENTS_H
 
-#define FSP_EVENT_VERSION 6
+/* struct fsp_event.version: an enum, so that the Rust side reads it from BTF. */
+enum fsp_event_version {
+	FSP_EVENT_VERSION = 7,
+};
 
 /* Longest path the kernel accepts (include/uapi/linux/limits.h). */
 #define FSP_PATH_MAX 4096
@@ -150,14 +153,19 @@ enum fsp_attr {
  * and an rmdir needs to invalidate nothing. Where the file system leaves
  * i_generation 0 (overlayfs, ramfs, FAT, ...), the key holds instead the
  * count of rmdirs the walk saw at its start (cache.h), so every rmdir
- * makes those keys new.
+ * makes those keys new, and flags says so: user space then knows the
+ * entry of an older count for dead (src/cache.rs).
  */
 struct fsp_dir_key {
 	__u32 mnt_id;
 	__u32 dev;
 	__u64 ino;
 	__u32 generation; /* i_generation, or the rmdir count when that is 0 */
-	__u32 pad;
+	__u32 flags;      /* enum fsp_dir_key_flags */
+};
+
+enum fsp_dir_key_flags {
+	FSP_DIR_KEY_BY_REMOVALS = 1, /* generation is the rmdir count */
 };
 
 /* enum fsp_resolution: --dentry-resolution-mode. */

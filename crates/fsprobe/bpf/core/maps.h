@@ -22,6 +22,8 @@ struct fsp_abi {
 	enum fsp_proc_filter proc_filter;
 	enum fsp_watch watch;
 	enum fsp_watched_slot watched_slot;
+	enum fsp_dir_key_flags dir_key_flags;
+	enum fsp_event_version event_version;
 	enum fsp_counter counter;
 	enum fsp_trait trait;
 };

@@ -169,6 +169,7 @@ static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 		.dev = w->dev,
 		.ino = KREAD(struct dentry, d, d_inode, i_ino),
 		.generation = generation ? generation : w->removed_dirs,
+		.flags = generation ? 0 : FSP_DIR_KEY_BY_REMOVALS,
 	};
 	struct fsp_cache_scratch *cs = get_cache_scratch();
 	struct walk_visit *v;

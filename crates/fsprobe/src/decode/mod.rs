@@ -19,7 +19,7 @@ use crate::event::{
     Process, SetAttr, XattrInfo,
 };
 use crate::mounts::{Mount, MountTables};
-use crate::skel::types::{fsp_attr, fsp_dir_key, fsp_event, fsp_file, fsp_slot};
+use crate::skel::types::{fsp_attr, fsp_dir_key, fsp_dir_key_flags, fsp_event, fsp_file, fsp_slot};
 
 use process::{ProcessInfo, ProcessKey, Processes};
 pub use raw::DecodeError;
@@ -137,6 +137,7 @@ fn dir_key(k: &fsp_dir_key) -> DirKey {
         dev: k.dev,
         ino: k.ino,
         generation: k.generation,
+        by_removals: k.flags & fsp_dir_key_flags::FSP_DIR_KEY_BY_REMOVALS.0 != 0,
     }
 }
 
@@ -151,6 +152,7 @@ fn removed_dir_key(f: &fsp_file) -> Option<DirKey> {
         dev: f.dev,
         ino: f.ino,
         generation: f.generation,
+        by_removals: false,
     })
 }
 
@@ -249,8 +251,14 @@ impl Decoder {
             })
             .collect();
         if !mine.is_empty() && !unknown {
-            self.cache
-                .learn(slot.raw.cache_gen, &full, prefix_len, prefix, &mine);
+            self.cache.learn(
+                slot.raw.cache_gen,
+                &full,
+                prefix_len,
+                prefix,
+                &mine,
+                r.hdr.ts_ns,
+            );
         }
         (PathBuf::from(std::ffi::OsString::from_vec(full)), unknown)
     }

@@ -6,11 +6,12 @@ use std::mem::size_of;
 
 use crate::event::EventKind;
 use crate::skel::types::{
-    fsp_cache_def, fsp_event, fsp_file, fsp_kind, fsp_origin, fsp_path_flags, fsp_record_flags,
+    fsp_cache_def, fsp_event, fsp_event_version, fsp_file, fsp_kind, fsp_origin, fsp_path_flags,
+    fsp_record_flags,
 };
 
 /// struct fsp_event.version this decoder reads (FSP_EVENT_VERSION).
-pub(crate) const EVENT_VERSION: u8 = 6;
+pub(crate) const EVENT_VERSION: u8 = fsp_event_version::FSP_EVENT_VERSION.0 as u8;
 
 /// The header is fixed-size plain data; pin its layout to the C side's.
 const _: () = assert!(size_of::<fsp_event>() == 408);
