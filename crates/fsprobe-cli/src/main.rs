@@ -120,6 +120,21 @@ fn probe_builder(args: &Args) -> fsprobe::ProbeBuilder {
         .resolution_mode(args.dentry_resolution_mode)
         .backend(args.backend)
         .max_watches(args.max_watches)
+        .on_walk_progress(WALK_PROGRESS_EVERY, print_walk_progress)
+}
+
+/// How often a long walk of the watched trees says how far it got.
+const WALK_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// While a large tree is walked, before the ready line.
+fn print_walk_progress(p: &fsprobe::WalkProgress) {
+    if !p.done {
+        eprintln!(
+            "fsprobe: walking the watched trees: {} entries so far ({:.1} s)",
+            p.entries,
+            p.elapsed.as_secs_f64()
+        );
+    }
 }
 
 /// Reopens the `-o` file when SIGHUP asked for it.

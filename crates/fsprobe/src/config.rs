@@ -2,9 +2,12 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, InvalidOption, Result};
 use crate::event::EventKind;
+use crate::progress::{ProgressReport, WalkProgress};
 
 /// How the kernel side turns dentries into paths, and what it caches
 /// (bpf/resolve/cache.h, src/cache.rs). Every mode reports whole, exact paths;
@@ -191,6 +194,7 @@ pub struct ProbeBuilder {
     pub(crate) pids: ProcessFilter<u32>,
     pub(crate) uids: ProcessFilter<u32>,
     pub(crate) comms: ProcessFilter<String>,
+    pub(crate) walk_progress: Option<ProgressReport>,
 }
 
 /// Which processes are reported: checked in the kernel at syscall entry,
@@ -259,6 +263,7 @@ impl Default for ProbeBuilder {
             pids: ProcessFilter::Off,
             uids: ProcessFilter::Off,
             comms: ProcessFilter::Off,
+            walk_progress: None,
         }
     }
 }
@@ -377,6 +382,22 @@ impl ProbeBuilder {
         self
     }
 
+    /// Calls `callback` every `every` while the initial walk of the watched
+    /// trees goes on (first once it has taken `every`), and once when it is
+    /// over, before [`start`](Self::start) returns: a large tree takes
+    /// seconds to walk.
+    pub fn on_walk_progress(
+        mut self,
+        every: Duration,
+        callback: impl Fn(&WalkProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.walk_progress = Some(ProgressReport {
+            every,
+            callback: Arc::new(callback),
+        });
+        self
+    }
+
     /// BTF of the running kernel, for kernels that do not publish it at
     /// /sys/kernel/btf/vmlinux (e.g. from a BTFHub archive).
     pub fn btf(mut self, path: impl Into<PathBuf>) -> Self {
@@ -478,6 +499,7 @@ impl ProbeBuilder {
             pids: self.pids.clone(),
             uids: self.uids.clone(),
             comms: self.comms.clone(),
+            walk_progress: self.walk_progress.clone(),
         })
     }
 }
@@ -505,6 +527,7 @@ pub(crate) struct Config {
     pub pids: ProcessFilter<u32>,
     pub uids: ProcessFilter<u32>,
     pub comms: ProcessFilter<String>,
+    pub walk_progress: Option<ProgressReport>,
 }
 
 impl Config {

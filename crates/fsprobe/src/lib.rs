@@ -48,6 +48,7 @@ mod loss;
 mod mounts;
 mod pacing;
 mod probe;
+mod progress;
 mod records;
 mod reorder;
 mod seed;
@@ -84,6 +85,7 @@ pub use event::{
     MountInfo, OpenInfo, Origin, Process, Record, SetAttr, UnwatchedReason, XattrInfo, base64,
 };
 pub use probe::{Probe, Ready, Summary};
+pub use progress::WalkProgress;
 pub use records::{Iter, Records, RecvError};
 pub use stats::{Stats, StatsReader};
 #[cfg(feature = "tokio")]

@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::skel::types::fsp_watch;
 use crate::watched::Watched;
 
@@ -130,6 +131,8 @@ pub(crate) struct Seeder<'a> {
     /// watched, and the first such error.
     pub(crate) skipped: u64,
     pub(crate) first_skip: Option<String>,
+    /// Reported to the caller as entries are added (the initial walk only).
+    pub(crate) progress: Progress,
 }
 
 impl<'a> Seeder<'a> {
@@ -144,6 +147,7 @@ impl<'a> Seeder<'a> {
             linked: 0,
             skipped: 0,
             first_skip: None,
+            progress: Progress::new(None),
         }
     }
 
@@ -162,6 +166,8 @@ impl<'a> Seeder<'a> {
         if self.keys.len() >= BATCH * 16 {
             self.flush()?;
         }
+        let pending = (self.values.len() / 4) as u64;
+        self.progress.tick(self.inserted + pending);
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
 use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::probe::{Ready, Summary};
+use crate::progress::Progress;
 use crate::reorder::Waiting;
 use crate::seed::Seeder;
 use crate::stats::{KernelMaps, Live, RecordSender, StatsReader};
@@ -33,11 +34,13 @@ fn setup<'obj>(
 ) -> Result<(Backend<'obj>, Ready, u64)> {
     let backend = backend::start(config, storages)?;
     let mut seeder = Seeder::new(&backend.watched, config.max_watches, config.recursive);
+    seeder.progress = Progress::new(config.walk_progress.clone());
     if config.paths_filtering {
         for path in &config.paths {
             seeder.seed(path)?;
         }
     }
+    seeder.progress.done(seeder.inserted);
     // Watched files with other names elsewhere: the kernel must look up
     // names outside the watched trees too (bpf/filter/filter.h).
     let linked = seeder.linked;

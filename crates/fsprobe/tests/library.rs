@@ -50,3 +50,46 @@ fn builder_delivers_typed_events_and_a_summary() {
     assert_eq!(summary.lost(), 0);
     assert!(summary.events >= 2);
 }
+
+#[test]
+fn a_long_walk_reports_its_progress_before_start_returns() {
+    const FILES: u64 = 20_000;
+    let dir = std::env::temp_dir().join(format!("fsprobe-lib-walk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..FILES {
+        std::fs::File::create(dir.join(format!("f-{i}"))).unwrap();
+    }
+    let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::<fsprobe::WalkProgress>::new()));
+    let sink = std::sync::Arc::clone(&reports);
+    let probe = Probe::builder()
+        .path(&dir)
+        // Each of 20,000 entries costs a stat at least: many milliseconds.
+        .on_walk_progress(Duration::from_millis(1), move |p| {
+            sink.lock().unwrap().push(*p)
+        })
+        .start()
+        .expect("start the probe (root needed)");
+    let reports = reports.lock().unwrap().clone();
+    let watched = probe.ready().watched_inodes;
+    probe.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert_eq!(watched, FILES + 1, "the files and their directory");
+    let (last, during) = reports
+        .split_last()
+        .expect("a report at the end of the walk");
+    assert!(last.done, "{last:?}");
+    assert_eq!(last.entries, watched);
+    assert!(!during.is_empty(), "no report while walking: {reports:?}");
+    assert!(
+        during.iter().all(|p| !p.done && p.entries < watched),
+        "{reports:?}"
+    );
+    for pair in reports.windows(2) {
+        assert!(
+            pair[0].entries < pair[1].entries && pair[0].elapsed <= pair[1].elapsed,
+            "{pair:?}"
+        );
+    }
+}
