@@ -12,13 +12,19 @@
 //! 1. the old set goes to slot BEFORE, the new one to slot NOW: from then
 //!    on the kernel inserts into the new set, and looks up and deletes in
 //!    both, so nothing is unwatched while the copy runs;
-//! 2. the old set's entries are copied into the new one, never over an
-//!    entry the kernel wrote meanwhile (BPF_NOEXIST);
+//! 2. after SETTLE, so that a program that read slot NOW before the switch
+//!    has finished its insert into the old set, the old set's entries are
+//!    copied into the new one, in batches (BPF_MAP_UPDATE_BATCH);
 //! 3. slot BEFORE is emptied and the old set closed.
 //!
-//! An entry the kernel deletes from the old set after step 2 has read it
-//! is copied all the same: it stays watched (reported, never missed)
-//! until its inode is removed again or the probe stops.
+//! Where the kernel wrote a key into the new set that the old one holds
+//! too, the copy gives it the old value: the kernel's own inserts of a key
+//! already there keep its flags (BPF_NOEXIST, filter.h: watch_new()), and
+//! one that sets FSP_WATCH_SUBTREE is for a directory that was not
+//! watched, so is in neither set. An entry the kernel deletes from the old
+//! set after step 2 has read it is copied all the same: it stays watched
+//! (reported, never missed) until its inode is removed again or the probe
+//! stops.
 //!
 //! How full the set is, is estimated between two resizes from the entries
 //! copied, those user space added, and the kernel's counts of entries it
@@ -48,6 +54,10 @@ const VALUE_SIZE: u32 = 4;
 
 /// Entries per batch when a set is copied or counted.
 const BATCH: u32 = 4096;
+
+/// Between the switch to a new set and the copy: BPF programs run for
+/// microseconds, without sleeping.
+const SETTLE: Duration = Duration::from_millis(2);
 
 /// How often the worker's [`Watched::maintain`] looks at the kernel's counts.
 const MAINTAIN_EVERY: Duration = Duration::from_millis(50);
@@ -163,6 +173,7 @@ impl Watched {
         self.put(NOW, &next)?;
         // What the kernel adds from here on goes to `next`, and is counted.
         let (added, removed) = self.kernel_counts();
+        std::thread::sleep(SETTLE);
         let copied = copy(&state.set, &next);
         // Whatever the copy did, the old set leaves: `next` takes the inserts.
         let cleared = self
@@ -306,39 +317,15 @@ fn for_each_batch(
     }
 }
 
-/// Copies `from` into `to`, keeping what `to` already holds; returns how
-/// many entries `from` held.
+/// Copies every entry of `from` into `to`; returns how many there were.
 fn copy(from: &MapHandle, to: &MapHandle) -> Result<u64> {
     let mut total = 0;
     for_each_batch(from, |keys, values, count| {
         total += u64::from(count);
-        add_missing(to, keys, values, count)
+        to.update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
+            .context("copying the watched set")
     })?;
     Ok(total)
-}
-
-/// Adds the entries of `keys` and `values` that `to` does not hold. One
-/// syscall per entry: BPF_MAP_UPDATE_BATCH takes no BPF_NOEXIST
-/// (bpf_map_do_batch(), kernel/bpf/syscall.c, allows only BPF_F_LOCK in
-/// elem_flags), and an entry the kernel wrote meanwhile must win.
-fn add_missing(to: &MapHandle, keys: &[u8], values: &[u8], count: u32) -> Result<()> {
-    let entries = keys
-        .chunks_exact(KEY_SIZE as usize)
-        .zip(values.chunks_exact(VALUE_SIZE as usize))
-        .take(count as usize);
-    for (key, value) in entries {
-        match to.update(key, value, MapFlags::NO_EXIST) {
-            Ok(()) => {}
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(Error::Bpf {
-                    what: "copying the watched set".into(),
-                    source: source.into(),
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -407,19 +394,19 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_keeps_what_the_new_set_already_holds() {
+    fn a_copy_brings_every_old_entry_and_keeps_the_new_ones() {
         let (from, to) = (create_set(64).unwrap(), create_set(128).unwrap());
         let (keys, values) = batch(0..10);
         from.update_batch(&keys, &values, 10, MapFlags::ANY, MapFlags::ANY)
             .unwrap();
-        // Entries 3 and 7 were written by the kernel meanwhile, with other flags.
-        for i in [3u64, 7] {
+        // The kernel wrote entry 3 (also in the old set) and entry 20 meanwhile.
+        for i in [3u64, 20] {
             to.update(&inode_key(7, i), &99u32.to_ne_bytes(), MapFlags::ANY)
                 .unwrap();
         }
         assert_eq!(copy(&from, &to).unwrap(), 10);
-        for i in 0..10u64 {
-            let want = if i == 3 || i == 7 { 99 } else { i as u32 };
+        for i in (0..10u64).chain([20]) {
+            let want = if i == 20 { 99 } else { i as u32 };
             let got = to.lookup(&inode_key(7, i), MapFlags::ANY).unwrap();
             assert_eq!(got, Some(want.to_ne_bytes().to_vec()), "entry {i}");
         }
