@@ -53,6 +53,9 @@ impl Drop for Scratch {
     }
 }
 
+/// How long a start may take before the test fails.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// A running `fsprobe -f json ...`.
 pub struct Probe {
     child: Child,
@@ -128,7 +131,9 @@ impl Probe {
             stderr,
             readers: vec![out_reader, err_reader],
         };
-        if ready_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        // A start in a TCG guest is some 20 s of verifier; a guest that
+        // shares its host's CPUs with others may take several times that.
+        if ready_rx.recv_timeout(READY_TIMEOUT).is_err() {
             let finished = probe.stop();
             panic!("fsprobe never became ready; stderr:\n{}", finished.stderr);
         }

@@ -28,18 +28,29 @@ static __always_inline void *watched_set(__u32 slot)
 	return bpf_map_lookup_elem(&watched, &slot);
 }
 
-/* key's watch flags (enum fsp_watch), 0 when it is not watched. */
-static __always_inline __u32 key_flags(struct fsp_inode_key *key)
+/*
+ * The watch flags (enum fsp_watch) of identity (dev, ino), 0 when it is
+ * not watched. Global, so that its two lookups are verified once rather
+ * than at every filter check of every program (the checks are inlined in
+ * loops): the verifier's time is most of a start in a slow guest.
+ */
+__noinline __u32 fsp_watch_flags(__u32 dev, __u64 ino)
 {
+	struct fsp_inode_key key = { .dev = dev, .pad = 0, .ino = ino };
 	void *set = watched_set(FSP_WATCHED_NOW);
-	__u32 *flags = set ? bpf_map_lookup_elem(set, key) : NULL;
+	__u32 *flags = set ? bpf_map_lookup_elem(set, &key) : NULL;
 
 	/* While user space copies the set into a larger map (src/watched.rs). */
 	if (!flags) {
 		set = watched_set(FSP_WATCHED_BEFORE);
-		flags = set ? bpf_map_lookup_elem(set, key) : NULL;
+		flags = set ? bpf_map_lookup_elem(set, &key) : NULL;
 	}
 	return flags ? *flags : 0;
+}
+
+static __always_inline __u32 key_flags(struct fsp_inode_key *key)
+{
+	return fsp_watch_flags(key->dev, key->ino);
 }
 
 static __always_inline __u32 watch_flags(struct dentry *d)
