@@ -174,14 +174,20 @@ impl Watched {
         // What the kernel adds from here on goes to `next`, and is counted.
         let (added, removed) = self.kernel_counts();
         std::thread::sleep(SETTLE);
-        let copied = copy(&state.set, &next);
-        // Whatever the copy did, the old set leaves: `next` takes the inserts.
-        let cleared = self
-            .outer
+        let copied = match copy(&state.set, &next) {
+            Ok(n) => n,
+            Err(e) => {
+                // `next` lacks entries: the old set takes the inserts again
+                // (what the kernel put in `next` meanwhile is lost with it,
+                // and was counted added: the estimate errs high).
+                let _ = self.put(NOW, &state.set);
+                let _ = self.outer.delete(&BEFORE.to_ne_bytes());
+                return Err(e);
+            }
+        };
+        self.outer
             .delete(&BEFORE.to_ne_bytes())
-            .context("retiring the old watched set");
-        let copied = copied?;
-        cleared?;
+            .context("retiring the old watched set")?;
         *state = State {
             set: next,
             capacity,
