@@ -216,10 +216,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// The ready line, and a warning for what the tree walk could not read.
 fn print_ready(ready: &fsprobe::Ready) {
     eprintln!(
-        "fsprobe: ready (backend: {}, kernel: {}, watched inodes: {}, syscalls hooked: {}, io_uring ops: {}{}{})",
+        "fsprobe: ready (backend: {}, kernel: {}, watched inodes: {}, filter entries: {}, syscalls hooked: {}, io_uring ops: {}{}{})",
         ready.backend,
         ready.kernel,
         ready.watched_inodes,
+        ready.filter_entries,
         ready.syscalls.len(),
         ready.io_uring_ops.len(),
         if ready.missing_syscalls.is_empty() {

@@ -41,8 +41,9 @@ fn assert_one_line(lines: &[String], needle: &str) {
 fn every_usage_error_is_one_line_and_exit_2() {
     let scratch = Scratch::new("bad-input");
     let dir = scratch.path.to_str().unwrap();
+    // Four filter entries: the directory and its three subdirectories.
     for name in ["a", "b", "c"] {
-        std::fs::write(scratch.join(name), b"").unwrap();
+        std::fs::create_dir(scratch.join(name)).unwrap();
     }
     let many_pids: Vec<String> = (1..=65)
         .flat_map(|p| ["--pid".into(), p.to_string()])
@@ -134,7 +135,7 @@ fn every_usage_error_is_one_line_and_exit_2() {
         // Caught while the tree is walked, the probes loaded.
         (
             &["--max-watches", "3", dir],
-            "hold more than 3 files and directories",
+            "hold more than 3 directories and files with several links",
         ),
         // Caught by the CLI once the probe runs.
         (

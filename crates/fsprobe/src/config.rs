@@ -534,4 +534,12 @@ impl Config {
     pub(crate) fn event_mask(&self) -> u32 {
         self.events.iter().fold(0, |m, k| m | 1 << (*k as u32))
     }
+
+    /// Ring buffer: the bytes pending before producers wake the sleeping
+    /// consumer, a quarter of the ring (it also reads every 100 ms; see
+    /// PERFORMANCE-NOTES: a wakeup per event costs more than resolving the
+    /// path).
+    pub(crate) fn wakeup_watermark(&self) -> u64 {
+        (self.buffer_bytes / 4) as u64
+    }
 }

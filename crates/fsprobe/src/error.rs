@@ -24,7 +24,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The watched map is smaller than the trees to watch.
-    #[error("the watched trees hold more than {0} files and directories; raise the watch limit")]
+    #[error(
+        "the watched trees hold more than {0} directories and files with several links; raise the watch limit"
+    )]
     TooManyWatches(u32),
     /// An option's value is out of range.
     #[error("invalid option: {0}")]

@@ -43,6 +43,7 @@ mod config;
 mod decode;
 mod error;
 mod event;
+mod hints;
 mod libbpf_log;
 mod loss;
 mod mounts;

@@ -25,8 +25,12 @@ use crate::worker;
 pub struct Ready {
     /// The backend in use.
     pub backend: BackendKind,
-    /// Files and directories in the in-kernel filter after the initial walk.
+    /// Files and directories the initial walk found in the watched trees.
     pub watched_inodes: u64,
+    /// Entries it put in the in-kernel filter: the directories, and the
+    /// files no directory covers (a watched path that is a file, a file
+    /// with more than one link). `--max-watches` bounds these.
+    pub filter_entries: u64,
     /// Entries of the watched trees that could not be read, so are not
     /// watched, and the first such error.
     pub unreadable_entries: u64,

@@ -12,6 +12,13 @@
 //! the walk or by the probes (which add new children of watched
 //! directories themselves). Entries are inserted in batches
 //! (BPF_MAP_UPDATE_BATCH), one syscall per few thousand.
+//!
+//! Only what the filter cannot find through a directory gets an entry:
+//! the directories (they watch their children), a watched path that is a
+//! file, and files with more than one link (another name may be outside
+//! the watched trees). A file with one link is found through its
+//! directory, as the files created later are: scenario 6's tree of
+//! 40,000 directories and 80,000 files takes 40,001 entries, not 120,001.
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -122,8 +129,11 @@ pub(crate) struct Seeder<'a> {
     recursive: bool,
     keys: Vec<u8>,
     values: Vec<u8>,
-    /// Entries added (or already there).
+    /// Entries added to the filter (or already there).
     pub(crate) inserted: u64,
+    /// Files and directories walked and watched, with an entry or through
+    /// their directory's.
+    pub(crate) walked: u64,
     /// Files with more than one link: they may have names outside the
     /// watched trees (bpf/filter/filter.h: outside_names).
     pub(crate) linked: u64,
@@ -144,6 +154,7 @@ impl<'a> Seeder<'a> {
             keys: Vec::with_capacity(BATCH * 16),
             values: Vec::with_capacity(BATCH * 4),
             inserted: 0,
+            walked: 0,
             linked: 0,
             skipped: 0,
             first_skip: None,
@@ -166,8 +177,23 @@ impl<'a> Seeder<'a> {
         if self.keys.len() >= BATCH * 16 {
             self.flush()?;
         }
-        let pending = (self.values.len() / 4) as u64;
-        self.progress.tick(self.inserted + pending);
+        Ok(())
+    }
+
+    /// Counts one more watched entry, for the progress reports.
+    fn count_walked(&mut self) {
+        self.walked += 1;
+        self.progress.tick(self.walked);
+    }
+
+    /// A file (not a directory) met in a watched directory: it needs an
+    /// entry of its own only when it has other names.
+    fn file_in_tree(&mut self, st: &libc::stat) -> Result<()> {
+        self.count_walked();
+        if st.st_nlink > 1 {
+            self.linked += 1;
+            self.insert(st, WATCH_SELF)?;
+        }
         Ok(())
     }
 
@@ -210,9 +236,11 @@ impl<'a> Seeder<'a> {
         };
         let st = fstatat(libc::AT_FDCWD, &c_root, libc::AT_SYMLINK_NOFOLLOW).map_err(watch_err)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            // A watched path that is a file: no directory covers it.
             if st.st_nlink > 1 {
                 self.linked += 1;
             }
+            self.count_walked();
             self.insert(&st, WATCH_SELF)?;
             return self.flush();
         }
@@ -223,6 +251,7 @@ impl<'a> Seeder<'a> {
 
     /// Walks the directory `dir` (stat `st`, named `label` in messages).
     pub(crate) fn walk(&mut self, dir: OwnedFd, st: &libc::stat, label: &OsStr) -> Result<()> {
+        self.count_walked();
         self.insert(st, self.dir_flags(true))?;
         let mut dir = dir;
         let mut stack = vec![Level {
@@ -255,12 +284,10 @@ impl<'a> Seeder<'a> {
             };
             let is_dir = maybe_dir && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             if !is_dir {
-                if st.st_nlink > 1 {
-                    self.linked += 1;
-                }
-                self.insert(&st, WATCH_SELF)?;
+                self.file_in_tree(&st)?;
                 continue;
             }
+            self.count_walked();
             self.insert(&st, self.dir_flags(false))?;
             if !self.recursive {
                 continue;

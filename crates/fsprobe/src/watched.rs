@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use crate::error::{BpfContext, Error, Result};
+use crate::hints::Hints;
 use crate::loss::{counter, read_counter};
 use crate::skel::types::fsp_watched_slot;
 
@@ -70,6 +71,8 @@ pub(crate) struct Full;
 pub(crate) struct Watched {
     outer: MapHandle,
     counters: MapHandle,
+    /// Marked before every insert (src/hints.rs).
+    hints: Hints,
     limit: u32,
     state: Mutex<State>,
 }
@@ -105,11 +108,18 @@ fn create_set(capacity: u32) -> Result<MapHandle> {
 
 impl Watched {
     /// Installs the first set in `outer` (the skeleton's `watched`), before
-    /// the programs are attached; `counters`: the kernel's counters.
-    pub(crate) fn new(outer: MapHandle, counters: MapHandle, limit: u32) -> Result<Watched> {
+    /// the programs are attached; `counters`: the kernel's counters;
+    /// `hints`: the mapped watch hints.
+    pub(crate) fn new(
+        outer: MapHandle,
+        counters: MapHandle,
+        hints: Hints,
+        limit: u32,
+    ) -> Result<Watched> {
         let watched = Watched {
             outer,
             counters,
+            hints,
             limit,
             state: Mutex::new(State {
                 set: create_set(FIRST_CAPACITY.min(limit))?,
@@ -211,6 +221,7 @@ impl Watched {
         }
         let mut state = self.lock();
         self.reserve(&mut state, u64::from(count))?;
+        self.hints.mark(keys);
         match state
             .set
             .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
@@ -367,9 +378,11 @@ mod tests {
     #[test]
     fn the_set_grows_and_keeps_every_entry() {
         let (outer, counters) = (outer(), counters());
+        let hints_map = crate::hints::create_map().unwrap();
         let watched = Watched::new(
             MapHandle::try_from(&outer).unwrap(),
             MapHandle::try_from(&counters).unwrap(),
+            Hints::map(&hints_map).unwrap(),
             1 << 20,
         )
         .unwrap();
@@ -381,6 +394,9 @@ mod tests {
         }
         assert_eq!(watched.count(), total);
         assert_eq!(watched.capacity(), 4 * FIRST_CAPACITY);
+        for i in [0, total - 1] {
+            assert!(watched.hints.marked(7, i), "entry {i} hinted");
+        }
         let state = watched.lock();
         for i in [0, u64::from(FIRST_CAPACITY) - 1, total - 1] {
             let value = state.set.lookup(&inode_key(7, i), MapFlags::ANY).unwrap();

@@ -40,7 +40,7 @@ fn setup<'obj>(
             seeder.seed(path)?;
         }
     }
-    seeder.progress.done(seeder.inserted);
+    seeder.progress.done(seeder.walked);
     // Watched files with other names elsewhere: the kernel must look up
     // names outside the watched trees too (bpf/filter/filter.h).
     let linked = seeder.linked;
@@ -52,11 +52,13 @@ fn setup<'obj>(
             .update(&1u32.to_ne_bytes(), &linked.to_ne_bytes(), MapFlags::ANY)
             .context("counting the hard-linked watched files")?;
     }
-    let (inserted, skipped, first_skip) = (seeder.inserted, seeder.skipped, seeder.first_skip);
+    let (watched, inserted) = (seeder.walked, seeder.inserted);
+    let (skipped, first_skip) = (seeder.skipped, seeder.first_skip);
     let plan = &backend.plan;
     let ready = Ready {
         backend: backend.kind,
-        watched_inodes: inserted,
+        watched_inodes: watched,
+        filter_entries: inserted,
         unreadable_entries: skipped,
         first_unreadable: first_skip,
         syscalls: plan.syscalls.clone(),

@@ -21,6 +21,7 @@ struct fsp_abi {
 	enum fsp_transport transport;
 	enum fsp_proc_filter proc_filter;
 	enum fsp_watch watch;
+	enum fsp_watch_hint watch_hint;
 	enum fsp_watched_slot watched_slot;
 	enum fsp_dir_key_flags dir_key_flags;
 	enum fsp_event_version event_version;
@@ -67,6 +68,13 @@ const volatile bool cfg_vfs_hooks = false;
  * mount of another namespace gets an FSP_MOUNT_DEF (record/mounts.h).
  */
 const volatile __u32 cfg_own_mnt_ns = 0;
+
+/*
+ * Written by user space through the mmapped .bss (src/transport.rs): set
+ * while the ring buffer's consumer sleeps, or is about to. A record forces
+ * a wakeup only then (record/record.h: transport_send()).
+ */
+volatile __u32 consumer_asleep;
 
 /* cgroup levels followed up to the root of the hierarchy. */
 #define FSP_CGROUP_DEPTH 32

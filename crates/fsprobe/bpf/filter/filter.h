@@ -28,18 +28,65 @@ static __always_inline void *watched_set(__u32 slot)
 	return bpf_map_lookup_elem(&watched, &slot);
 }
 
+#define FSP_HINT_SLOTS (1u << FSP_HINT_SLOT_BITS)
+
+/*
+ * The watch hints: a byte for each of FSP_HINT_SLOTS slots, set (by the
+ * kernel in watch_with(), by user space in src/hints.rs through the
+ * mmapped value) for every identity before it enters the watched set, and
+ * never cleared. A clear slot proves the identity is not watched. Most
+ * files a host opens are not watched: their check costs a load in a
+ * 1 MiB table instead of a hash lookup, whose bucket is a cache miss
+ * (the set's buckets take 16 bytes per entry). Bytes, not bits: 5.10 has
+ * no atomic OR, and a byte store loses no other slot's mark.
+ */
+struct fsp_watch_hints {
+	__u8 slot[FSP_HINT_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fsp_watch_hints);
+} watch_hints SEC(".maps");
+
+/* The hint slot of identity (dev, ino): the same function as src/hints.rs. */
+static __always_inline __u32 fsp_hint_slot(__u32 dev, __u64 ino)
+{
+	__u32 h = (__u32)ino * FSP_HINT_MUL_INO + (__u32)(ino >> 32) * FSP_HINT_MUL_INO_HIGH +
+		  dev * FSP_HINT_MUL_DEV;
+
+	h ^= h >> 16;
+	h *= FSP_HINT_MUL_INO;
+	return h >> (32 - FSP_HINT_SLOT_BITS);
+}
+
+static __always_inline struct fsp_watch_hints *watch_hints_table(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&watch_hints, &zero);
+}
+
 /*
  * The watch flags (enum fsp_watch) of identity (dev, ino), 0 when it is
- * not watched. Global, so that its two lookups are verified once rather
+ * not watched. Global, so that its lookups are verified once rather
  * than at every filter check of every program (the checks are inlined in
  * loops): the verifier's time is most of a start in a slow guest.
  */
 __noinline __u32 fsp_watch_flags(__u32 dev, __u64 ino)
 {
 	struct fsp_inode_key key = { .dev = dev, .pad = 0, .ino = ino };
-	void *set = watched_set(FSP_WATCHED_NOW);
-	__u32 *flags = set ? bpf_map_lookup_elem(set, &key) : NULL;
+	struct fsp_watch_hints *hints = watch_hints_table();
+	void *set;
+	__u32 *flags;
 
+	if (hints && !hints->slot[fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1)])
+		return 0;
+	set = watched_set(FSP_WATCHED_NOW);
+	flags = set ? bpf_map_lookup_elem(set, &key) : NULL;
 	/* While user space copies the set into a larger map (src/watched.rs). */
 	if (!flags) {
 		set = watched_set(FSP_WATCHED_BEFORE);
@@ -131,7 +178,11 @@ __noinline int fsp_below_subtree(__u64 dentry)
 	return 0;
 }
 
-/* object_matches() with typed loads (has_core_cast()): the same checks. */
+/*
+ * object_matches() with typed loads (has_core_cast()): the same checks.
+ * The parent first: user space seeds directories, not the files they
+ * hold (src/seed.rs), so a watched file is found by its directory.
+ */
 static __always_inline bool object_matches_cast(struct dentry *plain)
 {
 	struct dentry *d = bpf_core_cast(plain, struct dentry);
@@ -139,13 +190,13 @@ static __always_inline bool object_matches_cast(struct dentry *plain)
 	struct fsp_inode_key key = {
 		.dev = d->d_sb->s_dev,
 		.pad = 0,
-		.ino = d->d_inode->i_ino,
+		.ino = parent->d_inode->i_ino,
 	};
 
-	if (key_flags(&key) & FSP_WATCH_SELF)
-		return true;
-	key.ino = parent->d_inode->i_ino;
 	if (parent != d && (key_flags(&key) & FSP_WATCH_CHILDREN))
+		return true;
+	key.ino = d->d_inode->i_ino;
+	if (key_flags(&key) & FSP_WATCH_SELF)
 		return true;
 	return subtrees_pending_now() && fsp_below_subtree((__u64)plain);
 }
@@ -159,10 +210,10 @@ static __always_inline bool object_matches(struct dentry *d)
 		return true;
 	if (has_core_cast())
 		return object_matches_cast(d);
-	if (watch_flags(d) & FSP_WATCH_SELF)
-		return true;
 	parent = BPF_CORE_READ(d, d_parent);
 	if (parent != d && (watch_flags(parent) & FSP_WATCH_CHILDREN))
+		return true;
+	if (watch_flags(d) & FSP_WATCH_SELF)
 		return true;
 	return subtrees_pending_now() && fsp_below_subtree((__u64)d);
 }
@@ -241,12 +292,15 @@ static __always_inline bool may_have_outside_names(void)
 static __always_inline bool watch_with(struct dentry *d, __u32 flags, __u64 map_flags)
 {
 	struct fsp_inode_key key = dentry_key(d);
-
+	struct fsp_watch_hints *hints = watch_hints_table();
 	void *set;
 	long err;
 
 	if (!cfg_paths_filtering || !key.ino)
 		return true;
+	/* Before the insert: a lookup that finds the entry must not skip it. */
+	if (hints)
+		hints->slot[fsp_hint_slot(key.dev, key.ino) & (FSP_HINT_SLOTS - 1)] = 1;
 	set = watched_set(FSP_WATCHED_NOW);
 	err = set ? bpf_map_update_elem(set, &key, &flags, map_flags) : -FSP_E2BIG;
 	if (err == -FSP_E2BIG) {

@@ -470,25 +470,25 @@ __noinline int fsp_record_context(void)
 /* Sends the record at rec; false when the transport had no room. */
 static __always_inline bool transport_send(void *ctx, void *rec, __u64 size)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP, pending;
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (cfg_transport == FSP_TRANSPORT_PERF_BUFFER)
 		/* Fails with -ENOSPC when this CPU's buffer is full (perf_output_begin()). */
 		return !bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, rec, size);
 	/*
-	 * Wake the consumer when this record takes the pending data past a
-	 * multiple of the watermark, not for every record beyond it: each
-	 * wakeup is an irq_work and an IPI (microseconds), and a consumer
-	 * that was woken reads until the ring is empty. Every multiple, not
-	 * only the first: a consumer can fall asleep after this query and
-	 * before the record lands (the wakeup at the first crossing then
-	 * went to a consumer still awake), and would otherwise sleep until
-	 * its poll timeout with the ring filling (the benchmark lost a
-	 * quarter of scenario 6's events that way).
+	 * Wake the consumer only when it sleeps (it says so in consumer_asleep
+	 * just before it waits) and a watermark's worth is pending. A wakeup is
+	 * an irq_work, so a self-IPI: a VM exit here, microseconds. Deciding it
+	 * from the pending bytes alone woke a consumer that was awake and
+	 * reading, once every 22 records of a busy stream, because the pending
+	 * bytes kept crossing the watermark as it read. Never cleared here: a
+	 * producer's late clear could hide a sleeping consumer from the rest.
+	 * A consumer that tests the ring after this read saw it set finds the
+	 * record pending and does not sleep; one that sleeps with less than the
+	 * watermark pending is woken by a later record, or polls within 100 ms.
 	 */
-	pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (cfg_wakeup_watermark &&
-	    pending / cfg_wakeup_watermark != (pending + size) / cfg_wakeup_watermark)
+	if (consumer_asleep && cfg_wakeup_watermark &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
 		flags = BPF_RB_FORCE_WAKEUP;
 	return !bpf_ringbuf_output(&events, rec, size, flags);
 }

@@ -14,7 +14,9 @@ pub(crate) mod syscalls;
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
+use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, OpenObject};
@@ -44,6 +46,8 @@ pub(crate) struct Backend<'obj> {
     pub(crate) release: String,
     /// The filter's storage (src/watched.rs), shared with the threads that add to it.
     pub(crate) watched: Arc<Watched>,
+    /// consumer_asleep in the mmapped .bss (bpf/core/maps.h).
+    consumer_asleep: NonNull<u32>,
 }
 
 /// Why `kind` cannot run here, when that is known without loading it.
@@ -189,10 +193,7 @@ impl<'obj> Backend<'obj> {
         ro.cfg_recursive = config.recursive;
         ro.cfg_follow = config.follow;
         ro.cfg_event_mask = config.event_mask();
-        // Wake the consumer only when a quarter of the ring is pending; it
-        // also polls every 100 ms (see PERFORMANCE-NOTES: a wakeup per
-        // event costs more than resolving the path).
-        ro.cfg_wakeup_watermark = (config.buffer_bytes / 4) as u64;
+        ro.cfg_wakeup_watermark = config.wakeup_watermark();
         ro.cfg_resolution = config.resolution_mode.raw();
         ro.cfg_transport = config.transport.raw();
         ro.cfg_pid_filter = config.pids.raw();
@@ -241,14 +242,21 @@ impl<'obj> Backend<'obj> {
                 prog.set_log_level(libbpf_log::VERIFIER_STATS);
             }
         }
-        let skel = open.load().map_err(|source| Error::Bpf {
+        let mut skel = open.load().map_err(|source| Error::Bpf {
             what: format!("loading the BPF programs ({})", libbpf_log::take()),
             source: source.into(),
         })?;
+        let bss = skel
+            .maps
+            .bss_data
+            .as_deref_mut()
+            .expect("libbpf mmaps .bss after load");
+        let consumer_asleep = NonNull::from(&mut bss.consumer_asleep);
         // The filter's first set, in place before anything is attached.
         let watched = Arc::new(Watched::new(
             MapHandle::try_from(&skel.maps.watched).context("sharing the watched map")?,
             MapHandle::try_from(&skel.maps.counters).context("sharing the counters")?,
+            crate::hints::Hints::map(&skel.maps.watch_hints)?,
             config.max_watches,
         )?);
         Ok(Backend {
@@ -258,7 +266,17 @@ impl<'obj> Backend<'obj> {
             plan,
             release: String::new(),
             watched,
+            consumer_asleep,
         })
+    }
+
+    /// The flag the ring buffer's consumer raises while it sleeps
+    /// (record/record.h: transport_send()).
+    pub(crate) fn consumer_asleep(&self) -> &AtomicU32 {
+        // SAFETY: the pointer is into .bss, mapped by libbpf for as long as
+        // the skeleton (so self) lives, aligned for a u32, and user space
+        // only ever accesses it through this atomic.
+        unsafe { AtomicU32::from_ptr(self.consumer_asleep.as_ptr()) }
     }
 
     /// The values of --pid, --uid and --comm, before anything is attached.
