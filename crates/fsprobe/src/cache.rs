@@ -136,11 +136,19 @@ impl<V: Clone + Default> Ranges<V> {
     /// Learns the directory's value in `generation`: `same` says whether a
     /// held value is that value, `make` makes it (only for a new range).
     /// Allocates nothing unless a range is added, split or removed.
-    fn learn(&mut self, generation: u64, same: impl Fn(&V) -> bool, make: impl FnOnce() -> V) {
+    /// With `widen` false, every generation keeps a range of its own.
+    fn learn(
+        &mut self,
+        generation: u64,
+        widen: bool,
+        same: impl Fn(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) {
         let held = self.iter().position(|r| r.holds(generation));
         match held {
             Some(i) if same(&self.at(i).value) => {}
-            Some(_) => self.add(generation, same, make),
+            Some(_) => self.add(generation, widen, same, make),
+            None if !widen => self.add(generation, widen, same, make),
             None => {
                 // Sorted: the ranges below `generation` come first.
                 let i = self.iter().take_while(|r| r.hi < generation).count();
@@ -149,15 +157,21 @@ impl<V: Clone + Default> Ranges<V> {
                 match (below, above) {
                     (Some(b), None) => self.at_mut(b).hi = generation,
                     (None, Some(a)) => self.at_mut(a).lo = generation,
-                    _ => self.add(generation, same, make),
+                    _ => self.add(generation, widen, same, make),
                 }
             }
         }
     }
 
     /// `learn` when the list of ranges changes (see `place`).
-    fn add(&mut self, generation: u64, same: impl Fn(&V) -> bool, make: impl FnOnce() -> V) {
-        let left = self.edit(|all| place(all, generation, same, make));
+    fn add(
+        &mut self,
+        generation: u64,
+        widen: bool,
+        same: impl Fn(&V) -> bool,
+        make: impl FnOnce() -> V,
+    ) {
+        let left = self.edit(|all| place(all, generation, widen, same, make));
         debug_assert!(left, "place() always leaves the learnt range");
     }
 
@@ -206,11 +220,12 @@ impl<V: Clone + Default> Ranges<V> {
 
 /// `Ranges::learn` for the cases that change the list of ranges `all`:
 /// `generation` is taken out of a range that holds another value (splitting
-/// it), then joins the range below or above with the same value, or gets
-/// one of its own.
+/// it), then joins the range below or above with the same value (when
+/// `widen`), or gets one of its own.
 fn place<V: Clone>(
     all: &mut Vec<Range<V>>,
     generation: u64,
+    widen: bool,
     same: impl Fn(&V) -> bool,
     make: impl FnOnce() -> V,
 ) {
@@ -236,8 +251,11 @@ fn place<V: Clone>(
         }
     }
     let i = all.partition_point(|r| r.hi < generation);
-    let below = i.checked_sub(1).filter(|&b| same(&all[b].value));
-    let above = all.get(i).is_some_and(|r| same(&r.value)).then_some(i);
+    let below = i.checked_sub(1).filter(|&b| widen && same(&all[b].value));
+    let above = all
+        .get(i)
+        .is_some_and(|r| widen && same(&r.value))
+        .then_some(i);
     match (below, above) {
         (Some(b), Some(a)) => {
             all[b].hi = all[a].hi;
@@ -261,13 +279,21 @@ fn place<V: Clone>(
 struct Map<V> {
     dirs: HashMap<DirKey, Ranges<V>>,
     ranges: usize,
+    /// May a range hold generations no record taught (see `Ranges`)? Only
+    /// when records arrive in the order they were sent (the ring buffer):
+    /// a record then never names a directory before the record that taught
+    /// it, in its generation, is read. With perf buffers a record can be
+    /// read first, and `knows()` must then say no until the teacher is
+    /// read, so each generation is held exactly (src/reorder.rs).
+    widen: bool,
 }
 
 impl<V: Clone + Default> Map<V> {
-    fn new() -> Self {
+    fn new(widen: bool) -> Self {
         Map {
             dirs: HashMap::new(),
             ranges: 0,
+            widen,
         }
     }
 
@@ -286,7 +312,7 @@ impl<V: Clone + Default> Map<V> {
             Entry::Occupied(e) => {
                 let r = e.into_mut();
                 self.ranges -= r.len();
-                r.learn(generation, same, make);
+                r.learn(generation, self.widen, same, make);
                 self.ranges += r.len();
             }
             Entry::Vacant(e) => {
@@ -377,12 +403,13 @@ pub(crate) struct PathCache {
 }
 
 impl PathCache {
-    /// `limit`: ranges kept before an epoch flush.
-    pub(crate) fn new(mode: ResolutionMode, limit: usize) -> Self {
+    /// `limit`: ranges kept before an epoch flush; `ordered`: records are
+    /// read in the order they were sent (the ring buffer, see `Map::widen`).
+    pub(crate) fn new(mode: ResolutionMode, limit: usize, ordered: bool) -> Self {
         let mirror = match mode {
             ResolutionMode::SingleFragment => Mirror::None,
-            ResolutionMode::PerfBuffer => Mirror::Prefixes(Map::new()),
-            ResolutionMode::Fragments => Mirror::Fragments(Map::new()),
+            ResolutionMode::PerfBuffer => Mirror::Prefixes(Map::new(ordered)),
+            ResolutionMode::Fragments => Mirror::Fragments(Map::new(ordered)),
         };
         PathCache {
             mirror,
@@ -405,13 +432,12 @@ impl PathCache {
         }
     }
 
-    /// Is directory `key` known as of generation `generation`? Also true
-    /// for a generation inside a range that no record read so far taught
-    /// (see `Ranges`). With perf buffers, a record of such a generation
-    /// whose teacher is still in another CPU's buffer is then not held back
-    /// (src/reorder.rs) and gets the range's value: the teacher's, unless
-    /// the directory's path changed and changed back between the ends of
-    /// the range before the buffers were read.
+    /// Is directory `key` known as of generation `generation`? With the
+    /// ring buffer, also true for a generation inside a range that no
+    /// record taught (see `Ranges`): no record asks for one. With perf
+    /// buffers, only for a generation a record read so far taught
+    /// (`Map::widen`), so that a record whose teacher is still in another
+    /// CPU's buffer waits for it (src/reorder.rs).
     pub(crate) fn knows(&self, key: DirKey, generation: u64) -> bool {
         match &self.mirror {
             Mirror::None => false,
@@ -650,7 +676,7 @@ mod tests {
     #[test]
     fn both_mirrors_rebuild_learnt_prefixes() {
         for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             learn_etc_ssh(&mut c, 1);
             assert_eq!(prefix_of(&c, 30, 1).unwrap(), b"/etc/ssh", "{mode}");
             assert_eq!(prefix_of(&c, 20, 1).unwrap(), b"/etc", "{mode}");
@@ -670,7 +696,7 @@ mod tests {
     #[test]
     fn a_newer_generation_never_sees_stale_entries() {
         for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             learn_etc_ssh(&mut c, 1);
             // A rename bumped the generation: generation 2 must re-learn.
             assert_eq!(prefix_of(&c, 30, 2), Err(UnknownPrefix), "{mode}");
@@ -688,7 +714,7 @@ mod tests {
 
     #[test]
     fn fragments_refuse_a_chain_with_a_stale_link() {
-        let mut c = PathCache::new(ResolutionMode::Fragments, 100);
+        let mut c = PathCache::new(ResolutionMode::Fragments, 100, true);
         learn_etc_ssh(&mut c, 1);
         // ssh re-learnt in generation 2 with a parent only known from generation 1.
         c.learn(2, b"/etc/ssh/x", 4, Some(key(20)), &[def(30, 4, 3)], 0);
@@ -697,7 +723,7 @@ mod tests {
 
     #[test]
     fn epoch_flush_keeps_old_entries_through_the_grace_period() {
-        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 1);
+        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 1, true);
         learn_etc_ssh(&mut c, 1);
         assert_eq!(c.maintain(10, || 100), Some(1));
         // Records from before the flush still find their prefixes.
@@ -715,7 +741,7 @@ mod tests {
     #[test]
     fn a_removed_directory_is_forgotten_after_the_grace_period() {
         for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             learn_etc_ssh(&mut c, 1);
             c.learn(1, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)], 0);
             assert_eq!(c.len(), 3, "{mode}");
@@ -743,7 +769,7 @@ mod tests {
 
     #[test]
     fn an_older_rmdir_count_is_forgotten_after_the_grace_period() {
-        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 100);
+        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 100, true);
         let learn = |c: &mut PathCache, count, ts| {
             let defs = [
                 def(40, 6, 1),
@@ -772,7 +798,7 @@ mod tests {
 
     #[test]
     fn fragments_keep_an_older_count_that_children_lead_to() {
-        let mut c = PathCache::new(ResolutionMode::Fragments, 100);
+        let mut c = PathCache::new(ResolutionMode::Fragments, 100, true);
         for (count, ts) in [(5, 1000), (6, 2000)] {
             let defs = [Def {
                 key: tmp(count),
@@ -789,7 +815,7 @@ mod tests {
 
     #[test]
     fn single_fragment_keeps_nothing() {
-        let mut c = PathCache::new(ResolutionMode::SingleFragment, 100);
+        let mut c = PathCache::new(ResolutionMode::SingleFragment, 100, true);
         learn_etc_ssh(&mut c, 1);
         assert_eq!(c.len(), 0);
         assert_eq!(prefix_of(&c, 30, 1), Err(UnknownPrefix));
@@ -807,7 +833,7 @@ mod tests {
     #[test]
     fn a_bump_adds_no_entry_for_a_directory_whose_path_did_not_change() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 100_000);
+            let mut c = PathCache::new(mode, 100_000, true);
             // 1,000 directories /d0 … /d999, re-taught after each bump
             // (generations 1 and 2), and after bumps they missed (5, 9).
             for generation in [1, 2, 5, 9] {
@@ -834,7 +860,7 @@ mod tests {
     #[test]
     fn a_changed_path_keeps_the_old_generations_path() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             learn_ssh_as(&mut c, 1, "ssh");
             // mv /etc/ssh /etc/ssh2 bumped the generation to 2.
             learn_ssh_as(&mut c, 2, "ssh2");
@@ -859,7 +885,7 @@ mod tests {
     #[test]
     fn records_read_out_of_generation_order_split_a_range() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             // Read late: generation 3 first, then 1; one range each.
             learn_ssh_as(&mut c, 3, "ssh");
             learn_ssh_as(&mut c, 1, "ssh");
@@ -899,7 +925,7 @@ mod tests {
     #[test]
     fn epoch_flush_clamps_a_range_that_straddles_it() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 2);
+            let mut c = PathCache::new(mode, 2, true);
             learn_etc_ssh(&mut c, 1);
             c.learn(1, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)], 0);
             assert_eq!(c.maintain(10, || 100), Some(1), "{mode}");
@@ -921,7 +947,7 @@ mod tests {
     #[test]
     fn a_removed_directory_goes_with_the_range_of_its_generation() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             for g in [1, 2] {
                 learn_etc_ssh(&mut c, g);
                 c.learn(g, b"/etc/ssh/keys.d", 8, Some(key(30)), &[def(40, 7, 6)], 0);
@@ -947,7 +973,7 @@ mod tests {
 
     #[test]
     fn a_new_generation_under_the_same_rmdir_count_keeps_its_entry() {
-        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 100);
+        let mut c = PathCache::new(ResolutionMode::PerfBuffer, 100, true);
         for (generation, ts) in [(1, 1000), (2, 2000)] {
             let defs = [Def {
                 key: tmp(5),
@@ -1029,8 +1055,8 @@ mod tests {
         // Generation 2: directory 0 renamed (and so all below it).
         let mut after = before.clone();
         after[0].1 = "renamed".into();
-        let mut perf = PathCache::new(ResolutionMode::PerfBuffer, 100_000);
-        let mut frag = PathCache::new(ResolutionMode::Fragments, 100_000);
+        let mut perf = PathCache::new(ResolutionMode::PerfBuffer, 100_000, true);
+        let mut frag = PathCache::new(ResolutionMode::Fragments, 100_000, true);
         for c in [&mut perf, &mut frag] {
             for (g, t) in [(1, &before), (2, &after)] {
                 // Parents first; some walks stop at a parent taught before.
@@ -1080,7 +1106,7 @@ mod tests {
         };
         for mode in MODES {
             for _ in 0..200 {
-                let mut c = PathCache::new(mode, 100_000);
+                let mut c = PathCache::new(mode, 100_000, true);
                 // The old mirror: the last value learnt for each (directory, generation).
                 let mut model = HashMap::new();
                 for _ in 0..40 {
@@ -1152,7 +1178,7 @@ mod tests {
     #[test]
     fn lookups_and_re_learning_an_unchanged_path_do_not_allocate() {
         for mode in MODES {
-            let mut c = PathCache::new(mode, 100);
+            let mut c = PathCache::new(mode, 100, true);
             learn_etc_ssh(&mut c, 1);
             let keys_d = [def(40, 7, 6)];
             c.learn(1, b"/etc/ssh/keys.d/a", 8, Some(key(30)), &keys_d, 0);

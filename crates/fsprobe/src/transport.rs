@@ -5,9 +5,10 @@
 //! with the later records of its CPU, until every buffer was read again.
 //! Reads yield to the worker loop, and end after a stop, as src/pacing.rs
 //! says.
+use std::cell::Cell;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
 
@@ -43,8 +44,8 @@ pub(crate) enum Reader<'a> {
 /// The ring buffer and how its consumer sleeps.
 pub(crate) struct Ring<'a> {
     ring: RingBuffer<'a>,
-    /// Raised while the consumer sleeps (bpf/core/maps.h: consumer_asleep).
-    asleep: &'a AtomicU32,
+    /// Odd while the consumer sleeps (bpf/core/maps.h: consumer_sleep).
+    sleep: &'a AtomicU32,
     /// An epoll instance of our own on the ring, edge-triggered: the ring's
     /// fd is readable whenever a byte is pending, so libbpf's
     /// level-triggered epoll returns at once for every record and the
@@ -54,6 +55,8 @@ pub(crate) struct Ring<'a> {
     epoll: OwnedFd,
     /// Bytes pending before producers wake the consumer.
     watermark: u64,
+    /// How long the next wait lasts at most (see `next_pace`).
+    pace: Cell<Duration>,
 }
 
 impl<'a> Reader<'a> {
@@ -75,7 +78,7 @@ impl<'a> Reader<'a> {
                 let ring = builder.build().context("setting up the ring buffer")?;
                 Ok(Reader::Ring(Ring {
                     ring,
-                    asleep: backend.consumer_asleep(),
+                    sleep: backend.consumer_sleep(),
                     epoll: edge_triggered_epoll(&backend.skel.maps.events).map_err(|source| {
                         crate::error::Error::Io {
                             what: "waiting on the ring buffer".into(),
@@ -83,6 +86,7 @@ impl<'a> Reader<'a> {
                         }
                     })?,
                     watermark: config.wakeup_watermark(),
+                    pace: Cell::new(POLL_INTERVAL),
                 }))
             }
             Transport::PerfBuffer => {
@@ -157,29 +161,46 @@ impl<'a> Reader<'a> {
 
 impl Ring<'_> {
     /// Sleeps until producers wake the consumer (a watermark's worth is
-    /// pending: transport_send() in record/record.h), POLL_INTERVAL passes,
-    /// or a signal comes. The flag is raised before the ring is looked at,
-    /// and producers test it after they reserved their record: either a
-    /// producer sees it raised, or this look sees the producer's record.
-    /// Lowered before reading, so that a consumer at work costs the
-    /// producers no wakeups.
+    /// pending: transport_send() in record/record.h), the pace's time
+    /// passes, or a signal comes. The sleep count turns odd before the ring
+    /// is looked at, and producers read it after they reserved their
+    /// record: either a producer sees it odd, or this look sees the
+    /// producer's record. It turns even again before reading, so that a
+    /// consumer at work costs the producers no wakeups.
     fn wait(&self) {
-        self.asleep.store(1, Ordering::SeqCst);
-        if crate::stats::ring_pending(&self.ring) < self.watermark {
+        self.sleep.fetch_add(1, Ordering::SeqCst);
+        let before = crate::stats::ring_pending(&self.ring);
+        if before < self.watermark {
+            let start = Instant::now();
             let mut event = libc::epoll_event { events: 0, u64: 0 };
+            let timeout = self.pace.get().as_millis().max(1) as i32;
             // SAFETY: self.epoll is an epoll instance we own; one event
             // fits in `event`.
-            unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    &mut event,
-                    1,
-                    POLL_INTERVAL.as_millis() as i32,
-                )
-            };
+            unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), &mut event, 1, timeout) };
+            let arrived = crate::stats::ring_pending(&self.ring).saturating_sub(before);
+            self.pace
+                .set(next_pace(arrived, start.elapsed(), self.watermark));
         }
-        self.asleep.store(0, Ordering::SeqCst);
+        self.sleep.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// The shortest and the longest wait.
+const MIN_PACE: Duration = Duration::from_millis(1);
+
+/// How long the consumer may sleep next, from what `arrived` while it
+/// slept `slept`: the time a quarter of the watermark takes to come at that
+/// rate, from 1 ms to POLL_INTERVAL. A producer's wakeup is an irq_work, a
+/// self-IPI on its CPU (a VM exit under a hypervisor: tens of microseconds
+/// measured here, paid by the process that wrote the file); a consumer that
+/// wakes by its own timer before the watermark is reached costs the
+/// producers none. The wakeup stays for bursts that outrun the pace.
+fn next_pace(arrived: u64, slept: Duration, watermark: u64) -> Duration {
+    if arrived == 0 {
+        return POLL_INTERVAL;
+    }
+    let ns = slept.as_nanos() as f64 / arrived as f64 * (watermark / 4) as f64;
+    Duration::from_nanos(ns as u64).clamp(MIN_PACE, POLL_INTERVAL)
 }
 
 /// An epoll instance watching `map` (the ring buffer) edge-triggered.
@@ -208,4 +229,25 @@ fn edge_triggered_epoll(map: &impl AsFd) -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(epoll)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_follows_the_rate() {
+        let wm = 128 * 1024;
+        // Quiet: the longest wait.
+        assert_eq!(next_pace(0, POLL_INTERVAL, wm), POLL_INTERVAL);
+        // 32 KiB (a quarter of the watermark) in 10 ms: wait 10 ms.
+        assert_eq!(
+            next_pace(32 * 1024, Duration::from_millis(10), wm),
+            Duration::from_millis(10)
+        );
+        // Faster than a quarter of the watermark per millisecond: 1 ms.
+        assert_eq!(next_pace(wm, Duration::from_millis(1), wm), MIN_PACE);
+        // A trickle: no longer than the poll interval.
+        assert_eq!(next_pace(1, Duration::from_millis(50), wm), POLL_INTERVAL);
+    }
 }

@@ -130,6 +130,7 @@ pub(crate) fn run(
             clock,
             config.resolution_mode,
             2 * config.cache_size as usize,
+            config.transport == Transport::RingBuffer,
         )),
         tx: tx.clone(),
         walker,

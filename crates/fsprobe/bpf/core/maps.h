@@ -70,11 +70,21 @@ const volatile bool cfg_vfs_hooks = false;
 const volatile __u32 cfg_own_mnt_ns = 0;
 
 /*
- * Written by user space through the mmapped .bss (src/transport.rs): set
- * while the ring buffer's consumer sleeps, or is about to. A record forces
- * a wakeup only then (record/record.h: transport_send()).
+ * Written by user space through the mmapped .bss (src/transport.rs): the
+ * ring buffer's consumer adds one before it sleeps and one when it wakes,
+ * so it is odd while the consumer sleeps, and tells one sleep from the
+ * next. A record forces a wakeup only while it is odd, and each CPU at
+ * most once per sleep (record/record.h: transport_send()).
  */
-volatile __u32 consumer_asleep;
+volatile __u32 consumer_sleep;
+
+/* Per CPU: the consumer_sleep this CPU last woke the consumer from. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} woken SEC(".maps");
 
 /* cgroup levels followed up to the root of the hierarchy. */
 #define FSP_CGROUP_DEPTH 32
@@ -161,6 +171,13 @@ struct fsp_scratch {
 	struct lookup_state ls;
 	struct child_memo_key memo_key;
 	struct dentry *memo_child;
+	/*
+	 * The directory fsp_parent_watching() last found in dir_cache: the
+	 * walk that follows stops there without looking it up again.
+	 */
+	struct fsp_dir_key known_key;
+	struct dentry *known_dentry;
+	__u64 known_gen;
 	/* The mount each slot of rec was resolved through (record/mounts.h). */
 	struct mount *slot_mnt[4];
 	struct fsp_record rec;

@@ -70,6 +70,14 @@ static __always_inline struct fsp_watch_hints *watch_hints_table(void)
 	return bpf_map_lookup_elem(&watch_hints, &zero);
 }
 
+/* May identity (dev, ino) be watched? No when its hint is clear. */
+static __always_inline bool hinted(__u32 dev, __u64 ino)
+{
+	struct fsp_watch_hints *hints = watch_hints_table();
+
+	return !hints || hints->slot[fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1)];
+}
+
 /*
  * The watch flags (enum fsp_watch) of identity (dev, ino), 0 when it is
  * not watched. Global, so that its lookups are verified once rather
@@ -79,11 +87,10 @@ static __always_inline struct fsp_watch_hints *watch_hints_table(void)
 __noinline __u32 fsp_watch_flags(__u32 dev, __u64 ino)
 {
 	struct fsp_inode_key key = { .dev = dev, .pad = 0, .ino = ino };
-	struct fsp_watch_hints *hints = watch_hints_table();
 	void *set;
 	__u32 *flags;
 
-	if (hints && !hints->slot[fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1)])
+	if (!hinted(dev, ino))
 		return 0;
 	set = watched_set(FSP_WATCHED_NOW);
 	flags = set ? bpf_map_lookup_elem(set, &key) : NULL;

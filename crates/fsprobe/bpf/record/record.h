@@ -195,22 +195,46 @@ static __always_inline struct file *fd_file(long fd)
 }
 
 /*
+ * Is the existing object d, reached through mnt, watched? object_matches(),
+ * but a directory the path cache knows as watching its children answers
+ * first (resolve/cache.h: fsp_parent_watching()).
+ */
+static __always_inline bool file_watched(struct dentry *d, struct vfsmount *mnt)
+{
+	struct dentry *parent;
+
+	if (!cfg_paths_filtering)
+		return true;
+	parent = KREAD(struct dentry, d, d_parent);
+	if (mnt && hinted(KREAD(struct dentry, d, d_sb, s_dev), KREAD(struct dentry, parent, d_inode, i_ino)) &&
+	    fsp_parent_watching((__u64)d, (__u64)mnt))
+		return true;
+	return object_matches(d);
+}
+
+/*
  * The file open as fd, if it is watched (or missing, which put_file()
  * reports); else NULL. *missing: there is no such file.
  */
 static __always_inline struct file *fd_watched(long fd, bool *missing)
 {
 	struct file *f = fd_file(fd);
+	struct vfsmount *mnt;
 	struct dentry *d;
 
 	*missing = !f;
 	if (!f)
 		return NULL;
-	if (has_core_cast())
-		d = untyped(bpf_core_cast(f, struct file)->f_path.dentry);
-	else
+	if (has_core_cast()) {
+		struct file *typed = bpf_core_cast(f, struct file);
+
+		d = untyped(typed->f_path.dentry);
+		mnt = untyped(typed->f_path.mnt);
+	} else {
 		d = BPF_CORE_READ(f, f_path.dentry);
-	return !d || object_matches(d) ? f : NULL;
+		mnt = BPF_CORE_READ(f, f_path.mnt);
+	}
+	return !d || file_watched(d, mnt) ? f : NULL;
 }
 
 /* Is the file open as fd watched (or missing, which put_file() reports)? */
@@ -471,25 +495,33 @@ __noinline int fsp_record_context(void)
 static __always_inline bool transport_send(void *ctx, void *rec, __u64 size)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u32 sleep;
 
 	if (cfg_transport == FSP_TRANSPORT_PERF_BUFFER)
 		/* Fails with -ENOSPC when this CPU's buffer is full (perf_output_begin()). */
 		return !bpf_perf_event_output(ctx, &events_perf, BPF_F_CURRENT_CPU, rec, size);
 	/*
-	 * Wake the consumer only when it sleeps (it says so in consumer_asleep
-	 * just before it waits) and a watermark's worth is pending. A wakeup is
-	 * an irq_work, so a self-IPI: a VM exit here, microseconds. Deciding it
-	 * from the pending bytes alone woke a consumer that was awake and
-	 * reading, once every 22 records of a busy stream, because the pending
-	 * bytes kept crossing the watermark as it read. Never cleared here: a
-	 * producer's late clear could hide a sleeping consumer from the rest.
-	 * A consumer that tests the ring after this read saw it set finds the
-	 * record pending and does not sleep; one that sleeps with less than the
-	 * watermark pending is woken by a later record, or polls within 100 ms.
+	 * Wake the consumer only when it sleeps (it says so in consumer_sleep
+	 * just before it waits) and a watermark's worth is pending, and only
+	 * once per CPU and sleep. A wakeup is an irq_work, so a self-IPI: a VM
+	 * exit here, microseconds. Deciding it from the pending bytes alone
+	 * woke a consumer that was awake and reading once every 22 records of
+	 * a busy stream, as the pending bytes kept crossing the watermark.
+	 * The consumer raises the count before it looks at the ring: one that
+	 * then sleeps with less than the watermark pending is woken by a later
+	 * record (the wakeup waits on its edge-triggered epoll if it comes
+	 * before the wait), or reads within 100 ms.
 	 */
-	if (consumer_asleep && cfg_wakeup_watermark &&
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark)
-		flags = BPF_RB_FORCE_WAKEUP;
+	sleep = consumer_sleep;
+	if ((sleep & 1) && cfg_wakeup_watermark) {
+		__u32 zero = 0, *last = bpf_map_lookup_elem(&woken, &zero);
+
+		if (last && *last != sleep &&
+		    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + size >= cfg_wakeup_watermark) {
+			flags = BPF_RB_FORCE_WAKEUP;
+			*last = sleep;
+		}
+	}
 	return !bpf_ringbuf_output(&events, rec, size, flags);
 }
 

@@ -37,11 +37,18 @@
 #ifndef FSP_CACHE_H
 #define FSP_CACHE_H
 
-#include "core/maps.h"
+#include "filter/filter.h"
 
 struct dir_cached {
 	__u64 gen;
 	struct dentry *dentry;
+	/*
+	 * The directory's watch flags (enum fsp_watch) when it was taught:
+	 * with FSP_WATCH_CHILDREN, a file in it is watched without a lookup
+	 * in the watched set (fsp_parent_watching()).
+	 */
+	__u32 watch;
+	__u32 pad;
 };
 
 /* fragments, perf_buffer: the directories user space knows. Sized by user space. */
@@ -160,10 +167,30 @@ static __always_inline bool caches_fragments(void)
  * returns true when the rest of the path comes from a cache. On a miss,
  * remembers d so the record can teach it (or single_fragment insert it).
  */
+/* Directory d's key, reached through mount (mnt_id, dev), at rmdir count removed. */
+static __always_inline void dir_key(struct fsp_dir_key *key, struct dentry *d, __u32 mnt_id,
+				    __u32 dev, __u32 removed)
+{
+	__u32 generation = KREAD(struct dentry, d, d_inode, i_generation);
+
+	key->mnt_id = mnt_id;
+	key->dev = dev;
+	key->ino = KREAD(struct dentry, d, d_inode, i_ino);
+	key->generation = generation ? generation : removed;
+	key->flags = generation ? 0 : FSP_DIR_KEY_BY_REMOVALS;
+}
+
+static __always_inline bool same_dir_key(struct fsp_dir_key *a, struct fsp_dir_key *b)
+{
+	return a->mnt_id == b->mnt_id && a->dev == b->dev && a->ino == b->ino &&
+	       a->generation == b->generation && a->flags == b->flags;
+}
+
 static __always_inline bool cache_visit(struct fsp_scratch *s, struct dentry *d)
 {
 	struct walk_state *w = &s->ws;
 	__u32 generation = KREAD(struct dentry, d, d_inode, i_generation);
+	/* The fields of dir_key(), written here: as a call it cost the walk's frame a spill. */
 	struct fsp_dir_key key = {
 		.mnt_id = w->mnt_id,
 		.dev = w->dev,
@@ -291,9 +318,51 @@ __noinline int fsp_learn_defs(void)
 		c.gen = def->slot == 0 ? s->rec.hdr.file.cache_gen :
 			def->slot == 1 ? s->rec.hdr.target.cache_gen : s->rec.hdr.proc.exe.cache_gen;
 		c.dentry = cs->def_dentry[i & (FSP_DEF_SLOTS - 1)];
+		c.watch = fsp_watch_flags(def->key.dev, def->key.ino);
 		bpf_map_update_elem(&dir_cache, &def->key, &c, BPF_ANY);
 	}
 	return 0;
+}
+
+/*
+ * Does the path cache know d's directory, reached through vmnt, as one
+ * that watches its children? Then d is watched, and a file opened in a
+ * directory seen a moment before costs one lookup (in dir_cache, which
+ * the path walk then finds warm) instead of two. Only a positive answer
+ * is cached: a directory starts to watch its children (a mkdir, a move
+ * into the trees, the seed) without touching dir_cache. One stops only
+ * when it is removed (its dentry is then dead: no file is opened in it
+ * again, and a directory that reuses its inode number has another key)
+ * or moved out of the trees (a directory rename, which bumps the
+ * generation: every entry is stale). Global: verified once.
+ */
+__noinline int fsp_parent_watching(__u64 dentry, __u64 vmnt)
+{
+	struct dentry *d = (struct dentry *)dentry;
+	struct dentry *parent = KREAD(struct dentry, d, d_parent);
+	struct mount *m = real_mount((struct vfsmount *)vmnt);
+	struct fsp_scratch *s;
+	struct fsp_dir_key key;
+	struct dir_cached *c;
+	__u64 gen;
+
+	/* A mount's root: the walk goes on from its mount point instead. */
+	if (!caches_fragments() || !parent || parent == d ||
+	    d == KREAD(struct vfsmount, (struct vfsmount *)vmnt, mnt_root))
+		return 0;
+	gen = current_gen();
+	dir_key(&key, parent, KREAD(struct mount, m, mnt_id), KREAD(struct mount, m, mnt.mnt_sb, s_dev),
+		removed_dirs());
+	c = bpf_map_lookup_elem(&dir_cache, &key);
+	if (!c || c->gen != gen || c->dentry != parent || !(c->watch & FSP_WATCH_CHILDREN))
+		return 0;
+	s = get_scratch();
+	if (s) {
+		s->known_key = key;
+		s->known_dentry = parent;
+		s->known_gen = gen;
+	}
+	return 1;
 }
 
 #endif /* FSP_CACHE_H */

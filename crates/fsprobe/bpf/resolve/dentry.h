@@ -125,6 +125,46 @@ __noinline int fsp_walk_block(void)
 }
 
 /*
+ * The walk of a file whose directory fsp_parent_watching() found in
+ * dir_cache a moment ago (resolve/cache.h): its name, then that directory
+ * as the prefix, without looking it up again. 1 when it did the walk.
+ */
+__noinline int fsp_walk_known_parent(void)
+{
+	struct fsp_scratch *s = get_scratch();
+	const unsigned char *name;
+	struct dentry *d, *parent;
+	struct fsp_dir_key key;
+	struct walk_state *w;
+	__u32 len;
+
+	if (!s)
+		return 0;
+	w = &s->ws;
+	d = w->dentry;
+	if (w->start_is_dir || !caches_fragments() || !walk_for_slot(w) || d == w->mnt_root)
+		return 0;
+	parent = KREAD(struct dentry, d, d_parent);
+	if (parent == d || parent != s->known_dentry || w->gen != s->known_gen)
+		return 0;
+	dir_key(&key, parent, w->mnt_id, w->dev, w->removed_dirs);
+	if (!same_dir_key(&key, &s->known_key))
+		return 0;
+	len = KREAD(struct dentry, d, d_name.len);
+	name = KREAD(struct dentry, d, d_name.name);
+	if (len > FSP_NAME_MAX || len + 1 >= w->off)
+		return 0;
+	w->off -= len;
+	bpf_probe_read_kernel(&s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)], FSP_BOUND(len, FSP_NAME_MAX), name);
+	w->off -= 1;
+	s->walk[FSP_BOUND(w->off, FSP_PATH_MAX - 1)] = '/';
+	w->steps = 1;
+	w->prefix = key;
+	w->done = 1;
+	return 1;
+}
+
+/*
  * Resolve (dentry, vfsmount) into scratch.walk for record slot `slot` (or
  * for an enum walk_purpose); returns the path's length. With a cache hit
  * the path is only what lies below the cached directory (s->ws.prefix),
@@ -153,9 +193,11 @@ __noinline int fsp_resolve(__u64 dentry, __u64 vmnt, __u32 slot)
 	if (slot == FSP_WALK_FS_ROOT)
 		w->mnt_root = NULL;
 	w->off = FSP_PATH_MAX;
-	for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
-		if (fsp_walk_block())
-			break;
+	if (!fsp_walk_known_parent()) {
+		for (int i = 0; i < FSP_WALK_BLOCKS; i++) {
+			if (fsp_walk_block())
+				break;
+		}
 	}
 	if (!w->done)
 		w->flags |= FSP_PATH_TRUNCATED;

@@ -46,8 +46,8 @@ pub(crate) struct Backend<'obj> {
     pub(crate) release: String,
     /// The filter's storage (src/watched.rs), shared with the threads that add to it.
     pub(crate) watched: Arc<Watched>,
-    /// consumer_asleep in the mmapped .bss (bpf/core/maps.h).
-    consumer_asleep: NonNull<u32>,
+    /// consumer_sleep in the mmapped .bss (bpf/core/maps.h).
+    consumer_sleep: NonNull<u32>,
 }
 
 /// Why `kind` cannot run here, when that is known without loading it.
@@ -251,7 +251,7 @@ impl<'obj> Backend<'obj> {
             .bss_data
             .as_deref_mut()
             .expect("libbpf mmaps .bss after load");
-        let consumer_asleep = NonNull::from(&mut bss.consumer_asleep);
+        let consumer_sleep = NonNull::from(&mut bss.consumer_sleep);
         // The filter's first set, in place before anything is attached.
         let watched = Arc::new(Watched::new(
             MapHandle::try_from(&skel.maps.watched).context("sharing the watched map")?,
@@ -266,17 +266,17 @@ impl<'obj> Backend<'obj> {
             plan,
             release: String::new(),
             watched,
-            consumer_asleep,
+            consumer_sleep,
         })
     }
 
-    /// The flag the ring buffer's consumer raises while it sleeps
+    /// The count the ring buffer's consumer makes odd while it sleeps
     /// (record/record.h: transport_send()).
-    pub(crate) fn consumer_asleep(&self) -> &AtomicU32 {
+    pub(crate) fn consumer_sleep(&self) -> &AtomicU32 {
         // SAFETY: the pointer is into .bss, mapped by libbpf for as long as
         // the skeleton (so self) lives, aligned for a u32, and user space
         // only ever accesses it through this atomic.
-        unsafe { AtomicU32::from_ptr(self.consumer_asleep.as_ptr()) }
+        unsafe { AtomicU32::from_ptr(self.consumer_sleep.as_ptr()) }
     }
 
     /// The values of --pid, --uid and --comm, before anything is attached.

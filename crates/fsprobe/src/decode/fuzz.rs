@@ -206,7 +206,7 @@ fn mutated_and_random_records_never_panic_or_invent_a_path() {
                 mutate(&mut rng, &mut bytes);
             }
         }
-        let mut d = Decoder::new(BootClock::now(), mode, 16);
+        let mut d = Decoder::new(BootClock::now(), mode, 16, false);
         let given = [bytes.clone()];
         if let Ok(r) = d.decode(&bytes) {
             decoded += 1;
@@ -227,7 +227,7 @@ fn sequences_of_mutated_records_never_panic_or_invent_a_path() {
         // A decoder that keeps state (caches, processes) across 50 records;
         // a tiny cache limit forces its flushes too.
         let mode = [ResolutionMode::PerfBuffer, ResolutionMode::Fragments][rng.below(2)];
-        let mut d = Decoder::new(BootClock::now(), mode, 4);
+        let mut d = Decoder::new(BootClock::now(), mode, 4, true);
         let mut given: Vec<Vec<u8>> = Vec::new();
         for _ in 0..50 {
             let mut bytes = corpus[rng.below(corpus.len())].clone();

@@ -202,11 +202,18 @@ struct Slot<'a> {
 }
 
 impl Decoder {
-    /// `cache_limit`: user-space cache entries kept before an epoch flush.
-    pub(crate) fn new(clock: BootClock, mode: ResolutionMode, cache_limit: usize) -> Self {
+    /// `cache_limit`: user-space cache ranges kept before an epoch flush;
+    /// `ordered`: records are read in the order they were sent (the ring
+    /// buffer; src/cache.rs).
+    pub(crate) fn new(
+        clock: BootClock,
+        mode: ResolutionMode,
+        cache_limit: usize,
+        ordered: bool,
+    ) -> Self {
         Decoder {
             clock,
-            cache: PathCache::new(mode, cache_limit),
+            cache: PathCache::new(mode, cache_limit, ordered),
             unknown_prefixes: 0,
             new_epoch: None,
             processes: Processes::default(),

@@ -6,7 +6,7 @@ use super::*;
 use crate::skel::types::{fsp_cache_def, fsp_kind, fsp_origin};
 
 fn decoder() -> Decoder {
-    Decoder::new(BootClock::now(), ResolutionMode::PerfBuffer, 100)
+    Decoder::new(BootClock::now(), ResolutionMode::PerfBuffer, 100, true)
 }
 
 fn event(d: &mut Decoder, bytes: &[u8]) -> Result<Event, DecodeError> {
@@ -134,7 +134,7 @@ fn open_header(path_len: u16, n_defs: u16) -> fsp_event {
 #[test]
 fn rebuilds_a_cached_prefix_in_both_user_space_modes() {
     for mode in [ResolutionMode::PerfBuffer, ResolutionMode::Fragments] {
-        let mut decoder = Decoder::new(BootClock::now(), mode, 100);
+        let mut decoder = Decoder::new(BootClock::now(), mode, 100, true);
         // Walked to the root: teaches /srv/data (ino 30) then /srv (ino 20).
         let first = [
             record(&open_header(15, 2), b"/srv/data/a.txt"),
