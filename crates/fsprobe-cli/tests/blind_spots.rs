@@ -212,3 +212,47 @@ fn a_mount_over_a_watched_directory_is_reported_and_watched() {
     drop(tmpfs);
     probe.stop();
 }
+
+/// A watched path is a name in a directory nobody watches: operations on
+/// it by name must be reported all the same. (The dcache lookup of a name
+/// skipped directories that watch nothing, so on the tracepoint backend
+/// `chmod`, `rename` and `unlink` of a watched file, and the rename and
+/// rmdir of a watched tree's top, went unreported.)
+#[test]
+fn watched_paths_themselves_are_reported_by_name() {
+    let dir = Scratch::new("watched-paths");
+    let file = dir.join("shadow");
+    fs::write(&file, b"x").unwrap();
+    let top = dir.join("tree");
+    fs::create_dir(&top).unwrap();
+    let probe = Probe::start([file.display().to_string(), top.display().to_string()]);
+    let file_ino = ino(&file);
+    let mut perms = fs::metadata(&file).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    fs::set_permissions(&file, perms).unwrap();
+    let ev = probe.wait_for("the chmod of the watched file", |v| is(v, "setattr", &file));
+    assert_eq!(ev["file"]["inode"], file_ino, "{ev}");
+    assert_eq!(ev["setattr"]["mode"], "600", "{ev}");
+    let moved = dir.join("shadow-");
+    fs::rename(&file, &moved).unwrap();
+    let ev = probe.wait_for("the rename of the watched file", |v| is(v, "rename", &file));
+    assert_eq!(path_of(&ev, "target"), moved.to_str().unwrap(), "{ev}");
+    assert_eq!(ev["file"]["inode"], file_ino, "{ev}");
+    fs::remove_file(&moved).unwrap();
+    let ev = probe.wait_for("the unlink of the watched file", |v| {
+        is(v, "unlink", &moved)
+    });
+    assert_eq!(ev["file"]["inode"], file_ino, "{ev}");
+    assert_by_me(&ev);
+
+    let top_ino = ino(&top);
+    let renamed = dir.join("tree-");
+    fs::rename(&top, &renamed).unwrap();
+    let ev = probe.wait_for("the rename of the tree's top", |v| is(v, "rename", &top));
+    assert_eq!(path_of(&ev, "target"), renamed.to_str().unwrap(), "{ev}");
+    assert_eq!(ev["file"]["inode"], top_ino, "{ev}");
+    fs::remove_dir(&renamed).unwrap();
+    let ev = probe.wait_for("the rmdir of the tree's top", |v| is(v, "rmdir", &renamed));
+    assert_eq!(ev["file"]["inode"], top_ino, "{ev}");
+    probe.stop();
+}

@@ -31,6 +31,7 @@ use crate::watched::Watched;
 
 const WATCH_SELF: u32 = fsp_watch::FSP_WATCH_SELF.0;
 const WATCH_CHILDREN: u32 = fsp_watch::FSP_WATCH_CHILDREN.0;
+const WATCH_NAMES: u32 = fsp_watch::FSP_WATCH_NAMES.0;
 
 /// Entries per BPF_MAP_UPDATE_BATCH.
 const BATCH: usize = 4096;
@@ -143,6 +144,8 @@ pub(crate) struct Seeder<'a> {
     pub(crate) first_skip: Option<String>,
     /// Reported to the caller as entries are added (the initial walk only).
     pub(crate) progress: Progress,
+    /// The directories the watched paths are names in (see `mark_path_dirs`).
+    path_dirs: Vec<[u8; 16]>,
 }
 
 impl<'a> Seeder<'a> {
@@ -159,6 +162,7 @@ impl<'a> Seeder<'a> {
             skipped: 0,
             first_skip: None,
             progress: Progress::new(None),
+            path_dirs: Vec::new(),
         }
     }
 
@@ -235,6 +239,7 @@ impl<'a> Seeder<'a> {
             source,
         };
         let st = fstatat(libc::AT_FDCWD, &c_root, libc::AT_SYMLINK_NOFOLLOW).map_err(watch_err)?;
+        self.note_path_dir(root);
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             // A watched path that is a file: no directory covers it.
             if st.st_nlink > 1 {
@@ -247,6 +252,42 @@ impl<'a> Seeder<'a> {
         let dir = open_dir_at(libc::AT_FDCWD, &c_root).map_err(watch_err)?;
         self.walk(dir, &st, root.as_os_str())?;
         self.flush()
+    }
+
+    /// Remembers the directory that `path`'s last name is in (none for "/").
+    fn note_path_dir(&mut self, path: &Path) {
+        if path.file_name().is_none() {
+            return;
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let Ok(c_dir) = CString::new(dir.as_os_str().as_bytes()) else {
+            return;
+        };
+        if let Ok(st) = fstatat(libc::AT_FDCWD, &c_dir, 0) {
+            self.path_dirs
+                .push(inode_key(kernel_dev(st.st_dev), st.st_ino));
+        }
+    }
+
+    /// Flags the directories the watched paths are names in
+    /// (FSP_WATCH_NAMES), after every path is seeded so that no tree's
+    /// entry overwrites the flag: the dcache lookup of a name then does
+    /// not skip them, though they watch nothing (resolve/lookup.h). Without
+    /// it `rm /etc/shadow`, with /etc/shadow watched, was not reported on
+    /// the tracepoint backend: /etc was not watched, so the lookup of the
+    /// name stopped there.
+    pub(crate) fn mark_path_dirs(&mut self) -> Result<()> {
+        for key in std::mem::take(&mut self.path_dirs) {
+            match self.watched.add_flags(&key, WATCH_NAMES)? {
+                Ok(true) => self.inserted += 1,
+                Ok(false) => {}
+                Err(crate::watched::Full) => return Err(Error::TooManyWatches(self.limit)),
+            }
+        }
+        Ok(())
     }
 
     /// Walks the directory `dir` (stat `st`, named `label` in messages).

@@ -238,6 +238,29 @@ impl Watched {
         }
     }
 
+    /// Adds `flags` to those of `key`, inserting it when it is not in the
+    /// set; true when it was inserted.
+    pub(crate) fn add_flags(
+        &self,
+        key: &[u8],
+        flags: u32,
+    ) -> Result<std::result::Result<bool, Full>> {
+        let held = {
+            let state = self.lock();
+            state.set.lookup(key, MapFlags::ANY).ok().flatten()
+        };
+        let Some(held) = held.and_then(|v| <[u8; 4]>::try_from(v).ok()) else {
+            return Ok(self.insert(key, &flags.to_ne_bytes())?.map(|()| true));
+        };
+        let state = self.lock();
+        let both = u32::from_ne_bytes(held) | flags;
+        state
+            .set
+            .update(key, &both.to_ne_bytes(), MapFlags::EXIST)
+            .context("adding watch flags")?;
+        Ok(Ok(false))
+    }
+
     /// Sets the flags of `key`, if it is in the set.
     pub(crate) fn set_flags(&self, key: &[u8], flags: u32) {
         let state = self.lock();

@@ -39,6 +39,7 @@ fn setup<'obj>(
         for path in &config.paths {
             seeder.seed(path)?;
         }
+        seeder.mark_path_dirs()?;
     }
     seeder.progress.done(seeder.walked);
     // Watched files with other names elsewhere: the kernel must look up

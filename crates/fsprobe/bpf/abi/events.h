@@ -338,6 +338,13 @@ enum fsp_watch {
 	 * up to it), until user space has added the subtree and clears it.
 	 */
 	FSP_WATCH_SUBTREE = 4,
+	/*
+	 * The directory of a watched path (a tree's top, or a watched file)
+	 * that does not watch its children: that path is a name in it, which
+	 * the dcache lookup of a name must not skip (resolve/lookup.h). Says
+	 * nothing of what is reported.
+	 */
+	FSP_WATCH_NAMES = 8,
 };
 
 /*

@@ -225,8 +225,8 @@ static __always_inline bool object_matches(struct dentry *d)
 	return subtrees_pending_now() && fsp_below_subtree((__u64)d);
 }
 
-/* Does the filter hold directory dir with its children (no pending subtree asked)? */
-static __always_inline bool children_listed(struct dentry *dir)
+/* Directory dir's watch flags (enum fsp_watch; no pending subtree asked). */
+static __always_inline __u32 dir_flags(struct dentry *dir)
 {
 	if (has_core_cast()) {
 		struct dentry *d = bpf_core_cast(dir, struct dentry);
@@ -236,15 +236,15 @@ static __always_inline bool children_listed(struct dentry *dir)
 			.ino = d->d_inode->i_ino,
 		};
 
-		return key_flags(&key) & FSP_WATCH_CHILDREN;
+		return key_flags(&key);
 	}
-	return watch_flags(dir) & FSP_WATCH_CHILDREN;
+	return watch_flags(dir);
 }
 
 /* Is a name (existing or not) inside directory dir watched? */
 static __always_inline bool child_matches(struct dentry *dir)
 {
-	if (!cfg_paths_filtering || children_listed(dir))
+	if (!cfg_paths_filtering || (dir_flags(dir) & FSP_WATCH_CHILDREN))
 		return true;
 	return subtrees_pending_now() && fsp_below_subtree((__u64)dir);
 }
@@ -254,10 +254,13 @@ static __always_inline bool child_matches(struct dentry *dir)
  * of walking up to find it: for the dcache lookup's early stop, whose
  * call chain has no room left for that walk's two frames (the verifier
  * allows 512 bytes of stack over a chain; 5.10 rounds every frame to 32).
+ * Also "maybe" in the directory of a watched path (FSP_WATCH_NAMES): the
+ * path itself is a name there.
  */
 static __always_inline bool child_may_match(struct dentry *dir)
 {
-	return !cfg_paths_filtering || children_listed(dir) || subtrees_pending_now();
+	return !cfg_paths_filtering || (dir_flags(dir) & (FSP_WATCH_CHILDREN | FSP_WATCH_NAMES)) ||
+	       subtrees_pending_now();
 }
 
 /*
