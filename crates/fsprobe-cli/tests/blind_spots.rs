@@ -198,13 +198,22 @@ fn a_mount_over_a_watched_directory_is_reported_and_watched() {
     assert_eq!(ev["file"]["fstype"], "tmpfs");
 
     // A bind mount of a populated tree: what it shows is watched at once.
-    let bind = Mounted::bind(&src.path, &bound);
-    let existing = bound.join("p/q/existing");
+    // Of a subdirectory: the mount's root has a d_parent (src) nobody watches.
+    let bind = Mounted::bind(&src.join("p"), &bound);
+    let existing = bound.join("q/existing");
     fs::File::open(&existing).unwrap();
     let ev = probe.wait_for("an open deep in the bind mount", |v| {
         is(v, "open", &existing)
     });
     assert_eq!(ev["file"]["inode"], ino(&existing), "{ev}");
+    // The mount's root itself, once its contents were walked: its d_parent
+    // is the source's, a directory nobody watches.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(fs::read_dir(&bound).unwrap());
+    let ev = probe.wait_for("an open of the bind mount's root", |v| {
+        is(v, "open", &bound)
+    });
+    assert_eq!(ev["file"]["inode"], ino(&bound), "{ev}");
     drop(bind);
     probe.wait_for("the umount", |v| {
         v["event"] == "umount" && path_of(v, "file") == bound.to_str().unwrap()

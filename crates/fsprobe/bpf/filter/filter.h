@@ -186,9 +186,50 @@ __noinline int fsp_below_subtree(__u64 dentry)
 }
 
 /*
+ * How many watched files and directories may have a name outside the
+ * watched trees: followed out of them (--follow), hard-linked (a new
+ * link, or one user space found with more than one link when it seeded
+ * the filter). While there are none, a name in a directory nobody
+ * watches cannot name a watched file, which spares the dcache lookups of
+ * most names (resolve/lookup.h). [0]: counted here; [1]: by user space
+ * (only it writes that slot).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} outside_names SEC(".maps");
+
+static __always_inline void outside_names_add(void)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(&outside_names, &zero);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* Can a name in a directory that is not watched name a watched file? */
+static __always_inline bool may_have_outside_names(void)
+{
+	__u32 kernel = 0, user = 1;
+	__u64 *k = bpf_map_lookup_elem(&outside_names, &kernel);
+	__u64 *u = bpf_map_lookup_elem(&outside_names, &user);
+
+	return !k || !u || *k || *u;
+}
+
+/*
  * object_matches() with typed loads (has_core_cast()): the same checks.
  * The parent first: user space seeds directories, not the files they
- * hold (src/seed.rs), so a watched file is found by its directory.
+ * hold (src/seed.rs), so a watched file is found by its directory. And an
+ * object whose directory was never watched nor flagged (its hint is
+ * clear) is not watched itself unless something watched has a name
+ * outside the trees: every entry the filter gets has a watched directory
+ * (new ones, moved-in ones, seeded ones), or one flagged FSP_WATCH_NAMES
+ * (the watched paths), or counts in outside_names (followed out, linked).
+ * Most files a host opens end there, after one load.
  */
 static __always_inline bool object_matches_cast(struct dentry *plain)
 {
@@ -200,11 +241,16 @@ static __always_inline bool object_matches_cast(struct dentry *plain)
 		.ino = parent->d_inode->i_ino,
 	};
 
-	if (parent != d && (key_flags(&key) & FSP_WATCH_CHILDREN))
-		return true;
+	if (parent != d) {
+		if (!hinted(key.dev, key.ino) && !may_have_outside_names())
+			goto pending;
+		if (key_flags(&key) & FSP_WATCH_CHILDREN)
+			return true;
+	}
 	key.ino = d->d_inode->i_ino;
 	if (key_flags(&key) & FSP_WATCH_SELF)
 		return true;
+pending:
 	return subtrees_pending_now() && fsp_below_subtree((__u64)plain);
 }
 
@@ -218,10 +264,17 @@ static __always_inline bool object_matches(struct dentry *d)
 	if (has_core_cast())
 		return object_matches_cast(d);
 	parent = BPF_CORE_READ(d, d_parent);
-	if (parent != d && (watch_flags(parent) & FSP_WATCH_CHILDREN))
-		return true;
+	if (parent != d) {
+		struct fsp_inode_key key = dentry_key(parent);
+
+		if (!hinted(key.dev, key.ino) && !may_have_outside_names())
+			goto pending;
+		if (key_flags(&key) & FSP_WATCH_CHILDREN)
+			return true;
+	}
 	if (watch_flags(d) & FSP_WATCH_SELF)
 		return true;
+pending:
 	return subtrees_pending_now() && fsp_below_subtree((__u64)d);
 }
 
@@ -261,41 +314,6 @@ static __always_inline bool child_may_match(struct dentry *dir)
 {
 	return !cfg_paths_filtering || (dir_flags(dir) & (FSP_WATCH_CHILDREN | FSP_WATCH_NAMES)) ||
 	       subtrees_pending_now();
-}
-
-/*
- * How many watched files and directories may have a name outside the
- * watched trees: followed out of them (--follow), hard-linked (a new
- * link, or one user space found with more than one link when it seeded
- * the filter). While there are none, a name in a directory nobody
- * watches cannot name a watched file, which spares the dcache lookups of
- * most names (resolve/lookup.h). [0]: counted here; [1]: by user space
- * (only it writes that slot).
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} outside_names SEC(".maps");
-
-static __always_inline void outside_names_add(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&outside_names, &zero);
-
-	if (n)
-		__sync_fetch_and_add(n, 1);
-}
-
-/* Can a name in a directory that is not watched name a watched file? */
-static __always_inline bool may_have_outside_names(void)
-{
-	__u32 kernel = 0, user = 1;
-	__u64 *k = bpf_map_lookup_elem(&outside_names, &kernel);
-	__u64 *u = bpf_map_lookup_elem(&outside_names, &user);
-
-	return !k || !u || *k || *u;
 }
 
 /* Start following d (flags: enum fsp_watch); false when the map is full. */

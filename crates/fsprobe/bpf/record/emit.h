@@ -193,6 +193,12 @@ static __always_inline bool emit_mount(struct fsp_scratch *s, struct op *p, long
 	matched = object_matches(under);
 	if (matched) {
 		*walk = watch_subtree(obj);
+		/*
+		 * The mount's root is reached through the directory it covers,
+		 * not through its d_parent (a bind mount's is in the source file
+		 * system): a name outside the watched trees (filter.h).
+		 */
+		outside_names_add();
 		*root = obj;
 		*root_mnt = (struct vfsmount *)&m->mnt;
 	}
