@@ -207,10 +207,10 @@ impl Collector for Sources {
         )?;
         family(
             &mut e,
-            "fsprobe_watched_inodes",
-            "Files and directories in the in-kernel filter.",
+            "fsprobe_filter_entries",
+            "Entries in the in-kernel filter: watched directories, watched files no directory covers, and the directories the watched paths are names in.",
             Gauge,
-            &one(s.watched_inodes),
+            &one(s.filter_entries),
         )?;
         if let Some(pending) = s.buffer_pending_bytes {
             family(

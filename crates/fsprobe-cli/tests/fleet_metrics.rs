@@ -82,7 +82,7 @@ fn the_metrics_pass_promtool_and_match_the_exit_summary() {
             "--pid",
             &me,
             "--max-watches",
-            "3",
+            "4",
             "--perf-buffer-size",
             "1",
             "-e",
@@ -94,7 +94,8 @@ fn the_metrics_pass_promtool_and_match_the_exit_summary() {
         ],
     );
     // The filter holds directories (a file is matched through its
-    // parent): the watched one, d0 and d1; d2..d4 do not fit.
+    // parent): the watched one's parent (flagged: the watched path is a
+    // name in it), the watched one, d0 and d1; d2..d4 do not fit.
     for i in 0..20 {
         fs::File::create(dir.join(format!("f{i}"))).unwrap();
     }
@@ -192,9 +193,9 @@ fn the_metrics_pass_promtool_and_match_the_exit_summary() {
         "{walks}"
     );
     assert_eq!(
-        metric("fsprobe_watched_inodes"),
-        3,
-        "the directory, d0 and d1"
+        metric("fsprobe_filter_entries"),
+        4,
+        "the directory's parent (a watched path is a name in it), the directory, d0 and d1"
     );
     assert_eq!(metric("fsprobe_ring_buffer_size_bytes"), 4096);
     assert!(metric("fsprobe_ring_buffer_pending_bytes") <= 4096);

@@ -41,8 +41,10 @@ pub struct Stats {
     pub walks_cached: u64,
     /// In-kernel path walks that went up to the root.
     pub walks_full: u64,
-    /// Files and directories in the in-kernel filter now.
-    pub watched_inodes: u64,
+    /// Entries in the in-kernel filter now: the watched directories, the
+    /// watched files no directory covers, and the directories the watched
+    /// paths are names in (see [`Ready::filter_entries`](crate::Ready)).
+    pub filter_entries: u64,
     /// Bytes waiting in the ring buffer when the worker last looked, just
     /// before reading it; `None` with the perf buffer transport.
     pub buffer_pending_bytes: Option<u64>,
@@ -175,7 +177,7 @@ impl StatsReader {
             filtered_by_process: read_counter(counters, counter::FILTERED_PROC),
             walks_cached: read_counter(counters, counter::WALK_CACHED),
             walks_full: read_counter(counters, counter::WALK_FULL),
-            watched_inodes: self.maps.watched.count(),
+            filter_entries: self.maps.watched.count(),
             buffer_pending_bytes: (self.transport == Transport::RingBuffer)
                 .then(|| get(&live.ring_pending)),
             buffer_size_bytes: self.buffer_bytes,
