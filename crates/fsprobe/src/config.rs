@@ -232,7 +232,7 @@ impl<T> ProcessFilter<T> {
 /// Most values one process filter holds.
 pub const MAX_FILTER_VALUES: usize = 64;
 
-/// Largest channel: its slots are allocated up front (std's sync_channel).
+/// Largest channel: its queue is allocated up front (src/channel.rs).
 pub const MAX_CHANNEL_SIZE: usize = 1 << 20;
 
 /// Largest watch limit: htab_map_alloc() (kernel/bpf/hashtab.c) rounds

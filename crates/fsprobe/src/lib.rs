@@ -38,6 +38,7 @@
 mod backend;
 mod cache;
 mod cgroup;
+mod channel;
 mod clock;
 mod config;
 mod decode;

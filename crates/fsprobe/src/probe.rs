@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use serde::Serialize;
 
+use crate::channel;
 use crate::config::{BackendKind, KERNEL_BTF, ProbeBuilder};
 use crate::error::{Error, Result};
 use crate::records::Records;
@@ -194,7 +195,7 @@ impl ProbeBuilder {
             return Err(Error::NoBtf(KERNEL_BTF.into()));
         }
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (tx, rx) = mpsc::sync_channel(config.channel_size);
+        let (tx, rx) = channel::bounded(config.channel_size);
         let stop = Arc::new(AtomicBool::new(false));
         let worker_stop = Arc::clone(&stop);
         let worker = std::thread::Builder::new()

@@ -2,9 +2,10 @@
 //! them, until it stops and everything has been delivered.
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::channel::Receiver;
 use crate::event::Record;
 use crate::stats::Live;
 
@@ -44,7 +45,7 @@ impl Records {
     /// Waits for the next record; `None` once the probe stopped and
     /// everything was delivered.
     pub fn recv(&self) -> Option<Record> {
-        self.rx.recv().ok().map(|r| self.taken(r))
+        self.rx.recv().map(|r| self.taken(r))
     }
 
     /// The next record if one is waiting.

@@ -8,10 +8,11 @@
 //! once the traffic stops, a snapshot and the summary hold the same numbers.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SendError, SyncSender};
+use std::sync::mpsc::SendError;
 
 use libbpf_rs::{MapHandle, RingBuffer};
 
+use crate::channel::Sender;
 use crate::config::Transport;
 use crate::event::{EventKind, Record};
 use crate::loss::{counter, read_counter};
@@ -117,20 +118,26 @@ pub(crate) fn ring_pending(ring: &RingBuffer) -> u64 {
 /// what it hands over, for the consumer lag.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordSender {
-    tx: SyncSender<Record>,
+    tx: Sender<Record>,
     live: Arc<Live>,
 }
 
 impl RecordSender {
-    pub(crate) fn new(tx: SyncSender<Record>, live: Arc<Live>) -> RecordSender {
+    pub(crate) fn new(tx: Sender<Record>, live: Arc<Live>) -> RecordSender {
         RecordSender { tx, live }
     }
 
-    /// Blocks while the channel is full, as `SyncSender::send`.
+    /// Blocks while the channel is full; fails once the consumer is gone.
     pub(crate) fn send(&self, record: Record) -> Result<(), SendError<Record>> {
         self.tx.send(record)?;
         self.live.sent.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Wakes the consumer if it sleeps while records wait: due before
+    /// sleeping or blocking anywhere but in `send` (src/channel.rs).
+    pub(crate) fn flush(&self) {
+        self.tx.flush();
     }
 }
 

@@ -40,7 +40,7 @@ impl Probe {
         let bridge = std::thread::Builder::new()
             .name("fsprobe-stream".into())
             .spawn(move || {
-                while let Ok(record) = records.recv() {
+                while let Some(record) = records.recv() {
                     if tx.blocking_send(record).is_err() {
                         break;
                     }

@@ -107,6 +107,8 @@ fn run(mut maps: Maps, queue: Receiver<Subtree>, records: RecordSender) {
     for subtree in queue {
         if let Some(notice) = maps.handle(&subtree, &mut walked) {
             let _ = records.send(notice);
+            // Before waiting for the next subtree (src/channel.rs).
+            records.flush();
         }
     }
 }

@@ -6,11 +6,12 @@ use std::cell::{Cell, RefCell};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject};
 
 use crate::backend::{self, Backend};
+use crate::channel::Sender;
 use crate::clock::BootClock;
 use crate::config::{Config, Transport};
 use crate::decode::{Decoded, Decoder, record_cpu};
@@ -84,7 +85,7 @@ fn stats_maps(backend: &Backend) -> Result<KernelMaps> {
 
 pub(crate) fn run(
     config: Config,
-    tx: SyncSender<Record>,
+    tx: Sender<Record>,
     ready_tx: mpsc::Sender<Result<(Ready, StatsReader)>>,
     stop: Arc<AtomicBool>,
 ) -> Summary {
@@ -160,6 +161,8 @@ pub(crate) fn run(
     let mut losses = LossTracker::default();
     while !stop.load(Ordering::SeqCst) {
         let caught_up = reader.poll(&handler);
+        // The consumer may sleep on fewer than a batch (src/channel.rs).
+        tx.flush();
         losses.report(counters, &tx);
         // Room in the filter for what the kernel adds next; when this
         // fails, what cannot be added is counted and reported unwatched.
@@ -171,6 +174,8 @@ pub(crate) fn run(
             let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
             send_trailing_losses(stalled, LossReason::BufferFull, &tx);
         }
+        // The notices above, before the next wait in the transport.
+        tx.flush();
         publish_epoch(&backend, &mut handler.decoder.borrow_mut());
         handler.sync_stats(&losses, 0);
     }
@@ -214,14 +219,18 @@ fn drain_after_stop(
     counters: &impl MapCore,
 ) -> u64 {
     let drained = reader.drain(handler);
+    handler.tx.flush();
     losses.report(counters, &handler.tx);
     let trailing = handler.seqs.borrow_mut().finish(&handler.pacing.due());
-    if drained {
+    let unread = if drained {
         send_trailing_losses(trailing, LossReason::BufferFull, &handler.tx);
-        return 0;
-    }
-    let unread = trailing.iter().map(|(_, count)| count).sum();
-    send_trailing_losses(trailing, LossReason::Unread, &handler.tx);
+        0
+    } else {
+        let unread = trailing.iter().map(|(_, count)| count).sum();
+        send_trailing_losses(trailing, LossReason::Unread, &handler.tx);
+        unread
+    };
+    handler.tx.flush();
     unread
 }
 
@@ -282,7 +291,11 @@ impl Handler {
                     self.live.delivered(kind);
                 }
             }
-            Decoded::Subtree(s) => self.walker.walk(s),
+            Decoded::Subtree(s) => {
+                // Handing it over may block on the walker's full queue.
+                self.tx.flush();
+                self.walker.walk(s);
+            }
             Decoded::Notice => {}
         }
     }
