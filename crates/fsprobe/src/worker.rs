@@ -127,13 +127,16 @@ pub(crate) fn run(
     };
     // User space keeps twice the kernel's entries before an epoch flush:
     // the kernel's LRU evicts, user space cannot tell which.
+    let mut decoder = Decoder::new(
+        clock,
+        config.resolution_mode,
+        2 * config.cache_size as usize,
+        config.transport == Transport::RingBuffer,
+    );
+    // The directories the walk found: the path cache will mostly hold them.
+    decoder.reserve_dirs(ready.filter_entries as usize);
     let handler = Handler {
-        decoder: RefCell::new(Decoder::new(
-            clock,
-            config.resolution_mode,
-            2 * config.cache_size as usize,
-            config.transport == Transport::RingBuffer,
-        )),
+        decoder: RefCell::new(decoder),
         tx: tx.clone(),
         walker,
         delivered: Cell::new(0),

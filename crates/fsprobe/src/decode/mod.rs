@@ -221,6 +221,12 @@ impl Decoder {
         }
     }
 
+    /// Sizes the path cache's mirror for `dirs` directories (src/cache.rs:
+    /// PathCache::reserve_for()).
+    pub(crate) fn reserve_dirs(&mut self, dirs: usize) {
+        self.cache.reserve_for(dirs);
+    }
+
     /// Records that named a process user space did not know (a bug if non-zero).
     pub(crate) fn unknown_processes(&self) -> u64 {
         self.processes.unknown
