@@ -147,17 +147,24 @@ impl Session {
             let mut idle_since: Option<Instant> = None;
             loop {
                 match records.recv_timeout(Duration::from_millis(20)) {
-                    Ok(Record::Event(e)) if pids.contains(&e.process.pid) => {
-                        (delivered, idle_since) = (delivered + 1, None)
+                    Ok(record) => {
+                        match &record {
+                            Record::Event(e) if pids.contains(&e.process.pid) => {
+                                (delivered, idle_since) = (delivered + 1, None)
+                            }
+                            Record::Event(e) => {
+                                others += 1;
+                                first_other.get_or_insert_with(|| {
+                                    let (path, comm) = (e.file.path.display(), &e.process.comm);
+                                    format!("{} {path} by {comm}", e.kind)
+                                });
+                            }
+                            Record::Lost { count, .. } => (lost, idle_since) = (lost + count, None),
+                            _ => idle_since = None,
+                        }
+                        // As the CLI does: the probe decodes later events into it.
+                        records.recycle(record);
                     }
-                    Ok(Record::Event(e)) => {
-                        others += 1;
-                        first_other.get_or_insert_with(|| {
-                            format!("{} {} by {}", e.kind, e.file.path.display(), e.process.comm)
-                        });
-                    }
-                    Ok(Record::Lost { count, .. }) => (lost, idle_since) = (lost + count, None),
-                    Ok(_) => idle_since = None,
                     Err(RecvError::Timeout) => {
                         let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
                         if finished.load(Ordering::SeqCst) && idle > DRAIN_IDLE {

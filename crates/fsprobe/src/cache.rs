@@ -661,10 +661,8 @@ impl PathCache {
 
 #[cfg(test)]
 mod tests {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
     use super::*;
+    use crate::alloc_count::allocations;
 
     fn key(ino: u64) -> DirKey {
         DirKey {
@@ -1186,52 +1184,6 @@ mod tests {
             }
         }
     }
-
-    /// Counts the allocations of the thread that makes them (tests run on
-    /// several threads); everything else is the system allocator's.
-    struct Counting;
-
-    thread_local! {
-        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    }
-
-    fn count() {
-        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-    }
-
-    fn allocations() -> u64 {
-        ALLOCATIONS.with(Cell::get)
-    }
-
-    // SAFETY: every call is passed unchanged to System, which upholds the
-    // GlobalAlloc contract; counting has no effect on the memory returned.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: the caller's obligations are passed on as they are.
-            unsafe { System.alloc(layout) }
-        }
-
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            count();
-            // SAFETY: as for alloc.
-            unsafe { System.alloc_zeroed(layout) }
-        }
-
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: ptr came from System with this layout (all paths above).
-            unsafe { System.dealloc(ptr, layout) }
-        }
-
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            count();
-            // SAFETY: ptr came from System with this layout; new_size is the caller's.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    #[global_allocator]
-    static COUNTING: Counting = Counting;
 
     #[test]
     fn lookups_and_re_learning_an_unchanged_path_do_not_allocate() {

@@ -3,7 +3,7 @@
 //! Records carry bpf_ktime_get_boot_ns() (CLOCK_BOOTTIME, which keeps
 //! counting across suspend). The offset to CLOCK_REALTIME is read once at
 //! start; formatting is RFC 3339 in UTC with nanoseconds.
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
@@ -54,19 +54,30 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Formats Unix-epoch nanoseconds as `2026-11-28T20:01:43.123456789Z`.
 pub fn rfc3339(unix_ns: i128) -> String {
-    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
     let mut s = String::with_capacity(30);
-    let _ = write!(
-        s,
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
+    let _ = write!(s, "{}", Rfc3339(unix_ns));
     s
+}
+
+/// Unix-epoch nanoseconds displayed as [`rfc3339`] formats them, without
+/// a String: the JSON output writes it straight into its buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rfc3339(pub(crate) i128);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000_000) as i64;
+        let nanos = self.0.rem_euclid(1_000_000_000) as u32;
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        write!(
+            f,
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        )
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The events fsprobe reports, as typed values.
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -7,6 +7,13 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
+
+use crate::clock::Rfc3339;
+
+// Values formatted for JSON (times, devices, octal modes, flag names) are
+// serialized as `format_args!` or small Display/iterator wrappers, never
+// as a String or a Vec: serde_json writes `collect_str` straight into its
+// output, so serializing an event allocates nothing.
 
 /// The kinds of file-system event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -242,30 +249,69 @@ fn serialize_bytes<M: SerializeMap>(map: &mut M, key: &str, bytes: &[u8]) -> Res
     match std::str::from_utf8(bytes) {
         Ok(s) => map.serialize_entry(key, s),
         Err(_) => {
-            map.serialize_entry(key, &String::from_utf8_lossy(bytes))?;
-            map.serialize_entry(&format!("{key}_bytes"), &base64(bytes))
+            map.serialize_entry(key, &format_args!("{}", Lossy(bytes)))?;
+            map.serialize_entry(
+                &format_args!("{key}_bytes"),
+                &format_args!("{}", Base64(bytes)),
+            )
         }
+    }
+}
+
+/// Bytes displayed as `String::from_utf8_lossy` would make them: each
+/// invalid sequence as U+FFFD.
+struct Lossy<'a>(&'a [u8]);
+
+impl fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.0.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_char(char::REPLACEMENT_CHARACTER)?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// Standard base64 with padding (RFC 4648).
 pub fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
+    let _ = write!(out, "{}", Base64(bytes));
     out
+}
+
+/// Bytes displayed as [`base64`].
+struct Base64<'a>(&'a [u8]);
+
+impl fmt::Display for Base64<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for chunk in self.0.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let mut quad = [b'='; 4];
+            for (i, c) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+                *c = TABLE[(n >> (18 - 6 * i) & 63) as usize];
+            }
+            // ASCII, so always UTF-8.
+            f.write_str(std::str::from_utf8(&quad).map_err(|_| fmt::Error)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A sequence of names, serialized from the iterator rather than from a
+/// collected Vec.
+struct Names<I>(I);
+
+impl<I: Iterator<Item = &'static str> + Clone> Serialize for Names<I> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
 }
 
 impl Serialize for FileRef {
@@ -281,8 +327,9 @@ impl Serialize for FileRef {
         if let Some(point) = &self.mount_point {
             serialize_path(&mut map, "mount_point", point)?;
         }
-        map.serialize_entry("device", &format!("{}:{}", self.device.0, self.device.1))?;
-        map.serialize_entry("mode", &format!("{:o}", self.mode))?;
+        let (major, minor) = self.device;
+        map.serialize_entry("device", &format_args!("{major}:{minor}"))?;
+        map.serialize_entry("mode", &format_args!("{:o}", self.mode))?;
         if !self.fstype.is_empty() {
             map.serialize_entry("fstype", &self.fstype)?;
         }
@@ -333,34 +380,37 @@ const OPEN_FLAG_NAMES: &[(u32, &str)] = &[
 impl OpenInfo {
     /// The flags as symbolic names, access mode first.
     pub fn flag_names(&self) -> Vec<&'static str> {
+        self.flag_name_iter().collect()
+    }
+
+    /// [`OpenInfo::flag_names`], without a Vec.
+    fn flag_name_iter(&self) -> impl Iterator<Item = &'static str> + Clone + use<> {
         let access = match self.flags & 3 {
             0 => "O_RDONLY",
             1 => "O_WRONLY",
             2 => "O_RDWR",
             _ => "O_ACCMODE",
         };
-        let mut names = vec![access];
         let mut rest = self.flags & !3;
         if rest & 0o20200000 == 0o20200000 {
             // O_TMPFILE includes O_DIRECTORY's bit.
             rest &= !0o200000;
         }
-        names.extend(
+        std::iter::once(access).chain(
             OPEN_FLAG_NAMES
                 .iter()
-                .filter(|(bit, _)| rest & bit == *bit)
+                .filter(move |(bit, _)| rest & bit == *bit)
                 .map(|(_, n)| *n),
-        );
-        names
+        )
     }
 }
 
 impl Serialize for OpenInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(3))?;
-        map.serialize_entry("flags", &self.flag_names())?;
+        map.serialize_entry("flags", &Names(self.flag_name_iter()))?;
         map.serialize_entry("raw_flags", &self.flags)?;
-        map.serialize_entry("mode", &format!("{:o}", self.mode))?;
+        map.serialize_entry("mode", &format_args!("{:o}", self.mode))?;
         map.end()
     }
 }
@@ -388,7 +438,7 @@ pub struct SetAttr {
 
 fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
     match mode {
-        Some(m) => s.serialize_str(&format!("{m:o}")),
+        Some(m) => s.collect_str(&format_args!("{m:o}")),
         None => s.serialize_none(),
     }
 }
@@ -474,7 +524,7 @@ impl ExtraString {
             map.serialize_entry("user_supplied", &true)?;
         }
         if self.truncated {
-            map.serialize_entry(&format!("{key}_truncated"), &true)?;
+            map.serialize_entry(&format_args!("{key}_truncated"), &true)?;
         }
         Ok(())
     }
@@ -506,9 +556,10 @@ impl Serialize for MknodInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("type", node_type(self.mode))?;
-        map.serialize_entry("mode", &format!("{:o}", self.mode & 0o7777))?;
+        map.serialize_entry("mode", &format_args!("{:o}", self.mode & 0o7777))?;
         if matches!(self.mode & 0o170000, 0o020000 | 0o060000) {
-            map.serialize_entry("rdev", &format!("{}:{}", self.rdev.0, self.rdev.1))?;
+            let (major, minor) = self.rdev;
+            map.serialize_entry("rdev", &format_args!("{major}:{minor}"))?;
         }
         map.end()
     }
@@ -535,13 +586,12 @@ impl Serialize for XattrInfo {
         if let Some(size) = self.size {
             map.serialize_entry("size", &size)?;
         }
-        let flags: Vec<&str> = [(1, "XATTR_CREATE"), (2, "XATTR_REPLACE")]
+        let flags = [(1, "XATTR_CREATE"), (2, "XATTR_REPLACE")]
             .into_iter()
             .filter(|(bit, _)| self.flags & bit != 0)
-            .map(|(_, n)| n)
-            .collect();
-        if !flags.is_empty() {
-            map.serialize_entry("flags", &flags)?;
+            .map(|(_, n)| n);
+        if self.flags & 3 != 0 {
+            map.serialize_entry("flags", &Names(flags))?;
         }
         map.end()
     }
@@ -638,7 +688,7 @@ impl Event {
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("time", &self.time_rfc3339())?;
+        map.serialize_entry("time", &format_args!("{}", Rfc3339(self.time_ns)))?;
         map.serialize_entry("event", &self.kind)?;
         map.serialize_entry("seq", &self.seq)?;
         map.serialize_entry("cpu", &self.cpu)?;
@@ -662,7 +712,7 @@ impl Serialize for Event {
             map.serialize_entry("open", o)?;
         }
         if let Some(m) = self.mkdir_mode {
-            map.serialize_entry("mode", &format!("{m:o}"))?;
+            map.serialize_entry("mode", &format_args!("{m:o}"))?;
         }
         if let Some(a) = &self.setattr {
             map.serialize_entry("setattr", a)?;
@@ -832,8 +882,319 @@ impl Serialize for Record {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::ffi::OsStr;
+
+    /// A file under /data on ext4.
+    fn file(path: &[u8]) -> FileRef {
+        FileRef {
+            path: PathBuf::from(OsStr::from_bytes(path)),
+            host_path: None,
+            mount_point: Some(Arc::from(Path::new("/data"))),
+            inode: 1_234_567_890_123,
+            inode_generation: 42,
+            device: (259, 3),
+            mount_id: 31,
+            mode: 0o100644,
+            truncated: false,
+            user_suffix_len: 0,
+            disconnected: false,
+            missing: false,
+            fstype: "ext4",
+        }
+    }
+
+    /// A process without executable, cgroup path or container.
+    fn process() -> Process {
+        Process {
+            pid: 4321,
+            tid: 4322,
+            ppid: 1,
+            comm: "cat".to_owned(),
+            uid: 1000,
+            gid: 1000,
+            euid: 0,
+            egid: 0,
+            start_time_ns: 987_654_321,
+            exe: None,
+            mnt_ns: 4_026_531_841,
+            pid_ns: 4_026_531_836,
+            cgroup_id: 7777,
+            cgroup: None,
+            container: None,
+        }
+    }
+
+    /// A process in a docker container, with its executable.
+    fn container_process() -> Process {
+        let mut exe = file(b"/usr/bin/cat");
+        exe.host_path = Some(PathBuf::from(
+            "/var/lib/docker/overlay2/x/merged/usr/bin/cat",
+        ));
+        exe.mount_point = Some(Arc::from(Path::new("/")));
+        exe.fstype = "overlay";
+        exe.mode = 0o100755;
+        Process {
+            comm: "we\"ird\u{1}".to_owned(),
+            exe: Some(Arc::new(exe)),
+            cgroup: Some(Arc::from("/system.slice/docker-abc.scope")),
+            container: Some(ContainerId {
+                runtime: "docker",
+                id: Arc::from("abc"),
+            }),
+            ..process()
+        }
+    }
+
+    fn event(kind: EventKind, origin: Origin) -> Event {
+        Event {
+            seq: 17,
+            cpu: 1,
+            time_ns: 1_795_896_103_123_456_789,
+            kind,
+            origin,
+            retval: 3,
+            process: process(),
+            file: file(b"/data/notes.txt"),
+            target: None,
+            open: None,
+            mkdir_mode: None,
+            setattr: None,
+            symlink_target: None,
+            mknod: None,
+            xattr: None,
+            mount: None,
+        }
+    }
+
+    /// An ordinary open: openat(O_RDONLY|O_CLOEXEC) of a UTF-8 path.
+    pub(crate) fn open_event() -> Event {
+        Event {
+            open: Some(OpenInfo {
+                flags: 0o2000000,
+                mode: 0,
+            }),
+            ..event(EventKind::Open, Origin::Syscall("openat"))
+        }
+    }
+
+    /// [`open_event`] by a process in a container, with its executable.
+    pub(crate) fn container_open_event() -> Event {
+        Event {
+            process: container_process(),
+            ..open_event()
+        }
+    }
+
+    fn json(record: &Record) -> String {
+        serde_json::to_string(record).unwrap()
+    }
+
+    /// Records of many sorts, each with its JSON as fsprobe writes it
+    /// (the same bytes since before serializing stopped allocating).
+    pub(crate) fn golden_records() -> Vec<(Record, &'static str)> {
+        let mut rename = event(EventKind::Rename, Origin::Syscall("renameat2"));
+        rename.retval = 0;
+        let mut to = file(b"/data/new \"name\".txt");
+        to.host_path = Some(PathBuf::from("/host/data/new.txt"));
+        rename.target = Some(to);
+
+        let mut odd = event(EventKind::Unlink, Origin::Kernel);
+        odd.retval = -2;
+        odd.file = file(b"/data/bad\xff\"\n\xc3");
+        odd.file.host_path = Some(PathBuf::from(OsStr::from_bytes(b"/h\xfe")));
+        odd.file.mount_point = None;
+        odd.file.truncated = true;
+        odd.file.user_suffix_len = 4;
+        odd.file.disconnected = true;
+        odd.file.missing = true;
+        odd.file.fstype = "";
+        odd.file.mode = 0;
+
+        let events: Vec<(Event, &str)> = vec![
+            (
+                open_event(),
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"open","seq":17,"cpu":1,"origin":"syscall","syscall":"openat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"open":{"flags":["O_RDONLY","O_CLOEXEC"],"raw_flags":524288,"mode":"0"}}"#,
+            ),
+            (
+                container_open_event(),
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"open","seq":17,"cpu":1,"origin":"syscall","syscall":"openat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"we\"ird\u0001","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"exe":{"path":"/usr/bin/cat","host_path":"/var/lib/docker/overlay2/x/merged/usr/bin/cat","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/","device":"259:3","mode":"100755","fstype":"overlay"},"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777,"cgroup":"/system.slice/docker-abc.scope","container":{"runtime":"docker","id":"abc"}},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"open":{"flags":["O_RDONLY","O_CLOEXEC"],"raw_flags":524288,"mode":"0"}}"#,
+            ),
+            (
+                Event {
+                    open: Some(OpenInfo {
+                        flags: 0o1 | 0o100 | 0o200 | 0o1000 | 0o2000000,
+                        mode: 0o640,
+                    }),
+                    ..event(EventKind::Open, Origin::Syscall("openat"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"open","seq":17,"cpu":1,"origin":"syscall","syscall":"openat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"open":{"flags":["O_WRONLY","O_CREAT","O_EXCL","O_TRUNC","O_CLOEXEC"],"raw_flags":524993,"mode":"640"}}"#,
+            ),
+            (
+                Event {
+                    open: Some(OpenInfo {
+                        flags: 0o2 | 0o20200000 | 0o4000000,
+                        mode: 0o600,
+                    }),
+                    ..event(
+                        EventKind::Open,
+                        Origin::IoUring(IoUringRequest {
+                            opcode: "OPENAT2",
+                            opcode_nr: 28,
+                            user_data: u64::MAX,
+                            worker: true,
+                            unconfirmed: true,
+                        }),
+                    )
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"open","seq":17,"cpu":1,"origin":"io_uring","io_uring":{"opcode":"OPENAT2","user_data":18446744073709551615,"worker":true,"unconfirmed":true},"retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"open":{"flags":["O_RDWR","O_SYNC","O_TMPFILE"],"raw_flags":5308418,"mode":"600"}}"#,
+            ),
+            (
+                Event {
+                    open: Some(OpenInfo {
+                        flags: 0o3 | 0o10000000,
+                        mode: 0,
+                    }),
+                    ..event(
+                        EventKind::Open,
+                        Origin::IoUring(IoUringRequest {
+                            opcode: "OPENAT",
+                            opcode_nr: 18,
+                            user_data: 0,
+                            worker: false,
+                            unconfirmed: false,
+                        }),
+                    )
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"open","seq":17,"cpu":1,"origin":"io_uring","io_uring":{"opcode":"OPENAT","user_data":0},"retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"open":{"flags":["O_ACCMODE","O_PATH"],"raw_flags":2097155,"mode":"0"}}"#,
+            ),
+            (
+                Event {
+                    setattr: Some(SetAttr {
+                        mode: Some(0o4755),
+                        uid: Some(0),
+                        gid: None,
+                        size: Some(-1),
+                        times: true,
+                    }),
+                    ..event(EventKind::Setattr, Origin::Ia32Syscall("truncate64"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"setattr","seq":17,"cpu":1,"origin":"syscall","syscall":"truncate64","syscall_abi":"ia32","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"setattr":{"mode":"4755","uid":0,"size":-1,"times":true}}"#,
+            ),
+            (
+                Event {
+                    setattr: Some(SetAttr::default()),
+                    ..event(EventKind::Setattr, Origin::Syscall("utimensat"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"setattr","seq":17,"cpu":1,"origin":"syscall","syscall":"utimensat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"setattr":{}}"#,
+            ),
+            (
+                Event {
+                    mknod: Some(MknodInfo {
+                        mode: 0o020620,
+                        rdev: (136, 4),
+                    }),
+                    ..event(EventKind::Mknod, Origin::Syscall("mknodat"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"mknod","seq":17,"cpu":1,"origin":"syscall","syscall":"mknodat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"mknod":{"type":"char","mode":"620","rdev":"136:4"}}"#,
+            ),
+            (
+                Event {
+                    mknod: Some(MknodInfo {
+                        mode: 0o010644,
+                        rdev: (0, 0),
+                    }),
+                    ..event(EventKind::Mknod, Origin::Syscall("mknod"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"mknod","seq":17,"cpu":1,"origin":"syscall","syscall":"mknod","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"mknod":{"type":"fifo","mode":"644"}}"#,
+            ),
+            (
+                rename,
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"rename","seq":17,"cpu":1,"origin":"syscall","syscall":"renameat2","retval":0,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"target":{"path":"/data/new \"name\".txt","host_path":"/host/data/new.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"}}"#,
+            ),
+            (
+                odd,
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"unlink","seq":17,"cpu":1,"origin":"kernel","retval":-2,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/bad�\"\n�","path_bytes":"L2RhdGEvYmFk/yIKww==","host_path":"/h�","host_path_bytes":"L2j+","inode":1234567890123,"inode_generation":42,"mount_id":31,"device":"259:3","mode":"0","truncated":true,"user_suffix_len":4,"disconnected":true,"missing":true}}"#,
+            ),
+            (
+                Event {
+                    mkdir_mode: Some(0o755),
+                    ..event(EventKind::Mkdir, Origin::Syscall("mkdir"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"mkdir","seq":17,"cpu":1,"origin":"syscall","syscall":"mkdir","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"mode":"755"}"#,
+            ),
+            (
+                Event {
+                    symlink_target: Some(ExtraString {
+                        bytes: b"../t\xffx"[..].into(),
+                        from_user: true,
+                        truncated: true,
+                    }),
+                    ..event(EventKind::Symlink, Origin::Syscall("symlinkat"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"symlink","seq":17,"cpu":1,"origin":"syscall","syscall":"symlinkat","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"symlink":{"target":"../t�x","target_bytes":"Li4vdP94","user_supplied":true,"target_truncated":true}}"#,
+            ),
+            (
+                Event {
+                    xattr: Some(XattrInfo {
+                        name: Some(ExtraString {
+                            bytes: b"user.x"[..].into(),
+                            from_user: false,
+                            truncated: true,
+                        }),
+                        size: Some(12),
+                        flags: 3,
+                    }),
+                    ..event(EventKind::Setxattr, Origin::Syscall("setxattr"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"setxattr","seq":17,"cpu":1,"origin":"syscall","syscall":"setxattr","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"xattr":{"name":"user.x","name_truncated":true,"size":12,"flags":["XATTR_CREATE","XATTR_REPLACE"]}}"#,
+            ),
+            (
+                Event {
+                    xattr: Some(XattrInfo {
+                        name: None,
+                        size: None,
+                        flags: 0,
+                    }),
+                    ..event(EventKind::Removexattr, Origin::Syscall("removexattr"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"removexattr","seq":17,"cpu":1,"origin":"syscall","syscall":"removexattr","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"xattr":{}}"#,
+            ),
+            (
+                Event {
+                    mount: Some(MountInfo {
+                        source: Some(ExtraString {
+                            bytes: b"/dev/\x80sda1"[..].into(),
+                            from_user: true,
+                            truncated: false,
+                        }),
+                        flags: 0x1000,
+                    }),
+                    ..event(EventKind::Mount, Origin::Syscall("mount"))
+                },
+                r#"{"time":"2026-11-28T20:01:43.123456789Z","event":"mount","seq":17,"cpu":1,"origin":"syscall","syscall":"mount","retval":3,"process":{"pid":4321,"tid":4322,"ppid":1,"comm":"cat","uid":1000,"gid":1000,"euid":0,"egid":0,"start_time_ns":987654321,"mnt_ns":4026531841,"pid_ns":4026531836,"cgroup_id":7777},"file":{"path":"/data/notes.txt","inode":1234567890123,"inode_generation":42,"mount_id":31,"mount_point":"/data","device":"259:3","mode":"100644","fstype":"ext4"},"mount":{"source":"/dev/�sda1","source_bytes":"L2Rldi+Ac2RhMQ==","user_supplied":true,"flags":4096}}"#,
+            ),
+        ];
+        let unwatched = Record::Unwatched {
+            count: 1,
+            reason: UnwatchedReason::Unreadable,
+            path: Some(PathBuf::from(OsStr::from_bytes(b"/d/\xe2\x82"))),
+        };
+        let unwatched_json = r#"{"event":"unwatched","count":1,"reason":"unreadable","path":"/d/�","path_bytes":"L2Qv4oI="}"#;
+        events
+            .into_iter()
+            .map(|(e, j)| (Record::Event(Box::new(e)), j))
+            .chain([(unwatched, unwatched_json)])
+            .collect()
+    }
+
+    #[test]
+    fn records_serialize_to_their_golden_json() {
+        for (record, expected) in golden_records() {
+            assert_eq!(json(&record), expected);
+        }
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -35,6 +35,8 @@
 //! as a `Stream` (see `examples/async_watch.rs`). [`Probe::stats`] reads the
 //! live counters at any time, e.g. for a metrics endpoint.
 
+#[cfg(test)]
+mod alloc_count;
 mod backend;
 mod cache;
 mod cgroup;
@@ -45,6 +47,8 @@ mod decode;
 mod error;
 mod event;
 mod hints;
+#[cfg(test)]
+mod json_alloc_tests;
 mod libbpf_log;
 mod loss;
 mod mounts;
@@ -52,6 +56,7 @@ mod pacing;
 mod probe;
 mod progress;
 mod records;
+mod recycle;
 mod reorder;
 mod seed;
 mod stats;

@@ -17,6 +17,7 @@ use crate::channel;
 use crate::config::{BackendKind, KERNEL_BTF, ProbeBuilder};
 use crate::error::{Error, Result};
 use crate::records::Records;
+use crate::recycle::EventPool;
 use crate::stats::StatsReader;
 use crate::worker;
 
@@ -196,18 +197,20 @@ impl ProbeBuilder {
         }
         let (ready_tx, ready_rx) = mpsc::channel();
         let (tx, rx) = channel::bounded(config.channel_size);
+        let pool = Arc::new(EventPool::new(config.channel_size));
+        let worker_pool = Arc::clone(&pool);
         let stop = Arc::new(AtomicBool::new(false));
         let worker_stop = Arc::clone(&stop);
         let worker = std::thread::Builder::new()
             .name("fsprobe".into())
-            .spawn(move || worker::run(config, tx, ready_tx, worker_stop))
+            .spawn(move || worker::run(config, tx, worker_pool, ready_tx, worker_stop))
             .map_err(|source| Error::Io {
                 what: "starting the probe thread".into(),
                 source,
             })?;
         match ready_rx.recv() {
             Ok(Ok((ready, stats))) => Ok(Probe {
-                records: Some(Records::new(rx, stats.live())),
+                records: Some(Records::new(rx, stats.live(), pool)),
                 stop,
                 worker: Some(worker),
                 ready,

@@ -63,14 +63,46 @@ pub(crate) struct DecodedRecord {
     pub what: Decoded,
 }
 
-/// A NUL-padded kernel string (task comm, file-system type).
+/// A NUL-padded kernel string (task comm, file-system type), into `out`
+/// (cleared first: a recycled event's comm keeps its buffer).
+fn comm_into(raw: &[i8; 16], mut out: String) -> String {
+    let len = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    let bytes: [u8; 16] = raw.map(|c| c as u8);
+    out.clear();
+    match std::str::from_utf8(&bytes[..len]) {
+        Ok(s) => out.push_str(s),
+        Err(_) => out.push_str(&String::from_utf8_lossy(&bytes[..len])),
+    }
+    out
+}
+
 fn comm(raw: &[i8; 16]) -> String {
-    let bytes: Vec<u8> = raw
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    comm_into(raw, String::new())
+}
+
+/// The buffers of an event the consumer handed back (src/recycle.rs),
+/// which the next event's strings are written into.
+#[derive(Default)]
+struct Spare {
+    file_path: Vec<u8>,
+    target_path: Vec<u8>,
+    comm: String,
+}
+
+impl Spare {
+    /// Takes the buffers out of `e`, leaving it empty.
+    fn take(e: &mut Event) -> Spare {
+        let path = |p: &mut PathBuf| std::mem::take(p).into_os_string().into_vec();
+        Spare {
+            file_path: path(&mut e.file.path),
+            target_path: e
+                .target
+                .as_mut()
+                .map(|t| path(&mut t.path))
+                .unwrap_or_default(),
+            comm: std::mem::take(&mut e.process.comm),
+        }
+    }
 }
 
 /// A file-system type name, interned: there are a few dozen, and events
@@ -192,6 +224,8 @@ pub(crate) struct Decoder {
     pub(crate) new_epoch: Option<u64>,
     processes: Processes,
     mounts: MountTables,
+    /// The defs of the slot being decoded (kept: no allocation per record).
+    defs: Vec<Def>,
 }
 
 /// One slot (file, target, executable) of a record, as sent.
@@ -218,6 +252,7 @@ impl Decoder {
             new_epoch: None,
             processes: Processes::default(),
             mounts: MountTables::new(),
+            defs: Vec::new(),
         }
     }
 
@@ -232,10 +267,12 @@ impl Decoder {
         self.processes.unknown
     }
 
-    /// The slot's whole path: its cached prefix, if any, then what the
-    /// kernel sent; then learns the directories it defines.
-    fn path(&mut self, slot: &Slot, r: &RawRecord) -> (PathBuf, bool) {
-        let mut full = Vec::with_capacity(slot.kernel.len() + 64);
+    /// The slot's whole path, built in `full` (cleared first): its cached
+    /// prefix, if any, then what the kernel sent; then learns the
+    /// directories it defines.
+    fn path(&mut self, slot: &Slot, r: &RawRecord, mut full: Vec<u8>) -> (PathBuf, bool) {
+        full.clear();
+        full.reserve(slot.kernel.len() + 64);
         let prefix = (slot.raw.prefix.ino != 0).then(|| dir_key(&slot.raw.prefix));
         let mut unknown = false;
         // What follows a prefix starts a component of its own: a record
@@ -254,15 +291,13 @@ impl Decoder {
         }
         let prefix_len = full.len();
         full.extend_from_slice(slot.kernel);
-        let mine: Vec<Def> = r
-            .defs()
-            .filter(|d| d.slot == slot.which)
-            .map(|d| Def {
-                key: dir_key(&d.key),
-                end: d.end as usize,
-                name_len: d.name_len as usize,
-            })
-            .collect();
+        let mut mine = std::mem::take(&mut self.defs);
+        mine.clear();
+        mine.extend(r.defs().filter(|d| d.slot == slot.which).map(|d| Def {
+            key: dir_key(&d.key),
+            end: d.end as usize,
+            name_len: d.name_len as usize,
+        }));
         if !mine.is_empty() && !unknown {
             self.cache.learn(
                 slot.raw.cache_gen,
@@ -273,16 +308,25 @@ impl Decoder {
                 r.hdr.ts_ns,
             );
         }
+        self.defs = mine;
         (PathBuf::from(std::ffi::OsString::from_vec(full)), unknown)
     }
 
-    fn slot_ref(&mut self, raw: &fsp_file, kernel: &[u8], which: u32, r: &RawRecord) -> FileRef {
+    /// The slot as a FileRef, its path built in `buf`.
+    fn slot_ref(
+        &mut self,
+        raw: &fsp_file,
+        kernel: &[u8],
+        which: u32,
+        r: &RawRecord,
+        buf: Vec<u8>,
+    ) -> FileRef {
         let slot = Slot {
             raw,
             kernel,
             which: which as u8,
         };
-        let (path, unknown) = self.path(&slot, r);
+        let (path, unknown) = self.path(&slot, r, buf);
         file_ref(raw, path, unknown)
     }
 
@@ -363,7 +407,8 @@ impl Decoder {
         }
         let p = &h.proc;
         let exe = if p.exe.flags & PATH_MISSING == 0 {
-            let mut exe = self.slot_ref(&p.exe, r.exe_path, fsp_slot::FSP_SLOT_EXE.0, r);
+            let mut exe =
+                self.slot_ref(&p.exe, r.exe_path, fsp_slot::FSP_SLOT_EXE.0, r, Vec::new());
             self.place(&mut exe, &p.exe, h, p.mnt_ns);
             Some(Arc::new(exe))
         } else {
@@ -387,7 +432,7 @@ impl Decoder {
         Some(self.processes.define(key, info))
     }
 
-    fn process(&mut self, r: &RawRecord) -> Process {
+    fn process(&mut self, r: &RawRecord, comm_buf: String) -> Process {
         let h = &r.hdr;
         let info = self.process_info(r);
         let info = info.as_deref();
@@ -395,7 +440,7 @@ impl Decoder {
             pid: h.pid,
             tid: h.tid,
             ppid: h.ppid,
-            comm: comm(&h.comm),
+            comm: comm_into(&h.comm, comm_buf),
             uid: h.uid,
             gid: h.gid,
             euid: h.euid,
@@ -410,10 +455,16 @@ impl Decoder {
         }
     }
 
-    fn event(&mut self, r: &RawRecord, kind: EventKind) -> Event {
+    fn event(&mut self, r: &RawRecord, kind: EventKind, spare: Spare) -> Event {
         let h = &r.hdr;
-        let process = self.process(r);
-        let mut file = self.slot_ref(&h.file, r.file_path, fsp_slot::FSP_SLOT_FILE.0, r);
+        let process = self.process(r, spare.comm);
+        let mut file = self.slot_ref(
+            &h.file,
+            r.file_path,
+            fsp_slot::FSP_SLOT_FILE.0,
+            r,
+            spare.file_path,
+        );
         self.place(&mut file, &h.file, h, process.mnt_ns);
         if kind == EventKind::Rmdir
             && h.retval == 0
@@ -422,7 +473,13 @@ impl Decoder {
             self.cache.forget_removed(key, h.file.cache_gen, h.ts_ns);
         }
         let target = matches!(kind, EventKind::Rename | EventKind::Link).then(|| {
-            let mut t = self.slot_ref(&h.target, r.target_path, fsp_slot::FSP_SLOT_TARGET.0, r);
+            let mut t = self.slot_ref(
+                &h.target,
+                r.target_path,
+                fsp_slot::FSP_SLOT_TARGET.0,
+                r,
+                spare.target_path,
+            );
             self.place(&mut t, &h.target, h, process.mnt_ns);
             t
         });
@@ -461,8 +518,38 @@ impl Decoder {
         }
     }
 
+    /// The event, in `spare`'s box and buffers when there is one (taken
+    /// from it), else in new ones.
+    fn boxed_event(
+        &mut self,
+        r: &RawRecord,
+        kind: EventKind,
+        spare: &mut Option<Box<Event>>,
+    ) -> Box<Event> {
+        match spare.take() {
+            Some(mut boxed) => {
+                let buffers = Spare::take(&mut boxed);
+                // Moved into the old box: its former fields are dropped, not its allocation.
+                *boxed = self.event(r, kind, buffers);
+                boxed
+            }
+            None => Box::new(self.event(r, kind, Spare::default())),
+        }
+    }
+
     /// Decodes one record.
+    #[cfg(test)]
     pub(crate) fn decode(&mut self, bytes: &[u8]) -> Result<DecodedRecord, DecodeError> {
+        self.decode_reusing(bytes, &mut None)
+    }
+
+    /// Decodes one record; an event is built in `spare` (taken from it)
+    /// when it holds one: a consumer's recycled event (src/recycle.rs).
+    pub(crate) fn decode_reusing(
+        &mut self,
+        bytes: &[u8],
+        spare: &mut Option<Box<Event>>,
+    ) -> Result<DecodedRecord, DecodeError> {
         let r = RawRecord::parse(bytes)?;
         let h = &r.hdr;
         let clock = self.clock;
@@ -472,7 +559,7 @@ impl Decoder {
         }
         self.processes.expire(h.ts_ns);
         let what = match r.kind {
-            RecordKind::Event(kind) => Decoded::Event(Box::new(self.event(&r, kind))),
+            RecordKind::Event(kind) => Decoded::Event(self.boxed_event(&r, kind, spare)),
             RecordKind::ProcessExit => {
                 self.processes.exited((h.pid, h.proc_start), h.ts_ns);
                 Decoded::Notice
@@ -482,7 +569,13 @@ impl Decoder {
                 Decoded::Notice
             }
             RecordKind::Subtree => {
-                let f = self.slot_ref(&h.file, r.file_path, fsp_slot::FSP_SLOT_FILE.0, &r);
+                let f = self.slot_ref(
+                    &h.file,
+                    r.file_path,
+                    fsp_slot::FSP_SLOT_FILE.0,
+                    &r,
+                    Vec::new(),
+                );
                 Decoded::Subtree(Subtree {
                     partial: !f.is_kernel_resolved(),
                     path: f.path,

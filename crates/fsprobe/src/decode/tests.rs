@@ -258,3 +258,90 @@ fn a_subtree_notice_names_the_directory_to_walk() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Decodes `bytes` into `spare` (a recycled event), as the worker does.
+fn event_reusing(d: &mut Decoder, bytes: &[u8], spare: Box<Event>) -> Box<Event> {
+    let mut spare = Some(spare);
+    match d.decode_reusing(bytes, &mut spare).unwrap().what {
+        Decoded::Event(e) => {
+            assert!(spare.is_none(), "the spare was not used");
+            e
+        }
+        other => panic!("not an event: {other:?}"),
+    }
+}
+
+fn named_open(path_len: u16, ino: u64, comm: &[u8]) -> fsp_event {
+    let mut h = header(EventKind::Open);
+    h.op = 257;
+    h.file.path_len = path_len;
+    h.file.ino = ino;
+    for (dst, &c) in h.comm.iter_mut().zip(comm) {
+        *dst = c as i8;
+    }
+    h
+}
+
+#[test]
+fn a_recycled_event_keeps_nothing_of_the_one_before() {
+    let mut d = decoder();
+    let rename = event(&mut d, &record(&rename_header(), b"/a/old/b/new2")).unwrap();
+    let long = b"/a/much/longer/path/than/the/next";
+    let h = named_open(long.len() as u16, 9, b"first-comm");
+    let first = event_reusing(&mut d, &record(&h, long), Box::new(rename));
+    assert_eq!(first.kind, EventKind::Open);
+    assert_eq!(
+        first.file.path,
+        Path::new("/a/much/longer/path/than/the/next")
+    );
+    assert_eq!(first.target, None, "the rename's target stayed");
+    assert_eq!(first.process.comm, "first-comm");
+    let second = event_reusing(&mut d, &record(&named_open(3, 10, b"sh"), b"/ab"), first);
+    assert_eq!(second.file.path, Path::new("/ab"));
+    assert_eq!(second.file.inode, 10);
+    assert_eq!(second.process.comm, "sh");
+    let rename = event_reusing(&mut d, &record(&rename_header(), b"/a/old/b/new2"), second);
+    assert_eq!(rename.file.path, Path::new("/a/old"));
+    assert_eq!(rename.target.unwrap().path, Path::new("/b/new2"));
+}
+
+#[test]
+fn a_recycled_event_is_decoded_in_its_own_memory() {
+    let mut d = decoder();
+    let long = b"/a/path/long/enough/for/the/next/one";
+    let h = named_open(long.len() as u16, 9, b"cat");
+    let first = event(&mut d, &record(&h, long)).map(Box::new).unwrap();
+    let (boxed, path) = (
+        &*first as *const Event,
+        first.file.path.as_os_str().as_bytes().as_ptr(),
+    );
+    let comm = first.process.comm.as_ptr();
+    let next = event_reusing(&mut d, &record(&named_open(4, 10, b"ls"), b"/abc"), first);
+    assert_eq!(next.file.path, Path::new("/abc"));
+    assert_eq!(&*next as *const Event, boxed, "a new box");
+    assert_eq!(
+        next.file.path.as_os_str().as_bytes().as_ptr(),
+        path,
+        "a new path buffer"
+    );
+    assert_eq!(next.process.comm.as_ptr(), comm, "a new comm buffer");
+}
+
+#[test]
+fn a_recycled_event_is_decoded_without_allocating() {
+    let mut d = decoder();
+    let long = b"/a/path/long/enough/for/the/next/one";
+    let h = named_open(long.len() as u16, 9, b"cat");
+    let bytes = record(&named_open(5, 10, b"ls"), b"/abcd");
+    // The first record defines the process and sizes the buffers.
+    let first = Box::new(event(&mut d, &record(&h, long)).unwrap());
+    let mut spare = Some(event_reusing(&mut d, &record(&h, long), first));
+    let start = crate::alloc_count::allocations();
+    let decoded = d.decode_reusing(&bytes, &mut spare).unwrap();
+    let used = crate::alloc_count::allocations() - start;
+    let Decoded::Event(e) = decoded.what else {
+        panic!("not an event")
+    };
+    assert_eq!(e.file.path, Path::new("/abcd"));
+    assert_eq!(used, 0, "allocations decoding into a recycled event");
+}
