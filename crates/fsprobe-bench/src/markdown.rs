@@ -61,7 +61,7 @@ fn ratio_range(row: &Row) -> String {
 }
 
 /// The header of the tables that `cells` fills, after the first column(s).
-const CELLS_HEADER: &str = "ns/op (median) | min–max | × baseline | × per round | delivered / expected | lost | B/event | allocs/event | consumer CPU ns/event | BPF ns/op | status |";
+const CELLS_HEADER: &str = "ns/op (median) | min–max | × baseline | × per round | delivered / expected | lost | B/event (first / warm pass) | allocs/event (first / warm pass) | consumer CPU ns/event | BPF ns/op | status |";
 const CELLS_RULE: &str = "---|---|---|---|---|---|---|---|---|---|---|";
 
 /// The cells after the first column(s), ending the line.
@@ -78,11 +78,19 @@ fn cells(row: &Row) -> String {
         ratio_range(row),
         delivered(row),
         lost(row),
-        num(row.bytes_per_event, 0),
-        num(row.allocs_per_event, 2),
+        first_and_warm(row.bytes_per_event, row.warm_bytes_per_event, 0),
+        first_and_warm(row.allocs_per_event, row.warm_allocs_per_event, 2),
         num(row.consumer_cpu_ns_per_event, 0),
         num(row.bpf_ns_per_op, 0),
     )
+}
+
+/// A heap figure of the first pass, and of the warm pass when there was one.
+fn first_and_warm(first: Option<f64>, warm: Option<f64>, digits: usize) -> String {
+    match warm {
+        Some(_) => format!("{} / {}", num(first, digits), num(warm, digits)),
+        None => num(first, digits),
+    }
 }
 
 /// Bytes as MiB, or KiB below one MiB.
@@ -193,7 +201,7 @@ pub fn render(r: &Results) -> String {
     for p in &r.problems {
         let _ = writeln!(out, "- **Problem** (events unaccounted for): {p}");
     }
-    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events; consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
+    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events: in the first pass, which also fills the path caches (once per directory), and in a warm pass, the same operations again on the same probe (not timed; the steady state); consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
     for s in &r.scenarios {
         let _ = writeln!(
             out,
@@ -274,9 +282,11 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(out, "| ns/op | 11,500–27,500 | {here_ns} |");
     let _ = writeln!(
         out,
-        "| heap per event | ~940 B | {} B, {} allocs |",
+        "| heap per event | ~940 B | {} B, {} allocs (warm caches: {} B, {} allocs) |",
         num(fsprobe.and_then(|f| f.bytes_per_event), 0),
-        num(fsprobe.and_then(|f| f.allocs_per_event), 2)
+        num(fsprobe.and_then(|f| f.allocs_per_event), 2),
+        num(fsprobe.and_then(|f| f.warm_bytes_per_event), 0),
+        num(fsprobe.and_then(|f| f.warm_allocs_per_event), 2)
     );
     let limits = s6.map_or("–".into(), |s| {
         format!(

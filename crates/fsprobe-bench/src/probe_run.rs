@@ -8,7 +8,7 @@ use fsprobe::{Probe, Ready, Record, RecvError, ResolutionMode, Summary, Transpor
 
 use crate::kernel::{self, progs::Progs};
 use crate::procfs;
-use crate::run::{self, Consumed, RunResult};
+use crate::run::{self, Consumed, RunResult, WarmPass};
 use crate::tree::Tree;
 use crate::workload::{Pace, Workload};
 
@@ -38,7 +38,8 @@ impl ProbeRun {
     pub fn accounting_error(&self) -> Option<String> {
         let (s, ops) = (&self.summary, self.expected);
         // Counted by the consumer, by thread: the workload's events only.
-        let delivered = self.result.delivered;
+        let warm = self.result.warm.as_ref().map_or(0, |w| w.delivered);
+        let delivered = self.result.delivered + warm;
         if delivered + s.lost() != ops {
             return Some(format!(
                 "delivered {delivered} + lost {} != {ops} operations",
@@ -259,13 +260,24 @@ pub fn measure(
     pages: usize,
 ) -> fsprobe::Result<ProbeRun> {
     let mut session = Session::start(tree, watch, mode, transport, pages)?;
-    let expected = match watch {
-        Watch::Tree => pace.ops(),
-        Watch::Elsewhere(_) => 0,
+    let (expected, passes) = match watch {
+        Watch::Tree => (2 * pace.ops(), 2),
+        Watch::Elsewhere(_) => (0, 1),
     };
     let step = session.run(&[w], pace);
+    // The same operations again, on warm caches: the steady state's heap.
+    let warm = match (passes, &step) {
+        (2, Ok(_)) => Some(session.run(&[w], pace).map(|again| WarmPass {
+            delivered: again.result.delivered,
+            heap_bytes: again.result.heap_bytes,
+            heap_allocs: again.result.heap_allocs,
+            consumer_cpu_ns: again.result.consumer_cpu_ns,
+        })),
+        _ => None,
+    };
     let done = session.finish();
     let mut result = step?.result;
+    result.warm = warm.transpose()?;
     let done = done?;
     result.teardown_s = Some(done.teardown_s);
     result.lost = Some(done.summary.lost());

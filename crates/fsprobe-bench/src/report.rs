@@ -116,6 +116,11 @@ pub struct Row {
     pub lost: Option<u64>,
     pub bytes_per_event: Option<f64>,
     pub allocs_per_event: Option<f64>,
+    /// The same over the warm passes (run::WarmPass): the steady state.
+    #[serde(default)]
+    pub warm_bytes_per_event: Option<f64>,
+    #[serde(default)]
+    pub warm_allocs_per_event: Option<f64>,
     pub consumer_cpu_ns_per_event: Option<f64>,
     /// Per round, ns/op over the same round's baseline (min–max, median).
     #[serde(default)]
@@ -157,6 +162,8 @@ impl Row {
             lost: None,
             bytes_per_event: None,
             allocs_per_event: None,
+            warm_bytes_per_event: None,
+            warm_allocs_per_event: None,
             consumer_cpu_ns_per_event: None,
             ratio_spread: None,
             bpf_ns_per_op: None,
@@ -190,6 +197,11 @@ impl Row {
         if heap {
             self.bytes_per_event = per_event(runs.iter().map(|r| r.heap_bytes).sum());
             self.allocs_per_event = per_event(runs.iter().map(|r| r.heap_allocs).sum());
+            let warm: Vec<_> = runs.iter().filter_map(|r| r.warm.as_ref()).collect();
+            let events: u64 = warm.iter().map(|w| w.delivered).sum();
+            let per_warm_event = |x: u64| (events > 0).then(|| x as f64 / events as f64);
+            self.warm_bytes_per_event = per_warm_event(warm.iter().map(|w| w.heap_bytes).sum());
+            self.warm_allocs_per_event = per_warm_event(warm.iter().map(|w| w.heap_allocs).sum());
         }
         let cpu: Option<u64> = runs.iter().map(|r| r.consumer_cpu_ns).sum();
         self.consumer_cpu_ns_per_event = cpu.and_then(per_event);

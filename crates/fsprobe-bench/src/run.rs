@@ -62,6 +62,21 @@ pub struct RunResult {
     /// The achieved rate of a side load (the unrelated rename loop), per second.
     #[serde(default)]
     pub side_load_rate: Option<f64>,
+    /// fsprobe: the same operations again on the same probe (not timed).
+    #[serde(default)]
+    pub warm: Option<WarmPass>,
+}
+
+/// The workload's operations run a second time on the same probe: every
+/// directory is then known to the path caches, so the heap used is what
+/// an event costs in steady state (the first pass also fills the caches,
+/// which allocates once per directory).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WarmPass {
+    pub delivered: u64,
+    pub heap_bytes: u64,
+    pub heap_allocs: u64,
+    pub consumer_cpu_ns: Option<u64>,
 }
 
 /// Everything a consumer learns while the workload runs.

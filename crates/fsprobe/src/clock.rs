@@ -5,6 +5,8 @@
 //! start; formatting is RFC 3339 in UTC with nanoseconds.
 use std::fmt::{self, Write};
 
+use crate::ascii::Ascii;
+
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -70,6 +72,9 @@ impl fmt::Display for Rfc3339 {
         let nanos = self.0.rem_euclid(1_000_000_000) as u32;
         let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
+        if (0..=9999).contains(&y) {
+            return f.write_str(Ascii::rfc3339((y, mo, d), sod as u32, nanos).as_str());
+        }
         write!(
             f,
             "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
@@ -77,6 +82,12 @@ impl fmt::Display for Rfc3339 {
             sod % 3600 / 60,
             sod % 60
         )
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

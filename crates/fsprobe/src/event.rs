@@ -8,12 +8,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::ascii::Ascii;
 use crate::clock::Rfc3339;
 
 // Values formatted for JSON (times, devices, octal modes, flag names) are
-// serialized as `format_args!` or small Display/iterator wrappers, never
-// as a String or a Vec: serde_json writes `collect_str` straight into its
-// output, so serializing an event allocates nothing.
+// built on the stack (src/ascii.rs) or serialized through small
+// Display/iterator wrappers, never as a String or a Vec: serializing an
+// event allocates nothing.
 
 /// The kinds of file-system event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -328,8 +329,8 @@ impl Serialize for FileRef {
             serialize_path(&mut map, "mount_point", point)?;
         }
         let (major, minor) = self.device;
-        map.serialize_entry("device", &format_args!("{major}:{minor}"))?;
-        map.serialize_entry("mode", &format_args!("{:o}", self.mode))?;
+        map.serialize_entry("device", &Ascii::device((major, minor)))?;
+        map.serialize_entry("mode", &Ascii::octal(u32::from(self.mode)))?;
         if !self.fstype.is_empty() {
             map.serialize_entry("fstype", &self.fstype)?;
         }
@@ -410,7 +411,7 @@ impl Serialize for OpenInfo {
         let mut map = s.serialize_map(Some(3))?;
         map.serialize_entry("flags", &Names(self.flag_name_iter()))?;
         map.serialize_entry("raw_flags", &self.flags)?;
-        map.serialize_entry("mode", &format_args!("{:o}", self.mode))?;
+        map.serialize_entry("mode", &Ascii::octal(self.mode))?;
         map.end()
     }
 }
@@ -438,7 +439,7 @@ pub struct SetAttr {
 
 fn octal<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
     match mode {
-        Some(m) => s.collect_str(&format_args!("{m:o}")),
+        Some(m) => Ascii::octal(*m).serialize(s),
         None => s.serialize_none(),
     }
 }
@@ -556,10 +557,10 @@ impl Serialize for MknodInfo {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("type", node_type(self.mode))?;
-        map.serialize_entry("mode", &format_args!("{:o}", self.mode & 0o7777))?;
+        map.serialize_entry("mode", &Ascii::octal(self.mode & 0o7777))?;
         if matches!(self.mode & 0o170000, 0o020000 | 0o060000) {
             let (major, minor) = self.rdev;
-            map.serialize_entry("rdev", &format_args!("{major}:{minor}"))?;
+            map.serialize_entry("rdev", &Ascii::device((major, minor)))?;
         }
         map.end()
     }
@@ -688,7 +689,7 @@ impl Event {
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry("time", &format_args!("{}", Rfc3339(self.time_ns)))?;
+        map.serialize_entry("time", &Rfc3339(self.time_ns))?;
         map.serialize_entry("event", &self.kind)?;
         map.serialize_entry("seq", &self.seq)?;
         map.serialize_entry("cpu", &self.cpu)?;
@@ -712,7 +713,7 @@ impl Serialize for Event {
             map.serialize_entry("open", o)?;
         }
         if let Some(m) = self.mkdir_mode {
-            map.serialize_entry("mode", &format_args!("{m:o}"))?;
+            map.serialize_entry("mode", &Ascii::octal(m))?;
         }
         if let Some(a) = &self.setattr {
             map.serialize_entry("setattr", a)?;

@@ -37,6 +37,7 @@
 
 #[cfg(test)]
 mod alloc_count;
+mod ascii;
 mod backend;
 mod cache;
 mod cgroup;

@@ -8,7 +8,9 @@
 //! new files the full in-kernel filter could not take.
 use std::time::{Duration, Instant};
 
-use libbpf_rs::{MapCore, MapFlags};
+use std::os::fd::AsRawFd;
+
+use libbpf_rs::MapCore;
 
 use crate::event::{LossReason, Record, UnwatchedReason};
 use crate::stats::RecordSender;
@@ -27,25 +29,51 @@ pub(crate) mod counter {
     pub const WATCH_REMOVED: u32 = fsp_counter::FSP_CNT_WATCH_REMOVED.0;
 }
 
-/// One per-CPU u64 array element, per CPU.
-pub(crate) fn read_percpu(map: &impl MapCore, index: u32) -> Vec<u64> {
-    map.lookup_percpu(&index.to_ne_bytes(), MapFlags::ANY)
-        .ok()
-        .flatten()
-        .map(|cpus| {
-            cpus.iter()
-                .map(|v| {
-                    v.get(..8)
-                        .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// One per-CPU u64 array element, per CPU, into `out` (left empty when
+/// it cannot be read). Without allocating once `out` has grown to the
+/// number of CPUs: the worker reads counters after every read of the
+/// ring, and libbpf-rs' lookup_percpu() makes a vector per CPU and call.
+pub(crate) fn read_percpu_into(map: &impl MapCore, index: u32, out: &mut Vec<u64>) {
+    out.clear();
+    let Ok(cpus) = libbpf_rs::num_possible_cpus() else {
+        return;
+    };
+    if map.value_size() != 8 {
+        return;
+    }
+    // The kernel copies each CPU's value, rounded up to 8 bytes, one after
+    // the other (bpf_percpu_array_copy()): for u64 values, a [u64; cpus].
+    out.resize(cpus, 0);
+    let fd = map.as_fd().as_raw_fd();
+    // SAFETY: the key is a u32, as the map's; the value buffer holds
+    // `cpus` values of 8 bytes, what the kernel writes for a per-CPU map.
+    let rc = unsafe {
+        libbpf_sys::bpf_map_lookup_elem(
+            fd,
+            (&raw const index).cast(),
+            out.as_mut_ptr().cast::<std::ffi::c_void>(),
+        )
+    };
+    if rc != 0 {
+        out.clear();
+    }
 }
 
-/// Sums one per-CPU counter.
+pub(crate) fn read_percpu(map: &impl MapCore, index: u32) -> Vec<u64> {
+    let mut out = Vec::new();
+    read_percpu_into(map, index, &mut out);
+    out
+}
+
+/// Sums one per-CPU counter (into a buffer of this thread's: no allocation).
 pub(crate) fn read_counter(map: &impl MapCore, index: u32) -> u64 {
-    read_percpu(map, index).iter().sum()
+    thread_local! {
+        static VALUES: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    VALUES.with_borrow_mut(|values| {
+        read_percpu_into(map, index, values);
+        values.iter().sum()
+    })
 }
 
 /// Turns the kernel's counts of what it could not track into records, as

@@ -1,13 +1,13 @@
 //! The consumer's end of a probe: records in the order the probe produced
 //! them, until it stops and everything has been delivered.
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::channel::Receiver;
-use crate::event::Record;
-use crate::recycle::EventPool;
+use crate::event::{Event, Record};
+use crate::recycle::{self, EventPool};
 use crate::stats::Live;
 
 /// Why no record was returned.
@@ -32,11 +32,20 @@ pub struct Records {
     rx: Receiver<Record>,
     live: Arc<Live>,
     pool: Arc<EventPool>,
+    /// Recycled events not yet handed to the pool (a batch at a time).
+    /// Only the consumer locks it: never contended. (The records' own boxes.)
+    #[allow(clippy::vec_box)]
+    recycled: Mutex<Vec<Box<Event>>>,
 }
 
 impl Records {
     pub(crate) fn new(rx: Receiver<Record>, live: Arc<Live>, pool: Arc<EventPool>) -> Records {
-        Records { rx, live, pool }
+        Records {
+            rx,
+            live,
+            pool,
+            recycled: Mutex::new(Vec::with_capacity(recycle::BATCH)),
+        }
     }
 
     /// Hands back a record the consumer is done with: the probe decodes a
@@ -46,7 +55,11 @@ impl Records {
     /// loses nothing (the probe allocates instead).
     pub fn recycle(&self, record: Record) {
         if let Record::Event(event) = record {
-            self.pool.give(event);
+            let mut recycled = self.recycled.lock().unwrap_or_else(PoisonError::into_inner);
+            recycled.push(event);
+            if recycled.len() >= recycle::BATCH {
+                self.pool.give_batch(&mut recycled);
+            }
         }
     }
 

@@ -14,9 +14,10 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::event::Event;
 
-/// Events the worker takes from the pool at once: one lock per batch on
-/// its side.
-const TAKE_BATCH: usize = 64;
+/// Events moved between the pool and either side at once: one lock of
+/// the shared pool per batch, so that the consumer and the worker (which
+/// may share a CPU) seldom meet on it.
+pub(crate) const BATCH: usize = 64;
 
 /// The free events, shared by the consumer (who gives) and the worker
 /// (who takes).
@@ -36,19 +37,41 @@ impl EventPool {
         }
     }
 
-    /// Keeps `event` for a later record (dropped when the pool is full).
-    pub(crate) fn give(&self, event: Box<Event>) {
+    /// Keeps the events of `batch` (emptied) for later records; those
+    /// beyond the limit are dropped.
+    pub(crate) fn give_batch(&self, batch: &mut Vec<Box<Event>>) {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        if free.len() < self.limit {
-            free.push(event);
-        }
+        let room = self.limit.saturating_sub(free.len()).min(batch.len());
+        free.extend(batch.drain(..room));
+        batch.clear();
     }
 
     /// Moves up to a batch of free events into `into` (the worker's own
     /// stock, which it uses before asking again).
     pub(crate) fn take_batch(&self, into: &mut Vec<Box<Event>>) {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-        let keep = free.len().saturating_sub(TAKE_BATCH);
+        let keep = free.len().saturating_sub(BATCH);
         into.extend(free.drain(keep..));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::tests::open_event;
+
+    #[test]
+    fn the_pool_keeps_at_most_its_limit_and_gives_a_batch_at_a_time() {
+        let pool = EventPool::new(100);
+        let mut batch: Vec<Box<Event>> = (0..150).map(|_| Box::new(open_event())).collect();
+        pool.give_batch(&mut batch);
+        assert!(batch.is_empty(), "what does not fit is dropped");
+        let mut stock = Vec::new();
+        pool.take_batch(&mut stock);
+        assert_eq!(stock.len(), BATCH);
+        pool.take_batch(&mut stock);
+        assert_eq!(stock.len(), 100, "the pool held its limit, no more");
+        pool.take_batch(&mut stock);
+        assert_eq!(stock.len(), 100);
     }
 }

@@ -17,7 +17,7 @@ use crate::config::{Config, Transport};
 use crate::decode::{Decoded, Decoder, record_cpu};
 use crate::error::{BpfContext, Error, Result};
 use crate::event::{Event, LossReason, Record};
-use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu};
+use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu, read_percpu_into};
 use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::probe::{Ready, Summary};
 use crate::progress::Progress;
@@ -165,6 +165,7 @@ pub(crate) fn run(
     let counters = &backend.skel.maps.counters;
     let seq_next = &backend.skel.maps.seq_next;
     let mut losses = LossTracker::default();
+    let mut kernel_next = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let caught_up = reader.poll(&handler);
         // The consumer may sleep on fewer than a batch (src/channel.rs).
@@ -177,7 +178,8 @@ pub(crate) fn run(
         // yielded) is not lost: judge the trailing gaps only when the
         // reader caught up and none waits.
         if caught_up && handler.waiting.borrow().is_empty() {
-            let stalled = handler.seqs.borrow_mut().stalled(&read_percpu(seq_next, 0));
+            read_percpu_into(seq_next, 0, &mut kernel_next);
+            let stalled = handler.seqs.borrow_mut().stalled(&kernel_next);
             send_trailing_losses(stalled, LossReason::BufferFull, &tx);
         }
         // The notices above, before the next wait in the transport.
