@@ -81,6 +81,23 @@ impl Ascii {
     }
 }
 
+/// Standard base64 with padding (RFC 4648), four characters at a time:
+/// the one definition for event.rs's `base64()` and json.rs.
+pub(crate) fn base64_quads(bytes: &[u8]) -> impl Iterator<Item = [u8; 4]> + '_ {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bytes.chunks(3).map(|chunk| {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let mut quad = [b'='; 4];
+        for (i, c) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+            *c = TABLE[(n >> (18 - 6 * i) & 63) as usize];
+        }
+        quad
+    })
+}
+
 impl Serialize for Ascii {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())

@@ -48,6 +48,7 @@ mod decode;
 mod error;
 mod event;
 mod hints;
+mod json;
 #[cfg(test)]
 mod json_alloc_tests;
 mod libbpf_log;
