@@ -269,6 +269,7 @@ pub fn measure(
     let warm = match (passes, &step) {
         (2, Ok(_)) => Some(session.run(&[w], pace).map(|again| WarmPass {
             delivered: again.result.delivered,
+            lost: again.lost,
             heap_bytes: again.result.heap_bytes,
             heap_allocs: again.result.heap_allocs,
             consumer_cpu_ns: again.result.consumer_cpu_ns,
@@ -280,7 +281,9 @@ pub fn measure(
     result.warm = warm.transpose()?;
     let done = done?;
     result.teardown_s = Some(done.teardown_s);
-    result.lost = Some(done.summary.lost());
+    // The first pass's: the summary counts both passes.
+    let warm_lost = result.warm.as_ref().map_or(0, |w| w.lost);
+    result.lost = Some(done.summary.lost().saturating_sub(warm_lost));
     result.walks_full = Some(done.summary.walks_full);
     result.walks_cached = Some(done.summary.walks_cached);
     Ok(ProbeRun {

@@ -74,6 +74,9 @@ pub struct RunResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WarmPass {
     pub delivered: u64,
+    /// Losses announced in the stream during the warm pass.
+    #[serde(default)]
+    pub lost: u64,
     pub heap_bytes: u64,
     pub heap_allocs: u64,
     pub consumer_cpu_ns: Option<u64>,
