@@ -527,6 +527,7 @@ fn base64(out: &mut Vec<u8>, bytes: &[u8]) {
 mod tests {
     use super::*;
     use crate::event::tests::golden_records;
+    use crate::test_rng::Rng;
     use crate::{EventKind, LossReason, UnwatchedReason};
     use std::ffi::OsStr;
     use std::path::{Path, PathBuf};
@@ -611,9 +612,6 @@ mod tests {
         }
     }
 
-    /// xorshift64*: deterministic, so a failure reproduces.
-    struct Rng(u64);
-
     /// Pieces of random strings: what escaping and UTF-8 handling must get
     /// right, among ordinary characters.
     const PIECES: &[&[u8]] = &[
@@ -671,18 +669,8 @@ mod tests {
         "/x/y",
     ];
 
+    /// Random records from the shared test generator.
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
         fn chance(&mut self, one_in: u64) -> bool {
             self.below(one_in) == 0
         }

@@ -65,6 +65,8 @@ mod stats;
 #[cfg(feature = "tokio")]
 mod stream;
 mod subtrees;
+#[cfg(test)]
+mod test_rng;
 mod tracefs;
 mod transport;
 mod watched;

@@ -10,22 +10,7 @@ use std::mem::size_of;
 use super::tests::{header, record};
 use super::*;
 use crate::skel::types::{fsp_cache_def, fsp_dir_key};
-
-/// xorshift64*: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::test_rng::Rng;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -96,28 +81,28 @@ fn corpus() -> Vec<Vec<u8>> {
 /// One mutation of a record: bytes, lengths, counts, flags, size.
 fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     let hdr = size_of::<fsp_event>();
-    match rng.below(6) {
+    match rng.index(6) {
         0 => {
-            let i = rng.below(bytes.len());
-            bytes[i] ^= 1 << rng.below(8);
+            let i = rng.index(bytes.len());
+            bytes[i] ^= 1 << rng.index(8);
         }
         1 => {
-            let i = rng.below(bytes.len());
+            let i = rng.index(bytes.len());
             bytes[i] = rng.next() as u8;
         }
-        2 => bytes.truncate(rng.below(bytes.len() + 1)),
+        2 => bytes.truncate(rng.index(bytes.len() + 1)),
         3 => {
-            let n = rng.below(64);
+            let n = rng.index(64);
             bytes.extend((0..n).map(|_| rng.next() as u8));
         }
         // A header field overwritten with a small or extreme value: the
         // lengths, counts and flags are where a decoder goes wrong.
         4 if bytes.len() >= hdr => {
-            let at = rng.below(hdr / 2) * 2;
-            let v: u16 = match rng.below(4) {
-                0 => rng.below(8) as u16,
+            let at = rng.index(hdr / 2) * 2;
+            let v: u16 = match rng.index(4) {
+                0 => rng.index(8) as u16,
                 1 => u16::MAX,
-                2 => rng.below(512) as u16,
+                2 => rng.index(512) as u16,
                 _ => rng.next() as u16,
             };
             bytes[at..at + 2].copy_from_slice(&v.to_ne_bytes());
@@ -125,7 +110,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         _ => {
             // A def's end or name length past its path.
             if bytes.len() > hdr + 4 {
-                let at = hdr + rng.below(bytes.len() - hdr - 2);
+                let at = hdr + rng.index(bytes.len() - hdr - 2);
                 bytes[at..at + 2].copy_from_slice(&(rng.next() as u16).to_ne_bytes());
             }
         }
@@ -194,14 +179,14 @@ fn mutated_and_random_records_never_panic_or_invent_a_path() {
     ];
     let mut decoded = 0u64;
     for case in 0..cases {
-        let mode = modes[rng.below(3)];
+        let mode = modes[rng.index(3)];
         // A fresh decoder: its paths may come from this record only.
-        let mut bytes = if rng.below(10) == 0 {
-            (0..rng.below(600)).map(|_| rng.next() as u8).collect()
+        let mut bytes = if rng.index(10) == 0 {
+            (0..rng.index(600)).map(|_| rng.next() as u8).collect()
         } else {
-            corpus[rng.below(corpus.len())].clone()
+            corpus[rng.index(corpus.len())].clone()
         };
-        for _ in 0..=rng.below(4) {
+        for _ in 0..=rng.index(4) {
             if !bytes.is_empty() {
                 mutate(&mut rng, &mut bytes);
             }
@@ -226,15 +211,15 @@ fn sequences_of_mutated_records_never_panic_or_invent_a_path() {
     for case in 0..cases {
         // A decoder that keeps state (caches, processes) across 50 records;
         // a tiny cache limit forces its flushes too.
-        let mode = [ResolutionMode::PerfBuffer, ResolutionMode::Fragments][rng.below(2)];
+        let mode = [ResolutionMode::PerfBuffer, ResolutionMode::Fragments][rng.index(2)];
         let mut d = Decoder::new(BootClock::now(), mode, 4, true);
         let mut given: Vec<Vec<u8>> = Vec::new();
         // Each event is recycled into a later one, as the worker does for
         // a consumer that hands them back: none may keep a byte of another.
         let mut spare = None;
         for _ in 0..50 {
-            let mut bytes = corpus[rng.below(corpus.len())].clone();
-            if rng.below(3) > 0 {
+            let mut bytes = corpus[rng.index(corpus.len())].clone();
+            if rng.index(3) > 0 {
                 mutate(&mut rng, &mut bytes);
             }
             given.push(bytes.clone());
