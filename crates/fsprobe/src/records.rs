@@ -1,13 +1,13 @@
 //! The consumer's end of a probe: records in the order the probe produced
 //! them, until it stops and everything has been delivered.
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::channel::Receiver;
-use crate::event::{Event, Record};
-use crate::recycle::{self, EventPool};
+use crate::event::Record;
+use crate::recycle::{EventPool, Recycler};
 use crate::stats::Live;
 
 /// Why no record was returned.
@@ -31,11 +31,7 @@ pub enum RecvError {
 pub struct Records {
     rx: Receiver<Record>,
     live: Arc<Live>,
-    pool: Arc<EventPool>,
-    /// Recycled events not yet handed to the pool (a batch at a time).
-    /// Only the consumer locks it: never contended. (The records' own boxes.)
-    #[allow(clippy::vec_box)]
-    recycled: Mutex<Vec<Box<Event>>>,
+    recycler: Recycler,
 }
 
 impl Records {
@@ -43,8 +39,7 @@ impl Records {
         Records {
             rx,
             live,
-            pool,
-            recycled: Mutex::new(Vec::with_capacity(recycle::BATCH)),
+            recycler: Recycler::new(pool),
         }
     }
 
@@ -54,13 +49,7 @@ impl Records {
     /// allocation per event once the stream is warm; one that does not
     /// loses nothing (the probe allocates instead).
     pub fn recycle(&self, record: Record) {
-        if let Record::Event(event) = record {
-            let mut recycled = self.recycled.lock().unwrap_or_else(PoisonError::into_inner);
-            recycled.push(event);
-            if recycled.len() >= recycle::BATCH {
-                self.pool.give_batch(&mut recycled);
-            }
-        }
+        self.recycler.recycle(record);
     }
 
     fn taken(&self, record: Record) -> Record {
@@ -98,8 +87,8 @@ impl Records {
     }
 
     #[cfg(feature = "tokio")]
-    pub(crate) fn into_parts(self) -> (Receiver<Record>, Arc<Live>) {
-        (self.rx, self.live)
+    pub(crate) fn into_parts(self) -> (Receiver<Record>, Arc<Live>, Recycler) {
+        (self.rx, self.live, self.recycler)
     }
 }
 

@@ -10,9 +10,9 @@
 // The pool holds the boxes of Record::Event themselves: unboxing them
 // would move each event out of its allocation, which is what it keeps.
 #![allow(clippy::vec_box)]
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::event::Event;
+use crate::event::{Event, Record};
 
 /// Events moved between the pool and either side at once: one lock of
 /// the shared pool per batch, so that the consumer and the worker (which
@@ -52,6 +52,34 @@ impl EventPool {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         let keep = free.len().saturating_sub(BATCH);
         into.extend(free.drain(keep..));
+    }
+}
+
+/// The consumer's side of the pool: what it recycles goes to the pool a
+/// batch at a time. Only the consumer locks `batch`: never contended.
+#[derive(Debug)]
+pub(crate) struct Recycler {
+    pool: Arc<EventPool>,
+    batch: Mutex<Vec<Box<Event>>>,
+}
+
+impl Recycler {
+    pub(crate) fn new(pool: Arc<EventPool>) -> Recycler {
+        Recycler {
+            pool,
+            batch: Mutex::new(Vec::with_capacity(BATCH)),
+        }
+    }
+
+    /// Keeps the record's event for a later record, if it is one.
+    pub(crate) fn recycle(&self, record: Record) {
+        if let Record::Event(event) = record {
+            let mut batch = self.batch.lock().unwrap_or_else(PoisonError::into_inner);
+            batch.push(event);
+            if batch.len() >= BATCH {
+                self.pool.give_batch(&mut batch);
+            }
+        }
     }
 }
 

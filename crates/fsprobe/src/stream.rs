@@ -16,6 +16,7 @@ use crate::config::ProbeBuilder;
 use crate::error::{Error, Result};
 use crate::event::Record;
 use crate::probe::{Probe, Ready, Summary};
+use crate::recycle::Recycler;
 use crate::stats::{Live, Stats, StatsReader};
 
 /// Records waiting between the bridge thread and the stream.
@@ -35,7 +36,7 @@ impl Probe {
     /// The records as a stream. The stream owns the probe: stop it, read
     /// its stats and join it through the stream.
     pub fn into_stream(mut self) -> RecordStream {
-        let (records, live) = self.take_records().into_parts();
+        let (records, live, recycler) = self.take_records().into_parts();
         let (tx, rx) = mpsc::channel(BRIDGE_CAPACITY);
         let bridge = std::thread::Builder::new()
             .name("fsprobe-stream".into())
@@ -53,6 +54,7 @@ impl Probe {
         RecordStream {
             rx,
             live,
+            recycler,
             probe: self,
         }
     }
@@ -63,6 +65,7 @@ impl Probe {
 pub struct RecordStream {
     rx: mpsc::Receiver<Record>,
     live: Arc<Live>,
+    recycler: Recycler,
     probe: Probe,
 }
 
@@ -78,6 +81,13 @@ impl RecordStream {
             self.live.taken.fetch_add(1, Ordering::Relaxed);
         }
         polled
+    }
+
+    /// Hands back a record the consumer is done with, as
+    /// [`Records::recycle`](crate::Records::recycle) does: the probe
+    /// decodes a later event into its memory.
+    pub fn recycle(&self, record: Record) {
+        self.recycler.recycle(record);
     }
 
     /// What is running: backend, watched inodes, hooked syscalls.
