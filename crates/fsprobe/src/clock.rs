@@ -5,8 +5,6 @@
 //! start; formatting is RFC 3339 in UTC with nanoseconds.
 use std::fmt::{self, Write};
 
-use crate::ascii::Ascii;
-
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -41,7 +39,7 @@ impl BootClock {
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -68,20 +66,56 @@ pub(crate) struct Rfc3339(pub(crate) i128);
 
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1_000_000_000) as i64;
-        let nanos = self.0.rem_euclid(1_000_000_000) as u32;
-        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-        let sod = secs.rem_euclid(86_400);
-        if (0..=9999).contains(&y) {
-            return f.write_str(Ascii::rfc3339((y, mo, d), sod as u32, nanos).as_str());
+        if let Some(text) = rfc3339_bytes(self.0) {
+            // ASCII digits and punctuation: always UTF-8.
+            return f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?);
         }
-        write!(
-            f,
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        )
+        with_fmt(self.0, f)
+    }
+}
+
+/// [`rfc3339`]'s text through core::fmt, for any time (a year outside
+/// 0..=9999 gets more digits or a sign).
+fn with_fmt(unix_ns: i128, f: &mut impl Write) -> fmt::Result {
+    let secs = unix_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    write!(
+        f,
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// [`rfc3339`]'s text for the times an i64 of nanoseconds holds (the years
+/// 1677 to 2262, always four digits), without core::fmt: the arithmetic
+/// in 64 bits and the digits filled into a template. None outside them,
+/// where Rfc3339 formats with core::fmt. The JSON writer's time too.
+pub(crate) fn rfc3339_bytes(unix_ns: i128) -> Option<[u8; 30]> {
+    let ns = i64::try_from(unix_ns).ok()?;
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400) as u32;
+    let mut s = *b"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ";
+    digits(&mut s[0..4], year as u32);
+    digits(&mut s[5..7], month);
+    digits(&mut s[8..10], day);
+    digits(&mut s[11..13], sod / 3600);
+    digits(&mut s[14..16], sod / 60 % 60);
+    digits(&mut s[17..19], sod % 60);
+    digits(&mut s[20..29], nanos);
+    Some(s)
+}
+
+/// Fills `field` with the last decimal digits of `n`, zero-padded.
+fn digits(field: &mut [u8], mut n: u32) {
+    for d in field.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -107,5 +141,19 @@ mod tests {
             "2026-11-28T20:01:43.123456789Z"
         );
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn the_template_writes_what_core_fmt_writes() {
+        let mut times = vec![0, -1, 1, i64::MIN, i64::MAX, 951_782_400_000_000_001];
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        times.extend((0..10_000).map(|_| rng.next() as i64));
+        for ns in times {
+            let mut slow = String::new();
+            with_fmt(i128::from(ns), &mut slow).unwrap();
+            let fast = rfc3339_bytes(i128::from(ns)).expect("an i64 of nanoseconds");
+            assert_eq!(std::str::from_utf8(&fast).unwrap(), slow, "{ns}");
+        }
+        assert_eq!(rfc3339_bytes(i128::from(i64::MAX) + 1), None);
     }
 }

@@ -15,8 +15,8 @@
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-use crate::ascii::base64_quads;
-use crate::clock::{Rfc3339, civil_from_days};
+use crate::ascii::{Ascii, base64_quads};
+use crate::clock::{Rfc3339, rfc3339_bytes};
 use crate::event::{
     ContainerId, Event, ExtraString, FileRef, IoUringRequest, MknodInfo, MountInfo, OpenInfo,
     Origin, Process, Record, SetAttr, XattrInfo, node_type,
@@ -352,70 +352,34 @@ fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// `"<octal>"`, as `Ascii::octal` serializes: with shifts, where
-/// Ascii's digit loop divides by its radix.
+/// `"<octal>"`, as the serde impls write it.
 fn octal(out: &mut Vec<u8>, mode: u32) {
-    let mut buf = *b"\"00000000000\""; // room for u32::MAX's 11 digits
-    let mut start = buf.len() - 1;
-    let mut rest = mode;
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (rest & 7) as u8;
-        rest >>= 3;
-        if rest == 0 {
-            break;
-        }
-    }
-    start -= 1;
-    buf[start] = b'"';
-    out.extend_from_slice(&buf[start..]);
+    name(out, Ascii::octal(mode).as_str());
 }
 
 /// `"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ"`, as `clock::Rfc3339` displays the
-/// time. Rfc3339 divides an i128 and goes through core::fmt and Ascii's
-/// digit loop: a fifth of an event's time. Here, for the times an i64
-/// holds (the years 1677 to 2262), the arithmetic is in 64 bits with
-/// constant divisors and the digits are filled into a template.
+/// time.
 fn time(out: &mut Vec<u8>, unix_ns: i128) {
-    let Ok(ns) = i64::try_from(unix_ns) else {
+    match rfc3339_bytes(unix_ns) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(&text);
+            out.push(b'"');
+        }
         // Years no clock will give, but an Event may hold.
-        let _ = write!(out, "\"{}\"", Rfc3339(unix_ns)); // a Vec never fails
-        return;
-    };
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000) as u32;
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u32;
-    let mut s = *b"\"YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ\"";
-    digits(&mut s[1..5], year as u32); // 1677 to 2262: four digits
-    digits(&mut s[6..8], month);
-    digits(&mut s[9..11], day);
-    digits(&mut s[12..14], sod / 3600);
-    digits(&mut s[15..17], sod / 60 % 60);
-    digits(&mut s[18..20], sod % 60);
-    digits(&mut s[21..30], nanos);
-    out.extend_from_slice(&s);
-}
-
-/// Fills `field` with the last decimal digits of `n`, zero-padded.
-fn digits(field: &mut [u8], mut n: u32) {
-    for d in field.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+        None => {
+            let _ = write!(out, "\"{}\"", Rfc3339(unix_ns)); // a Vec never fails
+        }
     }
 }
 
-/// `"major:minor"`, as `Ascii::device` serializes.
-fn device(out: &mut Vec<u8>, (major, minor): (u32, u32)) {
-    out.push(b'"');
-    int(out, major);
-    out.push(b':');
-    int(out, minor);
-    out.push(b'"');
+/// `"major:minor"`, as the serde impls write it.
+fn device(out: &mut Vec<u8>, dev: (u32, u32)) {
+    name(out, Ascii::device(dev).as_str());
 }
 
-/// A name fsprobe defines (an event kind, a reason, a flag): known to need
-/// no escaping, so written as it is.
+/// Text fsprobe defines or builds (an event kind, a reason, a flag, digits):
+/// known to need no escaping, so written as it is.
 fn name(out: &mut Vec<u8>, name: &str) {
     debug_assert!(name.bytes().all(|b| ESCAPE[usize::from(b)] == 0));
     out.push(b'"');

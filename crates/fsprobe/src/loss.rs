@@ -6,9 +6,8 @@
 //! numbered (too many syscalls in flight) are known only from the kernel's
 //! per-CPU counters, read after each read of the ring. So is the count of
 //! new files the full in-kernel filter could not take.
-use std::time::{Duration, Instant};
-
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::MapCore;
 

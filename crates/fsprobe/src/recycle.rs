@@ -10,6 +10,7 @@
 // The pool holds the boxes of Record::Event themselves: unboxing them
 // would move each event out of its allocation, which is what it keeps.
 #![allow(clippy::vec_box)]
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::event::{Event, Record};
@@ -79,6 +80,52 @@ impl Recycler {
             if batch.len() >= BATCH {
                 self.pool.give_batch(&mut batch);
             }
+        }
+    }
+}
+
+/// The worker's side of the pool: the events the consumer handed back,
+/// for the decoder to reuse.
+pub(crate) struct Stock {
+    pool: Arc<EventPool>,
+    /// Taken from the pool a batch at a time (the records' own boxes).
+    events: RefCell<Vec<Box<Event>>>,
+    /// Records to decode before asking an empty pool again: a consumer
+    /// that never recycles costs one lock per batch, not per record.
+    skip: Cell<u32>,
+}
+
+impl Stock {
+    /// Records between two looks into a pool found empty.
+    const RETRY: u32 = 64;
+
+    pub(crate) fn new(pool: Arc<EventPool>) -> Stock {
+        Stock {
+            pool,
+            events: RefCell::new(Vec::new()),
+            skip: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<Box<Event>> {
+        let mut stock = self.events.borrow_mut();
+        if stock.is_empty() {
+            if self.skip.get() > 0 {
+                self.skip.set(self.skip.get() - 1);
+                return None;
+            }
+            self.pool.take_batch(&mut stock);
+            if stock.is_empty() {
+                self.skip.set(Self::RETRY);
+            }
+        }
+        stock.pop()
+    }
+
+    /// A spare the record did not use (it was not an event).
+    pub(crate) fn put_back(&self, spare: Option<Box<Event>>) {
+        if let Some(e) = spare {
+            self.events.borrow_mut().push(e);
         }
     }
 }

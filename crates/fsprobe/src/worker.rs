@@ -16,12 +16,12 @@ use crate::clock::BootClock;
 use crate::config::{Config, Transport};
 use crate::decode::{Decoded, Decoder, record_cpu};
 use crate::error::{BpfContext, Error, Result};
-use crate::event::{Event, LossReason, Record};
+use crate::event::{LossReason, Record};
 use crate::loss::{LossTracker, SeqTracker, counter, read_counter, read_percpu, read_percpu_into};
 use crate::pacing::{DRAIN_BUDGET, Pacing};
 use crate::probe::{Ready, Summary};
 use crate::progress::Progress;
-use crate::recycle::EventPool;
+use crate::recycle::{EventPool, Stock};
 use crate::reorder::Waiting;
 use crate::seed::Seeder;
 use crate::stats::{KernelMaps, Live, RecordSender, StatsReader};
@@ -139,7 +139,7 @@ pub(crate) fn run(
     decoder.reserve_dirs(ready.filter_entries as usize);
     let handler = Handler {
         decoder: RefCell::new(decoder),
-        spares: Spares::new(pool),
+        stock: Stock::new(pool),
         tx: tx.clone(),
         walker,
         delivered: Cell::new(0),
@@ -242,56 +242,10 @@ fn drain_after_stop(
     unread
 }
 
-/// The events the consumer handed back, for the decoder to reuse.
-struct Spares {
-    pool: Arc<EventPool>,
-    /// Taken from the pool a batch at a time (the records' own boxes).
-    #[allow(clippy::vec_box)]
-    stock: RefCell<Vec<Box<Event>>>,
-    /// Records to decode before asking an empty pool again: a consumer
-    /// that never recycles costs one lock per batch, not per record.
-    skip: Cell<u32>,
-}
-
-impl Spares {
-    /// Records between two looks into a pool found empty.
-    const RETRY: u32 = 64;
-
-    fn new(pool: Arc<EventPool>) -> Spares {
-        Spares {
-            pool,
-            stock: RefCell::new(Vec::new()),
-            skip: Cell::new(0),
-        }
-    }
-
-    fn take(&self) -> Option<Box<Event>> {
-        let mut stock = self.stock.borrow_mut();
-        if stock.is_empty() {
-            if self.skip.get() > 0 {
-                self.skip.set(self.skip.get() - 1);
-                return None;
-            }
-            self.pool.take_batch(&mut stock);
-            if stock.is_empty() {
-                self.skip.set(Self::RETRY);
-            }
-        }
-        stock.pop()
-    }
-
-    /// A spare the record did not use (it was not an event).
-    fn put_back(&self, spare: Option<Box<Event>>) {
-        if let Some(e) = spare {
-            self.stock.borrow_mut().push(e);
-        }
-    }
-}
-
 /// Decodes records and hands them on; shared by the transport's callbacks.
 struct Handler {
     decoder: RefCell<Decoder>,
-    spares: Spares,
+    stock: Stock,
     tx: RecordSender,
     walker: Walker,
     delivered: Cell<u64>,
@@ -326,9 +280,9 @@ impl Handler {
         if self.pacing.skip() {
             return;
         }
-        let mut spare = self.spares.take();
+        let mut spare = self.stock.take();
         let decoded = self.decoder.borrow_mut().decode_reusing(data, &mut spare);
-        self.spares.put_back(spare);
+        self.stock.put_back(spare);
         let Ok(record) = decoded else {
             self.undecodable.set(self.undecodable.get() + 1);
             return;
