@@ -283,3 +283,43 @@ fn an_rmdir_elsewhere_leaves_the_cache_warm() {
         );
     }
 }
+
+/// A directory the caches know as one that watches its children (its
+/// files were just opened, the second time through the cache) and that
+/// then leaves the watched tree with --follow=false watches nothing from
+/// then on: the next open in it is not reported. The rename makes every
+/// cached answer stale, the kernel's memo of watching directories
+/// (bpf/resolve/dir_memo.h) included.
+#[test]
+fn a_directory_moved_out_of_the_tree_stops_watching_at_once() {
+    let _serial = exclusive();
+    for mode in MODES {
+        let dir = Scratch::new(&format!("leave-{mode}"));
+        let elsewhere = Scratch::new(&format!("leave-{mode}-outside"));
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub/f"), b"x").unwrap();
+        let probe = watch(
+            &dir.path,
+            &["--dentry-resolution-mode", mode, "--follow=false"],
+        );
+        open_twice(&probe, &dir.join("sub/f"), "/sub/f");
+        fs::rename(dir.join("sub"), elsewhere.join("sub")).unwrap();
+        let moved = elsewhere.join("sub/f");
+        fs::File::open(&moved).unwrap();
+        // A marker inside the tree, after the open: once it shows up, the
+        // open would have too.
+        let marker = dir.join("marker");
+        fs::File::create(&marker).unwrap();
+        probe.wait_for("marker", |v| is(v, "open", &marker));
+        let finished = probe.stop();
+        assert!(
+            !finished.events.iter().any(|v| is(v, "open", &moved)),
+            "{mode}: an open in the directory moved out was reported:\n{}",
+            dump(&finished.events)
+        );
+        assert!(
+            cached_walks(&finished.stderr) > 0,
+            "{mode}: the cache served nothing"
+        );
+    }
+}

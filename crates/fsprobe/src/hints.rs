@@ -1,7 +1,9 @@
 //! User space's side of the watch hints (bpf/filter/filter.h): a byte per
 //! slot, set for every identity before it enters the watched set, so that
 //! the kernel skips the set's hash lookup for an identity whose slot is
-//! clear (most files a host opens are not watched).
+//! clear (most files a host opens are not watched); after the slots, a
+//! summary byte per 2^FSP_HINT_SUMMARY_SHIFT slots, set with any of them,
+//! which the kernel checks first.
 //!
 //! The table is the value of the `watch_hints` array map, created with
 //! BPF_F_MMAPABLE: user space maps it and stores bytes straight into it,
@@ -18,6 +20,9 @@ use crate::skel::types::fsp_watch_hint;
 
 const SLOT_BITS: u32 = fsp_watch_hint::FSP_HINT_SLOT_BITS.0;
 const SLOTS: usize = 1 << SLOT_BITS;
+const SUMMARY_SHIFT: u32 = fsp_watch_hint::FSP_HINT_SUMMARY_SHIFT.0;
+/// The map's value: the slots, then the summary (struct fsp_watch_hints).
+const TABLE_BYTES: usize = SLOTS + (SLOTS >> SUMMARY_SHIFT);
 const MUL_INO: u32 = fsp_watch_hint::FSP_HINT_MUL_INO.0;
 const MUL_INO_HIGH: u32 = fsp_watch_hint::FSP_HINT_MUL_INO_HIGH.0;
 const MUL_DEV: u32 = fsp_watch_hint::FSP_HINT_MUL_DEV.0;
@@ -55,7 +60,7 @@ impl Hints {
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                SLOTS,
+                TABLE_BYTES,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 map.as_fd().as_raw_fd(),
@@ -73,9 +78,18 @@ impl Hints {
         })
     }
 
+    fn byte(&self, offset: usize) -> &AtomicU8 {
+        assert!(offset < TABLE_BYTES);
+        // SAFETY: offset < TABLE_BYTES, inside the mapping.
+        unsafe { &*self.table.as_ptr().add(offset) }
+    }
+
     fn slot(&self, index: usize) -> &AtomicU8 {
-        // SAFETY: index < SLOTS (hint_slot()'s range), inside the mapping.
-        unsafe { &*self.table.as_ptr().add(index & (SLOTS - 1)) }
+        self.byte(index & (SLOTS - 1))
+    }
+
+    fn summary(&self, index: usize) -> &AtomicU8 {
+        self.byte(SLOTS + ((index & (SLOTS - 1)) >> SUMMARY_SHIFT))
     }
 
     /// Marks each struct fsp_inode_key in `keys` (16 bytes each: dev, pad, ino).
@@ -83,7 +97,9 @@ impl Hints {
         for key in keys.chunks_exact(16) {
             let dev = u32::from_ne_bytes(key[..4].try_into().expect("4 bytes"));
             let ino = u64::from_ne_bytes(key[8..].try_into().expect("8 bytes"));
-            self.slot(hint_slot(dev, ino)).store(1, Ordering::Relaxed);
+            let slot = hint_slot(dev, ino);
+            self.slot(slot).store(1, Ordering::Relaxed);
+            self.summary(slot).store(1, Ordering::Relaxed);
         }
         // The marks are visible before the inserts that follow.
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -92,14 +108,16 @@ impl Hints {
     /// Is identity (dev, ino) marked?
     #[cfg(test)]
     pub(crate) fn marked(&self, dev: u32, ino: u64) -> bool {
-        self.slot(hint_slot(dev, ino)).load(Ordering::Relaxed) != 0
+        let slot = hint_slot(dev, ino);
+        self.slot(slot).load(Ordering::Relaxed) != 0
+            && self.summary(slot).load(Ordering::Relaxed) != 0
     }
 }
 
 impl Drop for Hints {
     fn drop(&mut self) {
         // SAFETY: the mapping made in map(), unmapped once.
-        unsafe { libc::munmap(self.table.as_ptr().cast(), SLOTS) };
+        unsafe { libc::munmap(self.table.as_ptr().cast(), TABLE_BYTES) };
     }
 }
 
@@ -116,7 +134,7 @@ pub(crate) fn create_map() -> Result<libbpf_rs::MapHandle> {
         libbpf_rs::MapType::Array,
         Some("t_hints"),
         4,
-        SLOTS as u32,
+        TABLE_BYTES as u32,
         1,
         &opts,
     )
@@ -126,6 +144,31 @@ pub(crate) fn create_map() -> Result<libbpf_rs::MapHandle> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mapping_is_the_kernels_table() {
+        assert_eq!(
+            TABLE_BYTES,
+            std::mem::size_of::<crate::skel::types::fsp_watch_hints>()
+        );
+    }
+
+    #[test]
+    fn a_mark_sets_its_slot_and_its_summary_byte() {
+        let map = create_map().unwrap();
+        let hints = Hints::map(&map).unwrap();
+        let (dev, ino) = (8 << 20 | 1, 4242);
+        let slot = hint_slot(dev, ino);
+        let mut key = [0u8; 16];
+        key[..4].copy_from_slice(&dev.to_ne_bytes());
+        key[8..].copy_from_slice(&ino.to_ne_bytes());
+        hints.mark(&key);
+        let set: Vec<usize> = (0..TABLE_BYTES)
+            .filter(|&i| hints.byte(i).load(Ordering::Relaxed) != 0)
+            .collect();
+        assert_eq!(set, vec![slot, SLOTS + (slot >> SUMMARY_SHIFT)]);
+        assert!(hints.marked(dev, ino));
+    }
 
     #[test]
     fn slots_spread_consecutive_inodes() {

@@ -350,12 +350,15 @@ enum fsp_watch {
 /*
  * The watch hints (filter/filter.h): a byte per slot, set for every
  * identity ever added to the watched set, so that a lookup of an
- * identity whose slot is clear is skipped. The slot of (dev, ino) is
- * fsp_hint_slot() there and hint_slot() in src/hints.rs: the multipliers
- * are below 2^31 so that BTF carries them as plain enum values.
+ * identity whose slot is clear is skipped; and a summary byte per
+ * 2^FSP_HINT_SUMMARY_SHIFT slots, set with any of them. The slot of
+ * (dev, ino) is fsp_hint_slot() there and hint_slot() in src/hints.rs:
+ * the multipliers are below 2^31 so that BTF carries them as plain enum
+ * values.
  */
 enum fsp_watch_hint {
 	FSP_HINT_SLOT_BITS = 20, /* 2^20 slots: 1 MiB */
+	FSP_HINT_SUMMARY_SHIFT = 6, /* 2^14 summary bytes: 16 KiB */
 	FSP_HINT_MUL_INO = 0x5bd1e995,
 	FSP_HINT_MUL_INO_HIGH = 0x27d4eb2f,
 	FSP_HINT_MUL_DEV = 0x165667b1,

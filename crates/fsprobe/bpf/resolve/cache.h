@@ -38,6 +38,7 @@
 #define FSP_CACHE_H
 
 #include "filter/filter.h"
+#include "resolve/dir_memo.h"
 
 struct dir_cached {
 	__u64 gen;
@@ -334,7 +335,9 @@ __noinline int fsp_learn_defs(void)
  * when it is removed (its dentry is then dead: no file is opened in it
  * again, and a directory that reuses its inode number has another key)
  * or moved out of the trees (a directory rename, which bumps the
- * generation: every entry is stale). Global: verified once.
+ * generation: every entry is stale). The memo of watching directories
+ * (dir_memo.h) answers first, with one cache miss where dir_cache costs
+ * two. Global: verified once.
  */
 __noinline int fsp_parent_watching(__u64 dentry, __u64 vmnt)
 {
@@ -353,9 +356,12 @@ __noinline int fsp_parent_watching(__u64 dentry, __u64 vmnt)
 	gen = current_gen();
 	dir_key(&key, parent, KREAD(struct mount, m, mnt_id), KREAD(struct mount, m, mnt.mnt_sb, s_dev),
 		removed_dirs());
-	c = bpf_map_lookup_elem(&dir_cache, &key);
-	if (!c || c->gen != gen || c->dentry != parent || !(c->watch & FSP_WATCH_CHILDREN))
-		return 0;
+	if (!dir_memo_holds(parent, &key, gen)) {
+		c = bpf_map_lookup_elem(&dir_cache, &key);
+		if (!c || c->gen != gen || c->dentry != parent || !(c->watch & FSP_WATCH_CHILDREN))
+			return 0;
+		dir_memo_remember(parent, &key, gen);
+	}
 	s = get_scratch();
 	if (s) {
 		s->known_key = key;
