@@ -55,7 +55,7 @@ struct dir_memo_set {
 	struct dir_memo_way way[2];
 };
 
-#define FSP_DIR_MEMO_SETS 16384 /* 1 MiB */
+#define FSP_DIR_MEMO_SETS 8192 /* 512 KiB: 16,384 directories */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

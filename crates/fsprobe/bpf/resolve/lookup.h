@@ -53,7 +53,7 @@ enum {
 #define FSP_MEMO_AFTER 32
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 8192); /* the soak's largest directory: 8,000 */
 	__type(key, struct child_memo_key);
 	__type(value, struct dentry *);
 } child_memo SEC(".maps");

@@ -222,6 +222,13 @@ impl<'obj> Backend<'obj> {
             .events
             .set_max_entries(ring_bytes)
             .context("sizing the ring buffer")?;
+        // Only the kprobe backend's vfs_open pair uses it (hooks/vfs.h).
+        if kind != BackendKind::Kprobe {
+            open.maps
+                .opening
+                .set_max_entries(1)
+                .context("sizing the kprobe backend's map")?;
+        }
         // Only the VFS hooks use these (hooks/origin.h, hooks/syscalls.h):
         // elsewhere they get the least memory they can have.
         if !plan.constants.vfs_hooks {
