@@ -80,6 +80,19 @@ static __always_inline struct fsp_watch_hints *watch_hints_table(void)
 	return bpf_map_lookup_elem(&watch_hints, &zero);
 }
 
+/*
+ * May identity (dev, ino) be watched? No when its summary byte is clear.
+ * A cheap first check (the summary stays in cache): the answer "maybe"
+ * still needs hinted().
+ */
+static __always_inline bool summary_hinted(__u32 dev, __u64 ino)
+{
+	struct fsp_watch_hints *hints = watch_hints_table();
+	__u32 slot = fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1);
+
+	return !hints || hints->summary[(slot >> FSP_HINT_SUMMARY_SHIFT) & (FSP_HINT_SUMMARY_BYTES - 1)];
+}
+
 /* May identity (dev, ino) be watched? No when its hint is clear. */
 static __always_inline bool hinted(__u32 dev, __u64 ino)
 {

@@ -197,7 +197,10 @@ static __always_inline struct file *fd_file(long fd)
 /*
  * Is the existing object d, reached through mnt, watched? object_matches(),
  * but a directory the path cache knows as watching its children answers
- * first (resolve/cache.h: fsp_parent_watching()).
+ * first (resolve/cache.h: fsp_parent_watching()), once the hints' summary
+ * allows it: the memo of watching directories is read before the hint's
+ * slot (a miss each), so a watched file costs one miss and an unwatched
+ * one that the summary cannot tell apart two.
  */
 static __always_inline bool file_watched(struct dentry *d, struct vfsmount *mnt)
 {
@@ -206,7 +209,8 @@ static __always_inline bool file_watched(struct dentry *d, struct vfsmount *mnt)
 	if (!cfg_paths_filtering)
 		return true;
 	parent = KREAD(struct dentry, d, d_parent);
-	if (mnt && hinted(KREAD(struct dentry, d, d_sb, s_dev), KREAD(struct dentry, parent, d_inode, i_ino)) &&
+	if (mnt &&
+	    summary_hinted(KREAD(struct dentry, d, d_sb, s_dev), KREAD(struct dentry, parent, d_inode, i_ino)) &&
 	    fsp_parent_watching((__u64)d, (__u64)mnt))
 		return true;
 	return object_matches(d);

@@ -357,6 +357,8 @@ __noinline int fsp_parent_watching(__u64 dentry, __u64 vmnt)
 	dir_key(&key, parent, KREAD(struct mount, m, mnt_id), KREAD(struct mount, m, mnt.mnt_sb, s_dev),
 		removed_dirs());
 	if (!dir_memo_holds(parent, &key, gen)) {
+		if (!hinted(key.dev, key.ino))
+			return 0;
 		c = bpf_map_lookup_elem(&dir_cache, &key);
 		if (!c || c->gen != gen || c->dentry != parent || !(c->watch & FSP_WATCH_CHILDREN))
 			return 0;
