@@ -80,6 +80,12 @@ static __always_inline struct fsp_watch_hints *watch_hints_table(void)
 	return bpf_map_lookup_elem(&watch_hints, &zero);
 }
 
+/* The summary byte that stands for hint slot `slot`. */
+static __always_inline __u32 fsp_hint_summary(__u32 slot)
+{
+	return (slot >> FSP_HINT_SUMMARY_SHIFT) & (FSP_HINT_SUMMARY_BYTES - 1);
+}
+
 /*
  * May identity (dev, ino) be watched? No when its summary byte is clear.
  * A cheap first check (the summary stays in cache): the answer "maybe"
@@ -90,7 +96,7 @@ static __always_inline bool summary_hinted(__u32 dev, __u64 ino)
 	struct fsp_watch_hints *hints = watch_hints_table();
 	__u32 slot = fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1);
 
-	return !hints || hints->summary[(slot >> FSP_HINT_SUMMARY_SHIFT) & (FSP_HINT_SUMMARY_BYTES - 1)];
+	return !hints || hints->summary[fsp_hint_summary(slot)];
 }
 
 /* May identity (dev, ino) be watched? No when its hint is clear. */
@@ -99,7 +105,7 @@ static __always_inline bool hinted(__u32 dev, __u64 ino)
 	struct fsp_watch_hints *hints = watch_hints_table();
 	__u32 slot = fsp_hint_slot(dev, ino) & (FSP_HINT_SLOTS - 1);
 
-	return !hints || (hints->summary[(slot >> FSP_HINT_SUMMARY_SHIFT) & (FSP_HINT_SUMMARY_BYTES - 1)] &&
+	return !hints || (hints->summary[fsp_hint_summary(slot)] &&
 			  hints->slot[slot]);
 }
 
@@ -356,7 +362,7 @@ static __always_inline bool watch_with(struct dentry *d, __u32 flags, __u64 map_
 		__u32 slot = fsp_hint_slot(key.dev, key.ino) & (FSP_HINT_SLOTS - 1);
 
 		hints->slot[slot] = 1;
-		hints->summary[(slot >> FSP_HINT_SUMMARY_SHIFT) & (FSP_HINT_SUMMARY_BYTES - 1)] = 1;
+		hints->summary[fsp_hint_summary(slot)] = 1;
 	}
 	set = watched_set(FSP_WATCHED_NOW);
 	err = set ? bpf_map_update_elem(set, &key, &flags, map_flags) : -FSP_E2BIG;
