@@ -45,6 +45,7 @@ mod channel;
 mod clock;
 mod config;
 mod decode;
+mod dirents;
 mod error;
 mod event;
 mod hints;

@@ -4,8 +4,9 @@
 //!
 //! The walk goes by directory file descriptors (openat, fstatat), never
 //! by path strings, so entries of any depth are reached: a tree deeper
-//! than PATH_MAX is watched like any other. It holds one descriptor at a
-//! time, coming back up with "..", and checks on the way up that it is
+//! than PATH_MAX is watched like any other. It keeps the descriptors of
+//! the directories above the one it reads, down to HELD_LEVELS levels;
+//! below, it comes back up with "..", and checks on the way up that it is
 //! back where it came from (a directory moved during the walk stops the
 //! walk of that branch, counted). A directory is inserted before its
 //! entries are read, so an entry created meanwhile is caught either by
@@ -20,10 +21,11 @@
 //! directory, as the files created later are: scenario 6's tree of
 //! 40,000 directories and 80,000 files takes 40,001 entries, not 120,001.
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::dirents::DirReader;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::skel::types::fsp_watch;
@@ -35,6 +37,11 @@ const WATCH_NAMES: u32 = fsp_watch::FSP_WATCH_NAMES.0;
 
 /// Entries per BPF_MAP_UPDATE_BATCH.
 const BATCH: usize = 4096;
+
+/// Directories whose descriptors the walk keeps open while it reads
+/// below them, so that coming back up costs a close instead of an open
+/// of "..", an fstat and a close (each paying the probe's syscall hooks).
+const HELD_LEVELS: usize = 32;
 
 /// glibc's st_dev → the kernel's s_dev encoding (major << 20 | minor).
 pub(crate) fn kernel_dev(st_dev: u64) -> u32 {
@@ -79,49 +86,12 @@ fn open_dir_at(dir: i32, name: &CStr) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The names in directory `dir` (without "." and ".."), with whether each
-/// may be a directory (d_type DT_DIR or DT_UNKNOWN).
-fn read_dir(dir: &OwnedFd) -> std::io::Result<Vec<(CString, bool)>> {
-    // fdopendir() takes over the fd it is given: give it a duplicate.
-    // SAFETY: dir is an open fd.
-    let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: dup is a directory fd we own; fdopendir takes it over.
-    let stream = unsafe { libc::fdopendir(dup) };
-    if stream.is_null() {
-        let err = std::io::Error::last_os_error();
-        // SAFETY: fdopendir failed, so dup is still ours to close.
-        unsafe { libc::close(dup) };
-        return Err(err);
-    }
-    let mut names = Vec::new();
-    loop {
-        // SAFETY: stream is a valid DIR*; readdir returns NULL at the end.
-        let entry = unsafe { libc::readdir(stream) };
-        if entry.is_null() {
-            break;
-        }
-        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated.
-        let (name, kind) = unsafe { (CStr::from_ptr((*entry).d_name.as_ptr()), (*entry).d_type) };
-        if name.to_bytes() == b"." || name.to_bytes() == b".." {
-            continue;
-        }
-        names.push((
-            name.to_owned(),
-            kind == libc::DT_DIR || kind == libc::DT_UNKNOWN,
-        ));
-    }
-    // SAFETY: stream came from fdopendir and is closed once.
-    unsafe { libc::closedir(stream) };
-    Ok(names)
-}
-
-/// A directory being walked: its identity, and the entries still to visit.
+/// A directory being walked: its identity, the entries still to visit,
+/// and its descriptor while the walk is below it (within HELD_LEVELS).
 struct Level {
     id: Id,
     pending: Vec<(CString, bool)>,
+    held: Option<OwnedFd>,
 }
 
 pub(crate) struct Seeder<'a> {
@@ -146,6 +116,7 @@ pub(crate) struct Seeder<'a> {
     pub(crate) progress: Progress,
     /// The directories the watched paths are names in (see `mark_path_dirs`).
     path_dirs: Vec<[u8; 16]>,
+    reader: DirReader,
 }
 
 impl<'a> Seeder<'a> {
@@ -163,6 +134,7 @@ impl<'a> Seeder<'a> {
             first_skip: None,
             progress: Progress::new(None),
             path_dirs: Vec::new(),
+            reader: DirReader::new(),
         }
     }
 
@@ -301,12 +273,13 @@ impl<'a> Seeder<'a> {
                 ino: st.st_ino,
             },
             pending: self.entries(&dir, label),
+            held: None,
         }];
         while let Some(level) = stack.last_mut() {
             let Some((name, maybe_dir)) = level.pending.pop() else {
                 stack.pop();
-                if let Some(parent) = stack.last() {
-                    match self.up(&dir, parent.id) {
+                if let Some(parent) = stack.last_mut() {
+                    match parent.held.take().or_else(|| self.up(&dir, parent.id)) {
                         Some(fd) => dir = fd,
                         None => {
                             self.skip(|| format!("{}: moved during the walk", label.display()));
@@ -336,14 +309,19 @@ impl<'a> Seeder<'a> {
             match open_dir_at(dir.as_raw_fd(), &name) {
                 Ok(child) => {
                     let pending = self.entries(&child, label);
+                    let parent = std::mem::replace(&mut dir, child);
+                    let depth = stack.len();
+                    if let Some(level) = stack.last_mut().filter(|_| depth <= HELD_LEVELS) {
+                        level.held = Some(parent);
+                    }
                     stack.push(Level {
                         id: Id {
                             dev: st.st_dev,
                             ino: st.st_ino,
                         },
                         pending,
+                        held: None,
                     });
-                    dir = child;
                 }
                 Err(e) => self.skip(|| format!("{}: {e}", name.to_string_lossy())),
             }
@@ -352,7 +330,7 @@ impl<'a> Seeder<'a> {
     }
 
     fn entries(&mut self, dir: &OwnedFd, label: &OsStr) -> Vec<(CString, bool)> {
-        read_dir(dir).unwrap_or_else(|e| {
+        self.reader.read(dir.as_fd()).unwrap_or_else(|e| {
             self.skip(|| format!("{}: {e}", label.display()));
             Vec::new()
         })
@@ -402,28 +380,5 @@ mod tests {
         assert_eq!(&key[..4], &5u32.to_ne_bytes());
         assert_eq!(&key[4..8], &[0; 4]);
         assert_eq!(&key[8..], &0x1_0000_0001u64.to_ne_bytes());
-    }
-
-    #[test]
-    fn reads_a_directory_by_descriptor() {
-        let base = std::env::temp_dir().join(format!("fsprobe-seed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(base.join("d")).unwrap();
-        std::fs::write(base.join("f"), b"").unwrap();
-        let fd = open_dir_at(
-            libc::AT_FDCWD,
-            &CString::new(base.as_os_str().as_bytes()).unwrap(),
-        )
-        .unwrap();
-        let mut names: Vec<(String, bool)> = read_dir(&fd)
-            .unwrap()
-            .into_iter()
-            .map(|(n, d)| (n.to_string_lossy().into_owned(), d))
-            .collect();
-        names.sort();
-        assert_eq!(names[0].0, "d");
-        assert!(names[0].1);
-        assert_eq!(names[1].0, "f");
-        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -166,6 +166,23 @@ static __always_inline bool has_core_cast(void)
 }
 
 /*
+ * The current task for plain loads (callers check that
+ * bpf_get_current_task_btf(), 5.11+, exists). Where bpf_core_cast()
+ * exists the same pointer is cast untrusted instead: its loads compile
+ * the same (BPF_PROBE_MEM), but for each pointer field loaded through a
+ * trusted pointer the 6.2+ verifier looks "<type>__safe_trusted" up by
+ * name in the kernel's BTF, a linear search of its types
+ * (check_ptr_to_btf_access() -> btf_nested_type_is_trusted()), on every
+ * path it explores: 12 % of the programs' load time on 6.18.
+ */
+static __always_inline struct task_struct *current_task_plain(void)
+{
+	if (has_core_cast())
+		return bpf_core_cast((void *)bpf_get_current_task(), struct task_struct);
+	return bpf_get_current_task_btf();
+}
+
+/*
  * A field read through the plain kernel pointer p of type `type`: a typed
  * load where bpf_core_cast() exists, else a probe read (BPF_CORE_READ).
  * For the hot path (the path walk, a file's identity). A typed result

@@ -32,7 +32,7 @@ static __always_inline void proc_fingerprint(struct task_struct *task, struct pr
 {
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
 		/* Plain loads (5.11+); a kernel thread's NULL mm reads as 0. */
-		struct task_struct *t = bpf_get_current_task_btf();
+		struct task_struct *t = current_task_plain();
 
 		now->start = t->group_leader->start_boottime;
 		now->exe = (__u64)t->mm->exe_file;

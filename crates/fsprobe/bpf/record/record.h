@@ -167,7 +167,7 @@ static __always_inline bool put_file(struct fsp_scratch *s, enum fsp_slot which,
 
 /*
  * The file open as descriptor fd in the current task, or NULL. With
- * bpf_get_current_task_btf() (5.11+) the task's fields are plain loads,
+ * current_task_plain() (5.11+) the task's fields are plain loads,
  * a few times cheaper than probe reads, on this, the hottest path.
  */
 static __always_inline struct file *fd_file(long fd)
@@ -175,7 +175,7 @@ static __always_inline struct file *fd_file(long fd)
 	struct file *f = NULL;
 
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
-		struct task_struct *t = bpf_get_current_task_btf();
+		struct task_struct *t = current_task_plain();
 		struct fdtable *fdt = t->files->fdt;
 
 		if (fd < 0 || fd >= fdt->max_fds)
@@ -474,7 +474,7 @@ __noinline int fsp_record_context(void)
 	e->uid = (__u32)uid_gid;
 	e->gid = uid_gid >> 32;
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
-		struct task_struct *t = bpf_get_current_task_btf();
+		struct task_struct *t = current_task_plain();
 
 		e->ppid = t->real_parent->tgid;
 		e->euid = t->cred->euid.val;
