@@ -62,6 +62,7 @@ mod records;
 mod recycle;
 mod reorder;
 mod seed;
+mod seed_threads;
 mod stats;
 #[cfg(feature = "tokio")]
 mod stream;

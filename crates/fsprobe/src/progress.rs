@@ -41,6 +41,7 @@ pub(crate) struct Progress {
     report: Option<ProgressReport>,
     started: Instant,
     next: Instant,
+    ticks: u64,
 }
 
 impl Progress {
@@ -51,15 +52,22 @@ impl Progress {
             report,
             started,
             next,
+            ticks: 0,
         }
     }
 
-    /// `entries` so far.
+    /// Whether anybody is told.
+    pub(crate) fn reports(&self) -> bool {
+        self.report.is_some()
+    }
+
+    /// One more entry, `entries` so far.
     pub(crate) fn tick(&mut self, entries: u64) {
         let Some(report) = &self.report else {
             return;
         };
-        if !entries.is_multiple_of(CHECK_EVERY) {
+        self.ticks += 1;
+        if !self.ticks.is_multiple_of(CHECK_EVERY) {
             return;
         }
         let now = Instant::now();

@@ -21,9 +21,11 @@
 //! directory, as the files created later are: scenario 6's tree of
 //! 40,000 directories and 80,000 files takes 40,001 entries, not 120,001.
 use std::ffi::{CStr, CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dirents::DirReader;
 use crate::error::{Error, Result};
@@ -58,9 +60,18 @@ pub(crate) fn inode_key(dev: u32, ino: u64) -> [u8; 16] {
 
 /// An opened directory's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Id {
+pub(crate) struct Id {
     dev: u64,
     ino: u64,
+}
+
+impl Id {
+    pub(crate) fn of(st: &libc::stat) -> Self {
+        Id {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
 }
 
 fn fstatat(dir: i32, name: &CStr, flags: i32) -> std::io::Result<libc::stat> {
@@ -75,7 +86,7 @@ fn fstatat(dir: i32, name: &CStr, flags: i32) -> std::io::Result<libc::stat> {
     }
 }
 
-fn open_dir_at(dir: i32, name: &CStr) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_dir_at(dir: i32, name: &CStr) -> std::io::Result<OwnedFd> {
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
     // SAFETY: name is NUL-terminated; dir is an open fd or AT_FDCWD.
     let fd = unsafe { libc::openat(dir, name.as_ptr(), flags) };
@@ -117,7 +128,13 @@ pub(crate) struct Seeder<'a> {
     /// The directories the watched paths are names in (see `mark_path_dirs`).
     path_dirs: Vec<[u8; 16]>,
     reader: DirReader,
+    /// While the walk is shared out over threads (seed_threads.rs): the
+    /// entries the other threads walked, for the progress reports.
+    pub(crate) shared_walked: Option<Arc<AtomicU64>>,
 }
+
+/// Entries a thread walks between two additions to `shared_walked`.
+const SHARE_EVERY: u64 = 256;
 
 impl<'a> Seeder<'a> {
     pub(crate) fn new(watched: &'a Watched, limit: u32, recursive: bool) -> Self {
@@ -135,10 +152,11 @@ impl<'a> Seeder<'a> {
             progress: Progress::new(None),
             path_dirs: Vec::new(),
             reader: DirReader::new(),
+            shared_walked: None,
         }
     }
 
-    fn skip(&mut self, what: impl FnOnce() -> String) {
+    pub(crate) fn skip(&mut self, what: impl FnOnce() -> String) {
         self.skipped += 1;
         if self.first_skip.is_none() {
             self.first_skip = Some(what());
@@ -146,7 +164,7 @@ impl<'a> Seeder<'a> {
     }
 
     /// Adds the entry with stat `st` and watch flags `flags` (batched).
-    fn insert(&mut self, st: &libc::stat, flags: u32) -> Result<()> {
+    pub(crate) fn insert(&mut self, st: &libc::stat, flags: u32) -> Result<()> {
         self.keys
             .extend_from_slice(&inode_key(kernel_dev(st.st_dev), st.st_ino));
         self.values.extend_from_slice(&flags.to_ne_bytes());
@@ -157,9 +175,19 @@ impl<'a> Seeder<'a> {
     }
 
     /// Counts one more watched entry, for the progress reports.
-    fn count_walked(&mut self) {
+    pub(crate) fn count_walked(&mut self) {
         self.walked += 1;
-        self.progress.tick(self.walked);
+        let others = match &self.shared_walked {
+            None => 0,
+            Some(shared) if self.progress.reports() => shared.load(Ordering::Relaxed),
+            Some(shared) => {
+                if self.walked.is_multiple_of(SHARE_EVERY) {
+                    shared.fetch_add(SHARE_EVERY, Ordering::Relaxed);
+                }
+                return;
+            }
+        };
+        self.progress.tick(self.walked + others);
     }
 
     /// A file (not a directory) met in a watched directory: it needs an
@@ -191,7 +219,7 @@ impl<'a> Seeder<'a> {
         }
     }
 
-    fn dir_flags(&self, top: bool) -> u32 {
+    pub(crate) fn dir_flags(&self, top: bool) -> u32 {
         WATCH_SELF
             | if self.recursive || top {
                 WATCH_CHILDREN
@@ -222,7 +250,11 @@ impl<'a> Seeder<'a> {
             return self.flush();
         }
         let dir = open_dir_at(libc::AT_FDCWD, &c_root).map_err(watch_err)?;
-        self.walk(dir, &st, root.as_os_str())?;
+        if self.recursive {
+            crate::seed_threads::walk(self, dir, &st, root.as_os_str())?;
+        } else {
+            self.walk(dir, &st, root.as_os_str())?;
+        }
         self.flush()
     }
 
@@ -266,12 +298,40 @@ impl<'a> Seeder<'a> {
     pub(crate) fn walk(&mut self, dir: OwnedFd, st: &libc::stat, label: &OsStr) -> Result<()> {
         self.count_walked();
         self.insert(st, self.dir_flags(true))?;
+        self.walk_below(dir, Id::of(st), label)
+    }
+
+    /// Looks at the entry `name` of `dir`: a file is counted (and given
+    /// an entry when it has other names), a directory given its entry. The
+    /// directory's stat when the walk goes below it.
+    pub(crate) fn visit(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        maybe_dir: bool,
+    ) -> Result<Option<libc::stat>> {
+        let st = match fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(e) => {
+                self.skip(|| format!("{}: {e}", name.to_string_lossy()));
+                return Ok(None);
+            }
+        };
+        if !(maybe_dir && st.st_mode & libc::S_IFMT == libc::S_IFDIR) {
+            self.file_in_tree(&st)?;
+            return Ok(None);
+        }
+        self.count_walked();
+        self.insert(&st, self.dir_flags(false))?;
+        Ok(self.recursive.then_some(st))
+    }
+
+    /// Walks the entries of `dir` (identity `id`, in the filter already)
+    /// and the trees below them.
+    pub(crate) fn walk_below(&mut self, dir: OwnedFd, id: Id, label: &OsStr) -> Result<()> {
         let mut dir = dir;
         let mut stack = vec![Level {
-            id: Id {
-                dev: st.st_dev,
-                ino: st.st_ino,
-            },
+            id,
             pending: self.entries(&dir, label),
             held: None,
         }];
@@ -289,23 +349,9 @@ impl<'a> Seeder<'a> {
                 }
                 continue;
             };
-            let st = match fstatat(dir.as_raw_fd(), &name, libc::AT_SYMLINK_NOFOLLOW) {
-                Ok(st) => st,
-                Err(e) => {
-                    self.skip(|| format!("{}: {e}", name.to_string_lossy()));
-                    continue;
-                }
+            let Some(st) = self.visit(dir.as_fd(), &name, maybe_dir)? else {
+                continue;
             };
-            let is_dir = maybe_dir && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            if !is_dir {
-                self.file_in_tree(&st)?;
-                continue;
-            }
-            self.count_walked();
-            self.insert(&st, self.dir_flags(false))?;
-            if !self.recursive {
-                continue;
-            }
             match open_dir_at(dir.as_raw_fd(), &name) {
                 Ok(child) => {
                     let pending = self.entries(&child, label);
@@ -315,10 +361,7 @@ impl<'a> Seeder<'a> {
                         level.held = Some(parent);
                     }
                     stack.push(Level {
-                        id: Id {
-                            dev: st.st_dev,
-                            ino: st.st_ino,
-                        },
+                        id: Id::of(&st),
                         pending,
                         held: None,
                     });
@@ -329,7 +372,27 @@ impl<'a> Seeder<'a> {
         Ok(())
     }
 
-    fn entries(&mut self, dir: &OwnedFd, label: &OsStr) -> Vec<(CString, bool)> {
+    /// Adds the counts of `other`, a walk of another part of the trees
+    /// (flushed).
+    pub(crate) fn absorb(&mut self, other: Seeder<'_>) {
+        self.inserted += other.inserted;
+        self.walked += other.walked;
+        self.linked += other.linked;
+        self.skipped += other.skipped;
+        if self.first_skip.is_none() {
+            self.first_skip = other.first_skip;
+        }
+    }
+
+    /// The watched set, its limit and whether the walk recurses: what a
+    /// walk of another part of the trees needs.
+    pub(crate) fn helper(&self) -> Seeder<'a> {
+        let mut helper = Seeder::new(self.watched, self.limit, self.recursive);
+        helper.shared_walked = self.shared_walked.clone();
+        helper
+    }
+
+    pub(crate) fn entries(&mut self, dir: &OwnedFd, label: &OsStr) -> Vec<(CString, bool)> {
         self.reader.read(dir.as_fd()).unwrap_or_else(|e| {
             self.skip(|| format!("{}: {e}", label.display()));
             Vec::new()

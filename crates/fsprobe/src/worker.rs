@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, OpenObject};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::backend::{self, Backend};
 use crate::channel::Sender;
@@ -32,7 +32,7 @@ use crate::transport::{self, Reader};
 /// more than one link.
 fn setup<'obj>(
     config: &Config,
-    storages: &'obj mut [MaybeUninit<OpenObject>; 3],
+    storages: &'obj mut [backend::Storage; 3],
 ) -> Result<(Backend<'obj>, Ready, u64)> {
     let backend = backend::start(config, storages)?;
     let mut seeder = Seeder::new(&backend.watched, config.max_watches, config.recursive);
@@ -91,7 +91,7 @@ pub(crate) fn run(
     ready_tx: mpsc::Sender<Result<(Ready, StatsReader)>>,
     stop: Arc<AtomicBool>,
 ) -> Summary {
-    let mut storages = [const { MaybeUninit::uninit() }; 3];
+    let mut storages = [const { [const { MaybeUninit::uninit() }; 2] }; 3];
     let started = setup(&config, &mut storages)
         .and_then(|(backend, ready, linked)| Ok((stats_maps(&backend)?, backend, ready, linked)));
     let (maps, backend, ready, linked) = match started {

@@ -7,6 +7,7 @@
 //! whatever their origin. What a backend loads on this kernel is decided
 //! before load, from the kernel's BTF and a few probes (kernel.rs, plan.rs);
 //! path resolution, filtering and the record layout are shared C headers.
+mod halves;
 pub(crate) mod kernel;
 pub(crate) mod plan;
 pub(crate) mod syscalls;
@@ -36,9 +37,15 @@ const AUTO_ORDER: [BackendKind; 3] = [
     BackendKind::Tracepoint,
 ];
 
+/// Storage for the two objects one attempt loads (halves.rs).
+pub(crate) type Storage = [MaybeUninit<OpenObject>; 2];
+
 /// A loaded and attached backend.
 pub(crate) struct Backend<'obj> {
     pub(crate) skel: FsprobeSkel<'obj>,
+    /// The object that loaded the other half of the programs, on the
+    /// first's maps (halves.rs).
+    second_half: Option<FsprobeSkel<'obj>>,
     links: Vec<Link>,
     pub(crate) kind: BackendKind,
     pub(crate) plan: Plan,
@@ -65,7 +72,7 @@ fn precheck(kernel: &Kernel, kind: BackendKind) -> Option<String> {
 /// AUTO_ORDER. Each attempt needs storage of its own.
 pub(crate) fn start<'obj>(
     config: &Config,
-    storages: &'obj mut [MaybeUninit<OpenObject>; 3],
+    storages: &'obj mut [Storage; 3],
 ) -> Result<Backend<'obj>> {
     let mut kernel = Kernel::probe(config.btf.as_deref())?;
     let [first, second, third] = storages;
@@ -145,7 +152,7 @@ impl<'obj> Backend<'obj> {
         config: &Config,
         kernel: &mut Kernel,
         kind: BackendKind,
-        storage: &'obj mut MaybeUninit<OpenObject>,
+        storage: &'obj mut Storage,
     ) -> Result<Self> {
         let plan = plan::plan(kernel, kind, config);
         let mut backend = Backend::load(config, kind, plan, storage)?;
@@ -160,7 +167,7 @@ impl<'obj> Backend<'obj> {
         config: &Config,
         kind: BackendKind,
         plan: Plan,
-        storage: &'obj mut MaybeUninit<OpenObject>,
+        storage: &'obj mut Storage,
     ) -> Result<Self> {
         libbpf_log::install();
         let btf_path = match &config.btf {
@@ -174,9 +181,10 @@ impl<'obj> Backend<'obj> {
             btf_custom_path: btf_path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             ..Default::default()
         };
+        let [first_storage, second_storage] = storage;
         // libbpf reads btf_custom_path during open only; btf_path outlives the call.
         let mut open = FsprobeSkelBuilder::default()
-            .open_opts(opts, storage)
+            .open_opts(opts, first_storage)
             .context("opening the BPF object")?;
         let ro = open
             .maps
@@ -241,18 +249,21 @@ impl<'obj> Backend<'obj> {
                     .context("sizing the VFS backends' maps")?;
             }
         }
-        let stats = libbpf_log::verifier_stats_wanted();
-        for mut prog in open.open_object_mut().progs_mut() {
-            let name = prog.name().to_string_lossy().into_owned();
-            prog.set_autoload(plan.programs.contains(name.as_str()));
-            if stats {
-                prog.set_log_level(libbpf_log::VERIFIER_STATS);
-            }
-        }
-        let mut skel = open.load().map_err(|source| Error::Bpf {
-            what: format!("loading the BPF programs ({})", libbpf_log::take()),
-            source: source.into(),
-        })?;
+        let planned = halves::planned(open.open_object_mut(), &plan.programs);
+        let halves = halves::split(&planned);
+        halves::select(open.open_object_mut(), &halves.first);
+        halves::prepare(open.open_object_mut())?;
+        let second = if halves.second.is_empty() {
+            None
+        } else {
+            let mut second = FsprobeSkelBuilder::default()
+                .open_opts(opts, second_storage)
+                .context("opening the BPF object again")?;
+            halves::select(second.open_object_mut(), &halves.second);
+            halves::share_maps(open.open_object_mut(), second.open_object_mut())?;
+            Some(second)
+        };
+        let (mut skel, second_half) = halves::load(open, second)?;
         let bss = skel
             .maps
             .bss_data
@@ -268,6 +279,7 @@ impl<'obj> Backend<'obj> {
         )?);
         Ok(Backend {
             skel,
+            second_half,
             links: Vec::new(),
             kind,
             plan,
@@ -310,19 +322,23 @@ impl<'obj> Backend<'obj> {
         Ok(())
     }
 
-    /// Attaches every loaded program where its section says (tp_btf,
-    /// fentry/fexit, kprobe/kretprobe).
+    /// Attaches every loaded program, of either half, where its section
+    /// says (tp_btf, fentry/fexit, kprobe/kretprobe).
     fn attach(&mut self) -> Result<()> {
-        for prog in self.skel.object().progs_mut() {
-            let name = prog.name().to_string_lossy().into_owned();
-            if !self.plan.programs.contains(name.as_str()) {
-                continue;
+        let objects = std::iter::once(&self.skel).chain(self.second_half.as_ref());
+        for object in objects.map(|skel| skel.object()) {
+            for prog in object.progs_mut() {
+                // Not in the plan, or the other half's.
+                if !prog.autoload() {
+                    continue;
+                }
+                let name = prog.name().to_string_lossy().into_owned();
+                let link = prog.attach().map_err(|source| Error::Bpf {
+                    what: format!("attaching {name} ({})", libbpf_log::take()),
+                    source: source.into(),
+                })?;
+                self.links.push(link);
             }
-            let link = prog.attach().map_err(|source| Error::Bpf {
-                what: format!("attaching {name} ({})", libbpf_log::take()),
-                source: source.into(),
-            })?;
-            self.links.push(link);
         }
         Ok(())
     }
