@@ -8,11 +8,13 @@
 //! the directories above the one it reads, down to HELD_LEVELS levels;
 //! below, it comes back up with "..", and checks on the way up that it is
 //! back where it came from (a directory moved during the walk stops the
-//! walk of that branch, counted). A directory is inserted before its
+//! walk of that branch, counted). A directory is in the filter before its
 //! entries are read, so an entry created meanwhile is caught either by
 //! the walk or by the probes (which add new children of watched
 //! directories themselves). Entries are inserted in batches
-//! (BPF_MAP_UPDATE_BATCH), one syscall per few thousand.
+//! (BPF_MAP_UPDATE_BATCH): a directory's subdirectories and its files
+//! with other names in one batch, sent before any of them is read.
+//! seed_threads.rs shares the walk out over the CPUs.
 //!
 //! Only what the filter cannot find through a directory gets an entry:
 //! the directories (they watch their children), a watched path that is a
@@ -97,11 +99,12 @@ pub(crate) fn open_dir_at(dir: i32, name: &CStr) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// A directory being walked: its identity, the entries still to visit,
-/// and its descriptor while the walk is below it (within HELD_LEVELS).
+/// A directory being walked: its identity, the subdirectories still to
+/// walk, and its descriptor while the walk is below it (within
+/// HELD_LEVELS).
 struct Level {
     id: Id,
-    pending: Vec<(CString, bool)>,
+    pending: Vec<(CString, Id)>,
     held: Option<OwnedFd>,
 }
 
@@ -332,11 +335,11 @@ impl<'a> Seeder<'a> {
         let mut dir = dir;
         let mut stack = vec![Level {
             id,
-            pending: self.entries(&dir, label),
+            pending: self.subdirectories(&dir, label)?,
             held: None,
         }];
         while let Some(level) = stack.last_mut() {
-            let Some((name, maybe_dir)) = level.pending.pop() else {
+            let Some((name, id)) = level.pending.pop() else {
                 stack.pop();
                 if let Some(parent) = stack.last_mut() {
                     match parent.held.take().or_else(|| self.up(&dir, parent.id)) {
@@ -349,19 +352,16 @@ impl<'a> Seeder<'a> {
                 }
                 continue;
             };
-            let Some(st) = self.visit(dir.as_fd(), &name, maybe_dir)? else {
-                continue;
-            };
             match open_dir_at(dir.as_raw_fd(), &name) {
                 Ok(child) => {
-                    let pending = self.entries(&child, label);
+                    let pending = self.subdirectories(&child, label)?;
                     let parent = std::mem::replace(&mut dir, child);
                     let depth = stack.len();
                     if let Some(level) = stack.last_mut().filter(|_| depth <= HELD_LEVELS) {
                         level.held = Some(parent);
                     }
                     stack.push(Level {
-                        id: Id::of(&st),
+                        id,
                         pending,
                         held: None,
                     });
@@ -392,11 +392,32 @@ impl<'a> Seeder<'a> {
         helper
     }
 
-    pub(crate) fn entries(&mut self, dir: &OwnedFd, label: &OsStr) -> Vec<(CString, bool)> {
-        self.reader.read(dir.as_fd()).unwrap_or_else(|e| {
+    /// Reads `dir` once every entry made so far is in the filter (`dir`'s
+    /// own above all), visits each of its entries, and sends their batch:
+    /// the subdirectories the walk goes on below, each in the filter
+    /// before it is read in turn. A directory made in `dir` after the read
+    /// is watched by the kernel (bpf/filter/filter.h: watch_new()); one
+    /// made before it is read here. Had `dir` still waited in the batch, a
+    /// directory made in between would be watched by neither, and nothing
+    /// below it reported. One batch per directory that has directories.
+    pub(crate) fn subdirectories(
+        &mut self,
+        dir: &OwnedFd,
+        label: &OsStr,
+    ) -> Result<Vec<(CString, Id)>> {
+        self.flush()?;
+        let names = self.reader.read(dir.as_fd()).unwrap_or_else(|e| {
             self.skip(|| format!("{}: {e}", label.display()));
             Vec::new()
-        })
+        });
+        let mut below = Vec::new();
+        for (name, maybe_dir) in names {
+            if let Some(st) = self.visit(dir.as_fd(), &name, maybe_dir)? {
+                below.push((name, Id::of(&st)));
+            }
+        }
+        self.flush()?;
+        Ok(below)
     }
 
     /// Back up from `dir` to its parent, which must be `expected`.

@@ -8,7 +8,7 @@
 //! within a directory is kept: a directory's entry is made before its
 //! names are read.
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -63,14 +63,12 @@ fn top(
     loop {
         let mut below = Vec::new();
         for dir in &level {
-            for (name, maybe_dir) in seeder.entries(dir, label) {
-                if let Some(st) = seeder.visit(dir.as_fd(), &name, maybe_dir)? {
-                    below.push(Subtree {
-                        parent: Arc::clone(dir),
-                        name,
-                        id: Id::of(&st),
-                    });
-                }
+            for (name, id) in seeder.subdirectories(dir, label)? {
+                below.push(Subtree {
+                    parent: Arc::clone(dir),
+                    name,
+                    id,
+                });
             }
         }
         if below.len() >= enough || below.is_empty() {

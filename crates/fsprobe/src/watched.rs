@@ -87,6 +87,9 @@ struct State {
     kernel_added: u64,
     kernel_removed: u64,
     last_maintained: Instant,
+    /// Entries user space may still add before the kernel's counts are
+    /// read again: the room below half the capacity at the last reading.
+    room: u64,
 }
 
 fn create_set(capacity: u32) -> Result<MapHandle> {
@@ -128,6 +131,7 @@ impl Watched {
                 kernel_added: 0,
                 kernel_removed: 0,
                 last_maintained: Instant::now(),
+                room: 0,
             }),
         };
         {
@@ -161,6 +165,21 @@ impl Watched {
         let (added, removed) = self.kernel_counts();
         (state.base + added.saturating_sub(state.kernel_added))
             .saturating_sub(removed.saturating_sub(state.kernel_removed))
+    }
+
+    /// `reserve` for user space's own inserts: the kernel's counts are
+    /// read (two syscalls) only once the room found at the last reading is
+    /// used up, not for each of the walk's small batches. What the kernel
+    /// adds meanwhile is left to `maintain`, and to the retry in `insert`.
+    fn reserve_room(&self, state: &mut State, more: u64) -> Result<()> {
+        if more <= state.room {
+            state.room -= more;
+            return Ok(());
+        }
+        self.reserve(state, more)?;
+        let half = u64::from(state.capacity) / 2;
+        state.room = half.saturating_sub(self.estimate(state) + more);
+        Ok(())
     }
 
     /// Grows the set, if need be, so that `more` entries leave it at most
@@ -205,6 +224,7 @@ impl Watched {
             kernel_added: added,
             kernel_removed: removed,
             last_maintained: state.last_maintained,
+            room: 0,
         };
         Ok(())
     }
@@ -220,21 +240,34 @@ impl Watched {
             return Ok(Ok(()));
         }
         let mut state = self.lock();
-        self.reserve(&mut state, u64::from(count))?;
+        self.reserve_room(&mut state, u64::from(count))?;
         self.hints.mark(keys);
-        match state
-            .set
-            .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
-        {
-            Ok(()) => {
-                state.base += u64::from(count);
-                Ok(Ok(()))
+        let mut retried = false;
+        loop {
+            match state
+                .set
+                .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
+            {
+                Ok(()) => {
+                    state.base += u64::from(count);
+                    return Ok(Ok(()));
+                }
+                // The kernel filled the set since its counts were read:
+                // read them again, grow, and insert again (the entries
+                // that went in are replaced).
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig && !retried => {
+                    retried = true;
+                    state.room = 0;
+                    self.reserve_room(&mut state, u64::from(count))?;
+                }
+                Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => return Ok(Err(Full)),
+                Err(source) => {
+                    return Err(Error::Bpf {
+                        what: "adding watched inodes".into(),
+                        source: source.into(),
+                    });
+                }
             }
-            Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => Ok(Err(Full)),
-            Err(source) => Err(Error::Bpf {
-                what: "adding watched inodes".into(),
-                source: source.into(),
-            }),
         }
     }
 

@@ -93,3 +93,79 @@ fn a_long_walk_reports_its_progress_before_start_returns() {
         );
     }
 }
+
+/// A directory made during the initial walk is watched with what it
+/// holds, whichever side of the walk it falls on: the walk puts each
+/// directory in the filter before it reads its names (src/seed.rs), so a
+/// directory made in one already read is watched by the kernel, and one
+/// made in a directory not yet read is read by the walk. When directories
+/// waited in a batch while their names were read, the late ones made in
+/// the directories read so far were watched by neither.
+#[test]
+fn a_directory_made_during_the_walk_is_watched_with_its_contents() {
+    // The top of the tree is read breadth first by the thread that reports
+    // the progress (src/seed_threads.rs): the root, then `a` and `b`, 155
+    // entries each. The report after 256 entries comes while `b` is read:
+    // `a` and `b` are read, their subdirectories not yet.
+    const FILES: usize = 150;
+    let dir = std::env::temp_dir().join(format!("fsprobe-lib-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut dirs = Vec::new();
+    for top in ["a", "b"] {
+        dirs.push(top.to_owned());
+        for sub in 0..4 {
+            dirs.push(format!("{top}/s{sub}"));
+        }
+    }
+    for d in &dirs {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+        for f in 0..if d.contains('/') { 2 } else { FILES } {
+            std::fs::File::create(dir.join(format!("{d}/f{f}"))).unwrap();
+        }
+    }
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    let late: Vec<std::path::PathBuf> = dirs.iter().map(|d| dir.join(d).join("late")).collect();
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let made_at = std::sync::Arc::clone(&made);
+    let to_make = late.clone();
+    let probe = Probe::builder()
+        .path(&dir)
+        .events([EventKind::Open])
+        .exclude_own_process(false)
+        // Called by the walking thread itself, every 256 entries.
+        .on_walk_progress(Duration::ZERO, move |p| {
+            if p.done || made_at.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+                return;
+            }
+            made_at.store(p.entries, std::sync::atomic::Ordering::SeqCst);
+            for late in &to_make {
+                std::fs::create_dir(late).unwrap();
+                std::fs::File::create(late.join("f")).unwrap();
+            }
+        })
+        .start()
+        .expect("start the probe (root needed)");
+    let made_at = made.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (156..311).contains(&made_at),
+        "the report came after {made_at} entries, not while b was read"
+    );
+    for late in &late {
+        std::fs::File::open(late.join("f")).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < late.len() && Instant::now() < deadline {
+        if let Ok(Record::Event(e)) = probe.records().recv_timeout(Duration::from_millis(200))
+            && e.kind == EventKind::Open
+            && e.process.pid == std::process::id()
+            && e.file.path.file_name() == Some(std::ffi::OsStr::new("f"))
+        {
+            seen.insert(e.file.path.parent().unwrap().to_owned());
+        }
+    }
+    probe.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let missed: Vec<_> = late.iter().filter(|p| !seen.contains(*p)).collect();
+    assert!(missed.is_empty(), "opens in these not reported: {missed:?}");
+}
