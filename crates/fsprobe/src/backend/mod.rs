@@ -44,7 +44,7 @@ pub(crate) type Storage = [MaybeUninit<OpenObject>; 2];
 pub(crate) struct Backend<'obj> {
     pub(crate) skel: FsprobeSkel<'obj>,
     /// The object that loaded the other half of the programs, on the
-    /// first's maps (halves.rs).
+    /// first's maps (halves.rs), until they are attached.
     second_half: Option<FsprobeSkel<'obj>>,
     links: Vec<Link>,
     pub(crate) kind: BackendKind,
@@ -159,6 +159,9 @@ impl<'obj> Backend<'obj> {
         backend.release = kernel.release.clone();
         backend.fill_process_filters(config)?;
         backend.attach()?;
+        // Its programs live on in their links, on the first object's maps:
+        // its instructions and BTF (about 1 MB) are not needed any more.
+        backend.second_half = None;
         Ok(backend)
     }
 
