@@ -17,6 +17,41 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     }
 }
 
+/// The calling thread's CPU mask, widened to every online CPU until it is
+/// dropped; threads and processes started meanwhile inherit the wide mask.
+pub struct AllCpus {
+    before: libc::cpu_set_t,
+}
+
+impl AllCpus {
+    pub fn widen() -> io::Result<AllCpus> {
+        // SAFETY: cpu_set_t is plain bits; all-zero is the empty set.
+        let mut before: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid 0 is the calling thread; before is writable for its size.
+        if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&before), &mut before) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: as above.
+        let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for cpu in 0..cpu_count().min(libc::CPU_SETSIZE as usize) {
+            // SAFETY: cpu < CPU_SETSIZE.
+            unsafe { libc::CPU_SET(cpu, &mut all) };
+        }
+        // SAFETY: pid 0 is the calling thread; all is valid for its size.
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&all), &all) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(AllCpus { before })
+    }
+}
+
+impl Drop for AllCpus {
+    fn drop(&mut self) {
+        // SAFETY: pid 0 is the calling thread; the mask is the one it had.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&self.before), &self.before) };
+    }
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

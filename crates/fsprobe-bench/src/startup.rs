@@ -7,6 +7,11 @@
 //! the whole machine's clean caches); whether it worked is checked on the
 //! kernel's dentry count, which must fall by at least 90 % of the tree's
 //! inodes.
+//!
+//! Starts run on every CPU, as a user's would: the rest of the benchmark
+//! pins itself and what it starts to the consumer CPU, which would leave
+//! fsprobe's two loading threads and its walk's threads one CPU between
+//! them.
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -176,6 +181,9 @@ pub fn measure(
         ..Startup::default()
     };
     let root = tree.root.to_string_lossy().into_owned();
+    let _all_cpus = crate::cpu::AllCpus::widen()
+        .map_err(|e| eprintln!("fsprobe-bench: starts stay on one CPU: {e}"))
+        .ok();
     for (caches, runs) in [("warm", counts.warm), ("cold", counts.cold)] {
         say!("  time to ready, {caches} caches");
         let maps = &mut out.maps;
