@@ -37,6 +37,38 @@ pub fn rss(pid: Option<u32>) -> Option<Rss> {
     })
 }
 
+/// The resident part of a process's mappings of BPF maps (this one for
+/// `None`): the ring buffer, the mmapped arrays. Their pages are the maps'
+/// own, so they are in the maps' memlock too. From /proc/PID/smaps, whose
+/// mappings of BPF maps are named "anon_inode:bpf-map"; None once it is gone.
+pub fn bpf_map_resident(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/smaps"),
+        None => "/proc/self/smaps".into(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut in_bpf_map = false;
+    let mut kib = 0;
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or("");
+        if first == "Rss:" {
+            if in_bpf_map {
+                kib += fields
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        } else if first.contains('-') && !first.ends_with(':') {
+            // A mapping's first line: range, perms, offset, dev, inode, name.
+            in_bpf_map = fields
+                .nth(4)
+                .is_some_and(|name| name.starts_with("anon_inode:bpf"));
+        }
+    }
+    Some(kib * 1024)
+}
+
 /// Bytes the process passed to write(2) and friends (`wchar` in /proc/PID/io).
 pub fn written_bytes(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;

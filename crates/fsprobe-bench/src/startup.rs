@@ -46,6 +46,10 @@ pub struct StartupRow {
     /// process) before it started.
     pub rss_bytes: Option<u64>,
     pub rss_before_bytes: Option<u64>,
+    /// Of the resident size once ready, the mappings of BPF maps (the ring
+    /// buffer, the watch hints): counted in `kernel_map_bytes` too.
+    #[serde(default)]
+    pub rss_bpf_map_bytes: Option<u64>,
     /// Cold: dentries the kernel dropped before each start.
     pub dentries_dropped: Vec<u64>,
 }
@@ -140,6 +144,7 @@ fn library(tree: &Tree, row: &mut StartupRow, maps_out: &mut Vec<MapInfo>) -> Re
     row.watched = Some(probe.ready().watched_inodes);
     row.rss_before_bytes = before;
     row.rss_bytes = procfs::rss(None).map(|r| r.total);
+    row.rss_bpf_map_bytes = procfs::bpf_map_resident(None);
     row.kernel_map_bytes = Some(maps::memlock_total(None));
     if maps_out.is_empty() && row.caches == "warm" {
         *maps_out = maps::of(None, true);
@@ -157,6 +162,7 @@ fn child_until(cmd: Command, marker: &str, row: &mut StartupRow) -> Result<f64, 
     let at = child.stderr_time(marker);
     let pid = child.child.id();
     row.rss_bytes = procfs::rss(Some(pid)).map(|r| r.total);
+    row.rss_bpf_map_bytes = procfs::bpf_map_resident(Some(pid));
     let map_bytes = maps::memlock_total(Some(pid));
     row.kernel_map_bytes = (map_bytes > 0).then_some(map_bytes);
     child.stop(libc::SIGINT);

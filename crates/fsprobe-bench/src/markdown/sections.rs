@@ -120,7 +120,7 @@ pub fn startup(r: &Results) -> String {
         let Some(st) = &s.startup else { continue };
         let _ = write!(
             out,
-            "\n## Time to ready and memory (scenario {}: {} inodes)\n\nFrom starting each listener until it is ready: `Probe::start` returning (the library in this process), the CLI's \"fsprobe: ready\" line, inotifywait's \"Watches established\". Cold: after `sync` and `echo 3 > /proc/sys/vm/drop_caches` (checked: the kernel's dentry count must fall by 90 % of the tree). Memory once ready: `memlock` of the BPF maps, and the process's resident size (the library: this process, before → after the start).\n\n| listener | caches | ready in (s, median) | min–max | runs | watched inodes | kernel map memory | resident | status |\n|---|---|---|---|---|---|---|---|---|\n",
+            "\n## Time to ready and memory (scenario {}: {} inodes)\n\nFrom starting each listener until it is ready: `Probe::start` returning (the library in this process), the CLI's \"fsprobe: ready\" line, inotifywait's \"Watches established\". Cold: after `sync` and `echo 3 > /proc/sys/vm/drop_caches` (checked: the kernel's dentry count must fall by 90 % of the tree). Memory once ready: `memlock` of the BPF maps, and the process's resident size (the library: this process, before → after the start), of which its mappings of BPF maps (the ring buffer, the watch hints: pages of the maps, in their memlock too). The total counts those pages once: kernel map memory plus resident, less the mapped maps (the library's total is not given: this process holds the benchmark too). Starts run on every CPU.\n\n| listener | caches | ready in (s, median) | min–max | runs | watched inodes | kernel map memory | resident | of it, mapped BPF maps | total | status |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
             st.scenario,
             thousands(st.tree_inodes as f64)
         );
@@ -136,14 +136,21 @@ pub fn startup(r: &Results) -> String {
                 Some(b) => format!("{} → {}", mib(Some(b)), mib(row.rss_bytes)),
                 None => mib(row.rss_bytes),
             };
+            let total = match (row.rss_before_bytes, row.kernel_map_bytes, row.rss_bytes) {
+                (None, Some(maps), Some(rss)) => mib(Some(
+                    maps + rss - row.rss_bpf_map_bytes.unwrap_or(0).min(rss),
+                )),
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {median} | {range} | {} | {} | {} | {rss} | {} |",
+                "| {} | {} | {median} | {range} | {} | {} | {} | {rss} | {} | {total} | {} |",
                 row.listener,
                 row.caches,
                 row.runs.len(),
                 row.watched.map_or("–".into(), |n| thousands(n as f64)),
                 mib(row.kernel_map_bytes),
+                mib(row.rss_bpf_map_bytes),
                 row.status
             );
         }
