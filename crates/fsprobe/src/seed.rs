@@ -167,7 +167,7 @@ impl<'a> Seeder<'a> {
     }
 
     /// Adds the entry with stat `st` and watch flags `flags` (batched).
-    pub(crate) fn insert(&mut self, st: &libc::stat, flags: u32) -> Result<()> {
+    fn insert(&mut self, st: &libc::stat, flags: u32) -> Result<()> {
         self.keys
             .extend_from_slice(&inode_key(kernel_dev(st.st_dev), st.st_ino));
         self.values.extend_from_slice(&flags.to_ne_bytes());
@@ -178,7 +178,7 @@ impl<'a> Seeder<'a> {
     }
 
     /// Counts one more watched entry, for the progress reports.
-    pub(crate) fn count_walked(&mut self) {
+    fn count_walked(&mut self) {
         self.walked += 1;
         let others = match &self.shared_walked {
             None => 0,
@@ -222,7 +222,7 @@ impl<'a> Seeder<'a> {
         }
     }
 
-    pub(crate) fn dir_flags(&self, top: bool) -> u32 {
+    fn dir_flags(&self, top: bool) -> u32 {
         WATCH_SELF
             | if self.recursive || top {
                 WATCH_CHILDREN
@@ -299,15 +299,21 @@ impl<'a> Seeder<'a> {
 
     /// Walks the directory `dir` (stat `st`, named `label` in messages).
     pub(crate) fn walk(&mut self, dir: OwnedFd, st: &libc::stat, label: &OsStr) -> Result<()> {
-        self.count_walked();
-        self.insert(st, self.dir_flags(true))?;
+        self.enter_top(st)?;
         self.walk_below(dir, Id::of(st), label)
+    }
+
+    /// Counts the directory a walk starts from, `st`, and gives it its
+    /// entry: it watches its children even when the walk is not recursive.
+    pub(crate) fn enter_top(&mut self, st: &libc::stat) -> Result<()> {
+        self.count_walked();
+        self.insert(st, self.dir_flags(true))
     }
 
     /// Looks at the entry `name` of `dir`: a file is counted (and given
     /// an entry when it has other names), a directory given its entry. The
     /// directory's stat when the walk goes below it.
-    pub(crate) fn visit(
+    fn visit(
         &mut self,
         dir: BorrowedFd<'_>,
         name: &CStr,
@@ -424,11 +430,7 @@ impl<'a> Seeder<'a> {
     fn up(&self, dir: &OwnedFd, expected: Id) -> Option<OwnedFd> {
         let parent = open_dir_at(dir.as_raw_fd(), c"..").ok()?;
         let st = fstatat(parent.as_raw_fd(), c"", libc::AT_EMPTY_PATH).ok()?;
-        (Id {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        } == expected)
-            .then_some(parent)
+        (Id::of(&st) == expected).then_some(parent)
     }
 }
 

@@ -45,8 +45,7 @@ pub(crate) fn walk(
     if threads == 1 {
         return seeder.walk(dir, st, label);
     }
-    seeder.count_walked();
-    seeder.insert(st, seeder.dir_flags(true))?;
+    seeder.enter_top(st)?;
     let subtrees = top(seeder, dir, threads * SUBTREES_PER_THREAD, label)?;
     share_out(seeder, &subtrees, threads, label)
 }

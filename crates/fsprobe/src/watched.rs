@@ -176,24 +176,27 @@ impl Watched {
             state.room -= more;
             return Ok(());
         }
-        self.reserve(state, more)?;
+        let estimate = self.reserve(state, more)?;
         let half = u64::from(state.capacity) / 2;
-        state.room = half.saturating_sub(self.estimate(state) + more);
+        state.room = half.saturating_sub(estimate + more);
         Ok(())
     }
 
     /// Grows the set, if need be, so that `more` entries leave it at most
-    /// half full (or as large as the limit allows).
-    fn reserve(&self, state: &mut State, more: u64) -> Result<()> {
-        let wanted = (self.estimate(state) + more).saturating_mul(2);
+    /// half full (or as large as the limit allows); the entries it then
+    /// holds, estimated.
+    fn reserve(&self, state: &mut State, more: u64) -> Result<u64> {
+        let estimate = self.estimate(state);
+        let wanted = (estimate + more).saturating_mul(2);
         let mut capacity = state.capacity;
         while u64::from(capacity) < wanted && capacity < self.limit {
             capacity = capacity.saturating_mul(2).min(self.limit);
         }
         if capacity == state.capacity {
-            return Ok(());
+            return Ok(estimate);
         }
-        self.resize(state, capacity)
+        self.resize(state, capacity)?;
+        Ok(self.estimate(state))
     }
 
     fn resize(&self, state: &mut State, capacity: u32) -> Result<()> {
@@ -310,7 +313,7 @@ impl Watched {
             return Ok(());
         }
         state.last_maintained = Instant::now();
-        self.reserve(&mut state, 0)
+        self.reserve(&mut state, 0).map(|_| ())
     }
 
     /// The entries the set holds, counted.
