@@ -169,3 +169,72 @@ fn a_directory_made_during_the_walk_is_watched_with_its_contents() {
     let missed: Vec<_> = late.iter().filter(|p| !seen.contains(*p)).collect();
     assert!(missed.is_empty(), "opens in these not reported: {missed:?}");
 }
+
+/// A tree wide enough to be shared out over the walk's threads
+/// (src/seed_threads.rs: 64 subtrees, more than 8 per thread) is walked
+/// whole and once: every entry counted once, every directory in the
+/// filter, whichever thread walked it. The root also holds 190 files, so
+/// that the reporting thread's first report (after 256 entries) comes at
+/// its first subtree: it stops there for a while, and a helper walks
+/// nearly all the others, whose counts must be merged.
+#[test]
+fn a_wide_tree_is_walked_whole_and_once_over_the_threads() {
+    const SUBTREES: usize = 64;
+    const FILES: usize = 3;
+    const ROOT_FILES: u64 = 190;
+    let dir = std::env::temp_dir().join(format!("fsprobe-lib-wide-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    for f in 0..ROOT_FILES {
+        std::fs::File::create(dir.join(format!("r{f}"))).unwrap();
+    }
+    let mut deepest = Vec::new();
+    for t in 0..SUBTREES {
+        let leaf = dir.join(format!("t{t}/mid/leaf"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        for f in 0..FILES {
+            std::fs::File::create(leaf.join(format!("f{f}"))).unwrap();
+        }
+        deepest.push(leaf.join("f0"));
+    }
+    let paused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pause_once = std::sync::Arc::clone(&paused);
+    let probe = Probe::builder()
+        .path(&dir)
+        .events([EventKind::Open])
+        .exclude_own_process(false)
+        .on_walk_progress(Duration::ZERO, move |p| {
+            if !p.done && !pause_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+        .start()
+        .expect("start the probe (root needed)");
+    let (watched, entries) = (probe.ready().watched_inodes, probe.ready().filter_entries);
+    for path in &deepest {
+        std::fs::File::open(path).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < deepest.len() && Instant::now() < deadline {
+        if let Ok(Record::Event(e)) = probe.records().recv_timeout(Duration::from_millis(200))
+            && e.kind == EventKind::Open
+            && e.process.pid == std::process::id()
+            && deepest.contains(&e.file.path)
+        {
+            seen.insert(e.file.path.clone());
+        }
+    }
+    probe.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The root and its files, three directories and three files per subtree.
+    assert_eq!(
+        watched,
+        1 + ROOT_FILES + SUBTREES as u64 * (3 + FILES as u64)
+    );
+    // The root's entry, each directory's, and the root's name's directory.
+    assert_eq!(entries, 1 + SUBTREES as u64 * 3 + 1);
+    let missed: Vec<_> = deepest.iter().filter(|p| !seen.contains(*p)).collect();
+    assert!(missed.is_empty(), "opens not reported: {missed:?}");
+}
