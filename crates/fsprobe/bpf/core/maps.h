@@ -180,6 +180,8 @@ struct fsp_scratch {
 	__u64 known_gen;
 	/* The mount each slot of rec was resolved through (record/mounts.h). */
 	struct mount *slot_mnt[4];
+	/* sys_exit's syscall arguments, for fsp_decode_exit() (hooks/syscalls.h). */
+	unsigned long sys_args[6];
 	struct fsp_record rec;
 };
 

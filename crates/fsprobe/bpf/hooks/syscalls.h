@@ -589,20 +589,25 @@ static __always_inline long object_fd_of(struct pt_regs *regs, const struct sys_
 }
 
 /*
- * sys_exit's decode into op_scratch; 1 when there is an op to report. A
- * global function, so that the arguments (and pt_regs' copy) take no room
- * in sys_exit's frame: its builders' call chain must stay within the
- * verifier's 512 bytes of stack.
+ * sys_exit's decode into op_scratch, of the arguments sys_exit left in
+ * scratch's sys_args; 1 when there is an op to report. A global function,
+ * so that the arguments take no room in sys_exit's frame: its builders'
+ * call chain must stay within the verifier's 512 bytes of stack. The
+ * arguments come through scratch, not as a pointer to the registers: a
+ * global function takes only scalars and memory of a known size, and the
+ * copy of pt_regs that took (bpf_probe_read_kernel(), twice) cost about
+ * 60 ns of each watched open.
  */
-__noinline int fsp_decode_exit(__u64 regs_ptr, __s64 nr, __s64 ia32_nr, __u32 shape)
+__noinline int fsp_decode_exit(__s64 nr, __s64 ia32_nr, __u32 shape)
 {
 	struct sys_call c = { .nr = nr, .ia32_nr = ia32_nr, .shape = shape };
-	struct pt_regs regs;
+	struct fsp_scratch *s = get_scratch();
 	unsigned long a[6];
 
-	if (bpf_probe_read_kernel(&regs, sizeof(regs), (void *)regs_ptr))
+	if (!s)
 		return 0;
-	syscall_args(&regs, &c, a);
+	for (int i = 0; i < 6; i++)
+		a[i] = s->sys_args[i];
 	return decode(&c, a) != NULL;
 }
 
@@ -644,6 +649,7 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 {
 	__u64 key = thread_key();
 	struct file *file = NULL;
+	struct fsp_scratch *s;
 	bool missing = false;
 	struct sys_call c;
 	long nr, fd = -1;
@@ -682,7 +688,11 @@ int BPF_PROG(fsp_sys_exit, struct pt_regs *regs, long ret)
 		if (!file && !(missing && !cfg_paths_filtering))
 			return 0;
 	}
-	if (!fsp_decode_exit((__u64)untyped(regs), c.nr, c.ia32_nr, c.shape))
+	s = get_scratch();
+	if (!s)
+		return 0;
+	syscall_args(regs, &c, s->sys_args);
+	if (!fsp_decode_exit(c.nr, c.ia32_nr, c.shape))
 		return 0;
 	p = op_current();
 	if (!p)
