@@ -201,7 +201,7 @@ pub fn render(r: &Results) -> String {
     for p in &r.problems {
         let _ = writeln!(out, "- **Problem** (events unaccounted for): {p}");
     }
-    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events: in the first pass, which also fills the path caches (once per directory), and in a warm pass, the same operations again on the same probe (not timed; the steady state); consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
+    out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events: in the first pass, which also fills the path caches (once per directory), and in a warm pass, the same operations again on the same probe (the steady state, whose time is in the table after each scenario's); consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
     for s in &r.scenarios {
         let _ = writeln!(
             out,
@@ -218,6 +218,7 @@ pub fn render(r: &Results) -> String {
         for row in &s.rows {
             let _ = write!(out, "| {} {}", listener(row), cells(row));
         }
+        out.push_str(&sections::steady_state(s));
         out.push_str(&sections::bpf_programs(s));
         out.push_str(&sections::rename_loop(s));
     }

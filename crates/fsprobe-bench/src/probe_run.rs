@@ -265,9 +265,12 @@ pub fn measure(
         Watch::Elsewhere(_) => (0, 1),
     };
     let step = session.run(&[w], pace);
-    // The same operations again, on warm caches: the steady state's heap.
+    // The same operations again, on warm caches: the steady state.
     let warm = match (passes, &step) {
         (2, Ok(_)) => Some(session.run(&[w], pace).map(|again| WarmPass {
+            ns_per_op: again.result.ns_per_op,
+            ops: again.result.ops,
+            bpf: again.result.bpf,
             delivered: again.result.delivered,
             lost: again.lost,
             heap_bytes: again.result.heap_bytes,

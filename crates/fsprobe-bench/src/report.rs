@@ -6,7 +6,7 @@ use crate::cli_output::CliRun;
 use crate::kernel::progs::{self, ProgFigure};
 use crate::machine::Machine;
 use crate::rate::RateResult;
-use crate::run::{Cpus, RunResult};
+use crate::run::{Cpus, RunResult, WarmPass};
 use crate::startup::Startup;
 use crate::stats::Spread;
 use crate::tree::Scenario;
@@ -122,6 +122,17 @@ pub struct Row {
     #[serde(default)]
     pub warm_allocs_per_event: Option<f64>,
     pub consumer_cpu_ns_per_event: Option<f64>,
+    /// The warm passes' ns/op, their median over the baseline's median,
+    /// each over its own round's baseline, and their BPF ns/op: the steady
+    /// state, every directory already taught.
+    #[serde(default)]
+    pub warm_ns_per_op: Option<Spread>,
+    #[serde(default)]
+    pub warm_ratio_to_baseline: Option<f64>,
+    #[serde(default)]
+    pub warm_ratio_spread: Option<Spread>,
+    #[serde(default)]
+    pub warm_bpf_ns_per_op: Option<f64>,
     /// Per round, ns/op over the same round's baseline (min–max, median).
     #[serde(default)]
     pub ratio_spread: Option<Spread>,
@@ -164,6 +175,10 @@ impl Row {
             allocs_per_event: None,
             warm_bytes_per_event: None,
             warm_allocs_per_event: None,
+            warm_ns_per_op: None,
+            warm_ratio_to_baseline: None,
+            warm_ratio_spread: None,
+            warm_bpf_ns_per_op: None,
             consumer_cpu_ns_per_event: None,
             ratio_spread: None,
             bpf_ns_per_op: None,
@@ -224,5 +239,94 @@ impl Row {
         if self.status.is_empty() {
             self.status = "ok".into();
         }
+        self.finish_warm(baseline);
+    }
+
+    /// The warm passes' time and BPF time (`finish`).
+    fn finish_warm(&mut self, baseline: Option<f64>) {
+        let warm: Vec<(&RunResult, &WarmPass)> = (self.runs.iter())
+            .filter_map(|r| Some((r, r.warm.as_ref().filter(|w| w.ns_per_op > 0.0)?)))
+            .collect();
+        let ns: Vec<f64> = warm.iter().map(|(_, w)| w.ns_per_op).collect();
+        self.warm_ns_per_op = Spread::of(&ns);
+        self.warm_ratio_to_baseline = match (self.warm_ns_per_op, baseline) {
+            (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
+            _ => None,
+        };
+        let paired: Vec<f64> = (warm.iter())
+            .filter_map(|(r, w)| Some(w.ns_per_op / r.round_baseline_ns.filter(|&b| b > 0.0)?))
+            .collect();
+        self.warm_ratio_spread = Spread::of(&paired);
+        let with_bpf = || warm.iter().filter(|(_, w)| !w.bpf.is_empty());
+        let ops = with_bpf().map(|(_, w)| w.ops).sum();
+        let programs = progs::figures(with_bpf().flat_map(|(_, w)| &w.bpf), ops);
+        self.warm_bpf_ns_per_op =
+            (!programs.is_empty()).then(|| programs.iter().map(|p| p.ns_per_op).sum());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::progs::ProgRun;
+
+    fn run(ns: f64, round_base: f64, warm_ns: f64, warm_bpf_ns: u64) -> RunResult {
+        let prog = |run_time_ns| ProgRun {
+            name: "fsp_sys_exit".into(),
+            run_time_ns,
+            run_cnt: 2_000,
+        };
+        RunResult {
+            ns_per_op: ns,
+            ops: 1_000,
+            round_baseline_ns: Some(round_base),
+            bpf: vec![prog(3_000_000)],
+            warm: Some(WarmPass {
+                ns_per_op: warm_ns,
+                ops: 1_000,
+                bpf: vec![prog(warm_bpf_ns)],
+                delivered: 1_000,
+                ..WarmPass::default()
+            }),
+            ..RunResult::default()
+        }
+    }
+
+    #[test]
+    fn the_warm_passes_have_their_own_time_ratio_and_bpf_time() {
+        let mut row = Row::status("fsprobe", "perf_buffer", Some(128), String::new());
+        row.runs = vec![
+            run(6_000.0, 4_000.0, 5_000.0, 1_000_000),
+            run(7_000.0, 5_000.0, 5_500.0, 1_400_000),
+        ];
+        row.finish(Some(4_000.0), true);
+        // The first passes' figures are untouched by the warm passes'.
+        assert_eq!(row.ns_per_op.map(|s| s.median), Some(6_500.0));
+        assert_eq!(row.bpf_ns_per_op, Some(3_000.0));
+        let warm = row.warm_ns_per_op.expect("warm passes");
+        assert_eq!(
+            (warm.min, warm.median, warm.max),
+            (5_000.0, 5_250.0, 5_500.0)
+        );
+        assert_eq!(row.warm_ratio_to_baseline, Some(5_250.0 / 4_000.0));
+        let per_round = row.warm_ratio_spread.expect("paired ratios");
+        assert_eq!(
+            (per_round.min, per_round.max),
+            (5_500.0 / 5_000.0, 5_000.0 / 4_000.0)
+        );
+        // 2.4 ms of BPF time over 2,000 warm operations.
+        assert_eq!(row.warm_bpf_ns_per_op, Some(1_200.0));
+    }
+
+    #[test]
+    fn results_from_before_the_warm_time_have_no_warm_figures() {
+        let mut row = Row::status("fsprobe", "perf_buffer", Some(128), String::new());
+        let mut old = run(6_000.0, 4_000.0, 0.0, 0);
+        old.warm.as_mut().expect("warm").bpf.clear();
+        row.runs = vec![old];
+        row.finish(Some(4_000.0), true);
+        assert!(row.warm_ns_per_op.is_none());
+        assert_eq!(row.warm_ratio_to_baseline, None);
+        assert_eq!(row.warm_bpf_ns_per_op, None);
     }
 }

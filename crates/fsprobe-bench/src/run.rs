@@ -68,11 +68,21 @@ pub struct RunResult {
 }
 
 /// The workload's operations run a second time on the same probe: every
-/// directory is then known to the path caches, so the heap used is what
-/// an event costs in steady state (the first pass also fills the caches,
-/// which allocates once per directory).
+/// directory is then known to the path caches, so the time and the heap
+/// are what an event costs in steady state (the first pass also fills the
+/// caches, once per directory: a walk to the first known directory, a
+/// record that teaches it, an allocation in user space).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WarmPass {
+    /// Its time per operation: the steady state's, every directory already
+    /// known to the path caches (the first pass teaches them once).
+    #[serde(default)]
+    pub ns_per_op: f64,
+    #[serde(default)]
+    pub ops: u64,
+    /// The listener's BPF programs over the warm pass.
+    #[serde(default)]
+    pub bpf: Vec<ProgRun>,
     pub delivered: u64,
     /// Losses announced in the stream during the warm pass.
     #[serde(default)]
