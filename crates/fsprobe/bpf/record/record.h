@@ -155,14 +155,34 @@ static __always_inline bool put_dentry(struct fsp_scratch *s, enum fsp_slot whic
 	return put_dentry_if(s, which, d, mnt, true);
 }
 
+/*
+ * The dentry and mount of file f (NULL when unreadable), read in one probe
+ * read. As plain values, not typed pointers: fsp_parent_watching(), a
+ * global function, takes them as scalars, which a typed pointer's fields
+ * became only through a probe read each (untyped()): this is one helper
+ * call instead of two on every open of the host.
+ */
+static __always_inline void file_path(struct file *f, struct dentry **d, struct vfsmount **mnt)
+{
+	struct path path;
+
+	/* A failed read zeroes path: NULLs. */
+	bpf_core_read(&path, sizeof(path), &f->f_path);
+	*d = path.dentry;
+	*mnt = path.mnt;
+}
+
 static __always_inline bool put_file(struct fsp_scratch *s, enum fsp_slot which, struct file *file)
 {
+	struct vfsmount *mnt;
+	struct dentry *d;
+
 	if (!file) {
 		slot(s, which)->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
 	}
-	return put_dentry_if(s, which, BPF_CORE_READ(file, f_path.dentry),
-			     BPF_CORE_READ(file, f_path.mnt), false);
+	file_path(file, &d, &mnt);
+	return put_dentry_if(s, which, d, mnt, false);
 }
 
 /*
@@ -229,15 +249,7 @@ static __always_inline struct file *fd_watched(long fd, bool *missing)
 	*missing = !f;
 	if (!f)
 		return NULL;
-	if (has_core_cast()) {
-		struct file *typed = bpf_core_cast(f, struct file);
-
-		d = untyped(typed->f_path.dentry);
-		mnt = untyped(typed->f_path.mnt);
-	} else {
-		d = BPF_CORE_READ(f, f_path.dentry);
-		mnt = BPF_CORE_READ(f, f_path.mnt);
-	}
+	file_path(f, &d, &mnt);
 	return !d || file_watched(d, mnt) ? f : NULL;
 }
 
@@ -253,9 +265,10 @@ static __always_inline bool fd_matches(long fd)
 static __always_inline bool put_watched_file(struct fsp_scratch *s, enum fsp_slot which,
 					     struct file *file)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *mnt = BPF_CORE_READ(file, f_path.mnt);
+	struct vfsmount *mnt;
+	struct dentry *d;
 
+	file_path(file, &d, &mnt);
 	if (!d || !mnt) {
 		slot(s, which)->flags = FSP_PATH_MISSING;
 		return !cfg_paths_filtering;
@@ -428,11 +441,13 @@ static __always_inline void put_process(struct fsp_scratch *s, struct fsp_cache_
 {
 	struct fsp_proc *p = &s->rec.hdr.proc;
 	struct file *exe = (struct file *)now->exe;
-	struct dentry *d = exe ? BPF_CORE_READ(exe, f_path.dentry) : NULL;
-	struct vfsmount *mnt = exe ? BPF_CORE_READ(exe, f_path.mnt) : NULL;
+	struct vfsmount *mnt = NULL;
+	struct dentry *d = NULL;
 	bool cut = false;
 	__u32 pos, len;
 
+	if (exe)
+		file_path(exe, &d, &mnt);
 	s->rec.hdr.rflags |= FSP_REC_PROCESS;
 	p->cgroup_id = now->cgroup_id;
 	p->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
