@@ -53,7 +53,12 @@ fn lost(row: &Row) -> String {
 
 /// The paired ratios' range, per round.
 fn ratio_range(row: &Row) -> String {
-    match row.ratio_spread {
+    ratios(row.ratio_spread)
+}
+
+/// Ratios over several runs as min–max, over one as itself.
+pub(crate) fn ratios(spread: Option<crate::stats::Spread>) -> String {
+    match spread {
         Some(s) if s.n > 1 => format!("{:.2}–{:.2}", s.min, s.max),
         Some(s) => format!("{:.2}", s.median),
         None => "–".into(),

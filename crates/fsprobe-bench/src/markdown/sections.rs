@@ -3,41 +3,33 @@
 //! and the CLI's output cost.
 use std::fmt::Write;
 
-use super::{listener, max_rate, mib, num, thousands};
+use super::{listener, max_rate, mib, num, ratios, thousands};
 use crate::report::{Results, Row, ScenarioResult};
 use crate::scenario::rename_loop_tool;
+use crate::stats::Spread;
 
 /// fsprobe's warm passes: the same operations again on the same probe,
 /// every directory already taught to the path caches.
 pub fn steady_state(s: &ScenarioResult) -> String {
-    let rows: Vec<&Row> = s
-        .rows
-        .iter()
-        .filter(|r| r.warm_ns_per_op.is_some())
+    let warm: Vec<(&Row, Spread)> = (s.rows.iter())
+        .filter_map(|r| Some((r, r.warm_ns_per_op?)))
         .collect();
-    if rows.is_empty() {
+    if warm.is_empty() {
         return String::new();
     }
     let mut out = String::from(
         "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, warm pass | first pass: ns/op, BPF ns/op |\n|---|---|---|---|---|---|---|\n",
     );
-    for row in rows {
-        let Some(warm) = row.warm_ns_per_op else {
-            continue;
-        };
-        let per_round = match row.warm_ratio_spread {
-            Some(r) if r.n > 1 => format!("{:.2}–{:.2}", r.min, r.max),
-            Some(r) => format!("{:.2}", r.median),
-            None => "–".into(),
-        };
+    for (row, ns) in warm {
         let _ = writeln!(
             out,
-            "| {} | {} | {}–{} | {} | {per_round} | {} | {}, {} |",
+            "| {} | {} | {}–{} | {} | {} | {} | {}, {} |",
             listener(row),
-            thousands(warm.median),
-            thousands(warm.min),
-            thousands(warm.max),
+            thousands(ns.median),
+            thousands(ns.min),
+            thousands(ns.max),
             num(row.warm_ratio_to_baseline, 2),
+            ratios(row.warm_ratio_spread),
             num(row.warm_bpf_ns_per_op, 0),
             row.ns_per_op.map_or("–".into(), |s| thousands(s.median)),
             num(row.bpf_ns_per_op, 0),
