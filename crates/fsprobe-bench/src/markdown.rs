@@ -51,12 +51,8 @@ fn lost(row: &Row) -> String {
     }
 }
 
-/// The paired ratios' range, per round.
-fn ratio_range(row: &Row) -> String {
-    ratios(row.ratio_spread)
-}
-
-/// Ratios over several runs as min–max, over one as itself.
+/// Ratios over several runs (the paired ratios, per round) as min–max,
+/// over one as itself.
 pub(crate) fn ratios(spread: Option<crate::stats::Spread>) -> String {
     match spread {
         Some(s) if s.n > 1 => format!("{:.2}–{:.2}", s.min, s.max),
@@ -80,7 +76,7 @@ fn cells(row: &Row) -> String {
     format!(
         "| {median} | {range} | {} | {} | {} | {} | {} | {} | {} | {} | {status} |\n",
         num(row.ratio_to_baseline, 2),
-        ratio_range(row),
+        ratios(row.ratio_spread),
         delivered(row),
         lost(row),
         first_and_warm(row.bytes_per_event, row.warm_bytes_per_event, 0),

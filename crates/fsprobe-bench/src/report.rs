@@ -198,10 +198,7 @@ impl Row {
         let runs = &self.runs;
         let ns: Vec<f64> = runs.iter().map(|r| r.ns_per_op).collect();
         self.ns_per_op = Spread::of(&ns);
-        self.ratio_to_baseline = match (self.ns_per_op, baseline) {
-            (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
-            _ => None,
-        };
+        self.ratio_to_baseline = over_baseline(self.ns_per_op, baseline);
         self.expected = runs.iter().map(|r| r.ops).sum();
         self.delivered = runs.iter().map(|r| r.delivered).sum();
         self.lost = match runs.is_empty() {
@@ -249,10 +246,7 @@ impl Row {
             .collect();
         let ns: Vec<f64> = warm.iter().map(|(_, w)| w.ns_per_op).collect();
         self.warm_ns_per_op = Spread::of(&ns);
-        self.warm_ratio_to_baseline = match (self.warm_ns_per_op, baseline) {
-            (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
-            _ => None,
-        };
+        self.warm_ratio_to_baseline = over_baseline(self.warm_ns_per_op, baseline);
         let paired: Vec<f64> = (warm.iter())
             .filter_map(|(r, w)| Some(w.ns_per_op / r.round_baseline_ns.filter(|&b| b > 0.0)?))
             .collect();
@@ -262,6 +256,14 @@ impl Row {
         let programs = progs::figures(with_bpf().flat_map(|(_, w)| &w.bpf), ops);
         self.warm_bpf_ns_per_op =
             (!programs.is_empty()).then(|| programs.iter().map(|p| p.ns_per_op).sum());
+    }
+}
+
+/// The median of `ns` over the baseline's median.
+fn over_baseline(ns: Option<Spread>, baseline: Option<f64>) -> Option<f64> {
+    match (ns, baseline) {
+        (Some(s), Some(b)) if b > 0.0 => Some(s.median / b),
+        _ => None,
     }
 }
 
