@@ -596,7 +596,7 @@ static __always_inline long object_fd_of(struct pt_regs *regs, const struct sys_
  * arguments come through scratch, not as a pointer to the registers: a
  * global function takes only scalars and memory of a known size, and the
  * copy of pt_regs that took (bpf_probe_read_kernel(), twice) cost about
- * 60 ns of each watched open.
+ * 35 ns of each watched open (perf, scenario 6).
  */
 __noinline int fsp_decode_exit(__s64 nr, __s64 ia32_nr, __u32 shape)
 {
