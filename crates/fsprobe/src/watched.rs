@@ -31,8 +31,18 @@
 //! added and removed (FSP_CNT_WATCH_ADDED, FSP_CNT_WATCH_REMOVED).
 //! Replacing an entry counts as adding one, so the estimate errs high,
 //! and each resize starts it again from the entries copied.
+//!
+//! The start-up walk inserts from several threads (seed_threads.rs), a
+//! batch per directory. Inserts that fit in the room left below half the
+//! capacity share the set (a read lock): the kernel's hash map takes its
+//! own bucket locks (htab_map_update_elem(), kernel/bpf/hashtab.c). Only
+//! a resize, and an insert that needs the kernel's counts read again,
+//! take the set for themselves. With one lock for every insert, the
+//! walk's threads waited on each other's BPF_MAP_UPDATE_BATCH: perf saw
+//! 614 futex waits in Watched::insert during one start on scenario 4.
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
@@ -74,7 +84,8 @@ pub(crate) struct Watched {
     /// Marked before every insert (src/hints.rs).
     hints: Hints,
     limit: u32,
-    state: Mutex<State>,
+    state: RwLock<State>,
+    last_maintained: Mutex<Instant>,
 }
 
 #[derive(Debug)]
@@ -82,14 +93,24 @@ struct State {
     set: MapHandle,
     capacity: u32,
     /// Entries at the last resize, plus those user space added since.
-    base: u64,
+    base: AtomicU64,
     /// The kernel's counts at the last resize.
     kernel_added: u64,
     kernel_removed: u64,
-    last_maintained: Instant,
     /// Entries user space may still add before the kernel's counts are
     /// read again: the room below half the capacity at the last reading.
-    room: u64,
+    room: AtomicU64,
+}
+
+impl State {
+    /// Takes room for `more` entries, if there is that much left.
+    fn take_room(&self, more: u64) -> bool {
+        self.room
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |room| {
+                room.checked_sub(more)
+            })
+            .is_ok()
+    }
 }
 
 fn create_set(capacity: u32) -> Result<MapHandle> {
@@ -124,26 +145,30 @@ impl Watched {
             counters,
             hints,
             limit,
-            state: Mutex::new(State {
+            state: RwLock::new(State {
                 set: create_set(FIRST_CAPACITY.min(limit))?,
                 capacity: FIRST_CAPACITY.min(limit),
-                base: 0,
+                base: AtomicU64::new(0),
                 kernel_added: 0,
                 kernel_removed: 0,
-                last_maintained: Instant::now(),
-                room: 0,
+                room: AtomicU64::new(0),
             }),
+            last_maintained: Mutex::new(Instant::now()),
         };
-        {
-            let state = watched.lock();
-            watched.put(NOW, &state.set)?;
-        }
+        watched.put(NOW, &watched.shared().set)?;
         Ok(watched)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding the lock leaves a consistent map behind.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    // A panic while holding either lock leaves a consistent map behind.
+
+    /// The set, shared with the other inserts.
+    fn shared(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The set, for a resize.
+    fn exclusive(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn put(&self, slot: u32, set: &MapHandle) -> Result<()> {
@@ -163,7 +188,7 @@ impl Watched {
     /// How many entries the set holds (an upper bound, see the module's doc).
     fn estimate(&self, state: &State) -> u64 {
         let (added, removed) = self.kernel_counts();
-        (state.base + added.saturating_sub(state.kernel_added))
+        (state.base.load(Ordering::Relaxed) + added.saturating_sub(state.kernel_added))
             .saturating_sub(removed.saturating_sub(state.kernel_removed))
     }
 
@@ -172,13 +197,12 @@ impl Watched {
     /// used up, not for each of the walk's small batches. What the kernel
     /// adds meanwhile is left to `maintain`, and to the retry in `insert`.
     fn reserve_room(&self, state: &mut State, more: u64) -> Result<()> {
-        if more <= state.room {
-            state.room -= more;
+        if state.take_room(more) {
             return Ok(());
         }
         let estimate = self.reserve(state, more)?;
         let half = u64::from(state.capacity) / 2;
-        state.room = half.saturating_sub(estimate + more);
+        *state.room.get_mut() = half.saturating_sub(estimate + more);
         Ok(())
     }
 
@@ -223,11 +247,10 @@ impl Watched {
         *state = State {
             set: next,
             capacity,
-            base: copied,
+            base: AtomicU64::new(copied),
             kernel_added: added,
             kernel_removed: removed,
-            last_maintained: state.last_maintained,
-            room: 0,
+            room: AtomicU64::new(0),
         };
         Ok(())
     }
@@ -242,36 +265,42 @@ impl Watched {
         if count == 0 {
             return Ok(Ok(()));
         }
-        let mut state = self.lock();
-        self.reserve_room(&mut state, u64::from(count))?;
-        self.hints.mark(keys);
-        let mut retried = false;
-        loop {
-            match state
-                .set
-                .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)
-            {
-                Ok(()) => {
-                    state.base += u64::from(count);
-                    return Ok(Ok(()));
-                }
-                // The kernel filled the set since its counts were read:
-                // read them again, grow, and insert again (the entries
-                // that went in are replaced).
-                Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig && !retried => {
-                    retried = true;
-                    state.room = 0;
-                    self.reserve_room(&mut state, u64::from(count))?;
-                }
-                Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => return Ok(Err(Full)),
-                Err(source) => {
-                    return Err(Error::Bpf {
-                        what: "adding watched inodes".into(),
-                        source: source.into(),
-                    });
+        {
+            let state = self.shared();
+            if state.take_room(u64::from(count)) {
+                match self.update(&state, keys, values, count) {
+                    // The kernel filled the set since its counts were
+                    // read: insert again below, after they are.
+                    Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => {}
+                    done => return done.map(Ok).map_err(adding),
                 }
             }
         }
+        let mut state = self.exclusive();
+        *state.room.get_mut() = 0;
+        self.reserve_room(&mut state, u64::from(count))?;
+        match self.update(&state, keys, values, count) {
+            // Grown as far as the limit allows (the entries that went in
+            // are replaced when the batch is inserted again).
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::TooBig => Ok(Err(Full)),
+            done => done.map(Ok).map_err(adding),
+        }
+    }
+
+    /// One BPF_MAP_UPDATE_BATCH into the set, counted.
+    fn update(
+        &self,
+        state: &State,
+        keys: &[u8],
+        values: &[u8],
+        count: u32,
+    ) -> std::result::Result<(), libbpf_rs::Error> {
+        self.hints.mark(keys);
+        state
+            .set
+            .update_batch(keys, values, count, MapFlags::ANY, MapFlags::ANY)?;
+        state.base.fetch_add(u64::from(count), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Adds `flags` to those of `key`, inserting it when it is not in the
@@ -281,16 +310,12 @@ impl Watched {
         key: &[u8],
         flags: u32,
     ) -> Result<std::result::Result<bool, Full>> {
-        let held = {
-            let state = self.lock();
-            state.set.lookup(key, MapFlags::ANY).ok().flatten()
-        };
+        let held = self.shared().set.lookup(key, MapFlags::ANY).ok().flatten();
         let Some(held) = held.and_then(|v| <[u8; 4]>::try_from(v).ok()) else {
             return Ok(self.insert(key, &flags.to_ne_bytes())?.map(|()| true));
         };
-        let state = self.lock();
         let both = u32::from_ne_bytes(held) | flags;
-        state
+        self.shared()
             .set
             .update(key, &both.to_ne_bytes(), MapFlags::EXIST)
             .context("adding watch flags")?;
@@ -299,7 +324,7 @@ impl Watched {
 
     /// Sets the flags of `key`, if it is in the set.
     pub(crate) fn set_flags(&self, key: &[u8], flags: u32) {
-        let state = self.lock();
+        let state = self.shared();
         let _ = state.set.update(key, &flags.to_ne_bytes(), MapFlags::EXIST);
     }
 
@@ -308,17 +333,22 @@ impl Watched {
     /// error leaves the set as it was: what the kernel then cannot add is
     /// counted (FSP_CNT_WATCH_FULL) and reported as unwatched.
     pub(crate) fn maintain(&self) -> Result<()> {
-        let mut state = self.lock();
-        if state.last_maintained.elapsed() < MAINTAIN_EVERY {
-            return Ok(());
+        {
+            let mut last = self
+                .last_maintained
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < MAINTAIN_EVERY {
+                return Ok(());
+            }
+            *last = Instant::now();
         }
-        state.last_maintained = Instant::now();
-        self.reserve(&mut state, 0).map(|_| ())
+        self.reserve(&mut self.exclusive(), 0).map(|_| ())
     }
 
     /// The entries the set holds, counted.
     pub(crate) fn count(&self) -> u64 {
-        let state = self.lock();
+        let state = self.shared();
         let mut total = 0;
         let _ = for_each_batch(&state.set, |_, _, n| {
             total += u64::from(n);
@@ -330,7 +360,15 @@ impl Watched {
     /// The current set's capacity.
     #[cfg(test)]
     fn capacity(&self) -> u32 {
-        self.lock().capacity
+        self.shared().capacity
+    }
+}
+
+/// An insert's error from the kernel.
+fn adding(source: libbpf_rs::Error) -> Error {
+    Error::Bpf {
+        what: "adding watched inodes".into(),
+        source: source.into(),
     }
 }
 
@@ -456,7 +494,7 @@ mod tests {
         for i in [0, total - 1] {
             assert!(watched.hints.marked(7, i), "entry {i} hinted");
         }
-        let state = watched.lock();
+        let state = watched.shared();
         for i in [0, u64::from(FIRST_CAPACITY) - 1, total - 1] {
             let value = state.set.lookup(&inode_key(7, i), MapFlags::ANY).unwrap();
             assert_eq!(value, Some((i as u32).to_ne_bytes().to_vec()), "entry {i}");
@@ -472,6 +510,37 @@ mod tests {
             outer.lookup(&BEFORE.to_ne_bytes(), MapFlags::ANY).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn threads_inserting_at_once_across_resizes_lose_nothing() {
+        let (outer, counters) = (outer(), counters());
+        let hints_map = crate::hints::create_map().unwrap();
+        let watched = Watched::new(
+            MapHandle::try_from(&outer).unwrap(),
+            MapHandle::try_from(&counters).unwrap(),
+            Hints::map(&hints_map).unwrap(),
+            1 << 20,
+        )
+        .unwrap();
+        // Small batches, as the walk sends (a directory's subdirectories),
+        // from two threads, up to three times the first capacity: two
+        // resizes while the other thread inserts.
+        let per_thread = 3 * u64::from(FIRST_CAPACITY) / 2;
+        std::thread::scope(|scope| {
+            for thread in 0..2u64 {
+                let watched = &watched;
+                scope.spawn(move || {
+                    let start = thread * per_thread;
+                    for from in (start..start + per_thread).step_by(7) {
+                        let (keys, values) = batch(from..(from + 7).min(start + per_thread));
+                        watched.insert(&keys, &values).unwrap().unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(watched.count(), 2 * per_thread);
+        assert_eq!(watched.capacity(), 8 * FIRST_CAPACITY);
     }
 
     #[test]
