@@ -148,11 +148,8 @@ fn main() -> ExitCode {
     if args.soak {
         return soak_run(&args, &plan);
     }
-    // Held to the end: statistics go off again when it drops.
-    let bpf_stats = match plan.bpf_stats {
-        true => kernel::stats::Stats::enable(),
-        false => kernel::stats::Stats::Off("--no-bpf-stats".into()),
-    };
+    // On only for the passes that read them (kernel/stats.rs).
+    let bpf_stats = kernel::stats::init(plan.bpf_stats);
     say!("BPF run-time statistics: {}", bpf_stats.describe());
     let n = cpu::cpu_count();
     let cpus = Cpus {
@@ -252,7 +249,6 @@ fn main() -> ExitCode {
         failures,
         problems,
     };
-    drop(bpf_stats);
     if let Err(e) = write_outputs(&results, &plan.out) {
         eprintln!("fsprobe-bench: writing the results: {e}");
         return ExitCode::FAILURE;
@@ -274,11 +270,10 @@ fn main() -> ExitCode {
 /// The soak test alone, with statistics on and the consumer pinned like
 /// the benchmark's.
 fn soak_run(args: &Args, plan: &Plan) -> ExitCode {
-    let stats = match plan.bpf_stats {
-        true => kernel::stats::Stats::enable(),
-        false => kernel::stats::Stats::Off("--no-bpf-stats".into()),
-    };
+    let stats = kernel::stats::init(plan.bpf_stats);
     say!("BPF run-time statistics: {}", stats.describe());
+    // The soak reads them all along.
+    let _on = kernel::stats::on();
     let consumer = usize::from(cpu::cpu_count() > 1);
     if let Err(e) = cpu::pin_current_thread(consumer) {
         eprintln!("fsprobe-bench: cannot pin to CPU {consumer}: {e}");

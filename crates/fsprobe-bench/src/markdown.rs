@@ -203,6 +203,13 @@ pub fn render(r: &Results) -> String {
         let _ = writeln!(out, "- **Problem** (events unaccounted for): {p}");
     }
     out.push_str("\n## Overhead per scenario\n\nns/op is one open(O_RDONLY)+close; × is the median over the baseline's median, × per round each run over its own round's baseline (min–max); B/event and allocs/event are this process's heap over delivered events: in the first pass, which also fills the path caches (once per directory), and in a warm pass, the same operations again on the same probe (the steady state, whose time is in the table after each scenario's); consumer CPU is per delivered event (fsprobe: this process, i.e. the library's worker and the consuming thread; peers: their own processes, and for auditd also kauditd); BPF ns/op is the in-kernel time of the listener's BPF programs per operation (bpf_stats; every task's syscalls run the syscall hooks, see the table per program). The workload is a separate process.\n");
+    if r.scenarios
+        .iter()
+        .flat_map(|s| &s.rows)
+        .any(|row| row.bpf_in_stats_pass)
+    {
+        out.push_str("\nThe timed passes run without BPF statistics, as a listener runs in production: with them on, every run of a BPF program pays for two clock reads, and the syscall hooks run four times per open+close. BPF ns/op comes from one more pass of the same operations on the same listener, untimed, with statistics on only for it: the steady state, every directory already taught (its ns/op is in the steady-state table).\n");
+    }
     for s in &r.scenarios {
         let _ = writeln!(
             out,

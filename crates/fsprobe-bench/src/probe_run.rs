@@ -38,8 +38,12 @@ impl ProbeRun {
     pub fn accounting_error(&self) -> Option<String> {
         let (s, ops) = (&self.summary, self.expected);
         // Counted by the consumer, by thread: the workload's events only.
-        let warm = self.result.warm.as_ref().map_or(0, |w| w.delivered);
-        let delivered = self.result.delivered + warm;
+        let later: u64 = [&self.result.warm, &self.result.stats_pass]
+            .into_iter()
+            .flatten()
+            .map(|p| p.delivered)
+            .sum();
+        let delivered = self.result.delivered + later;
         if delivered + s.lost() != ops {
             return Some(format!(
                 "delivered {delivered} + lost {} != {ops} operations",
@@ -249,7 +253,25 @@ impl Finished {
     }
 }
 
-/// Starts a probe, runs the workload once under it, stops it.
+/// What one more pass of the workload gave.
+fn pass(step: StepRun) -> WarmPass {
+    WarmPass {
+        ns_per_op: step.result.ns_per_op,
+        ops: step.result.ops,
+        bpf: step.result.bpf,
+        delivered: step.result.delivered,
+        lost: step.lost,
+        heap_bytes: step.result.heap_bytes,
+        heap_allocs: step.result.heap_allocs,
+        consumer_cpu_ns: step.result.consumer_cpu_ns,
+    }
+}
+
+/// Starts a probe, runs the workload under it, stops it. The timed passes
+/// run without BPF statistics (kernel/stats.rs): the first, which also
+/// teaches the path caches every directory, and on the tree a second one,
+/// the steady state. A last pass, with statistics on, gives the
+/// programs' in-kernel time (`bpf`), in the steady state.
 pub fn measure(
     tree: &Tree,
     w: &Workload,
@@ -260,33 +282,38 @@ pub fn measure(
     pages: usize,
 ) -> fsprobe::Result<ProbeRun> {
     let mut session = Session::start(tree, watch, mode, transport, pages)?;
-    let (expected, passes) = match watch {
-        Watch::Tree => (2 * pace.ops(), 2),
-        Watch::Elsewhere(_) => (0, 1),
-    };
+    let on_tree = matches!(watch, Watch::Tree);
     let step = session.run(&[w], pace);
     // The same operations again, on warm caches: the steady state.
-    let warm = match (passes, &step) {
-        (2, Ok(_)) => Some(session.run(&[w], pace).map(|again| WarmPass {
-            ns_per_op: again.result.ns_per_op,
-            ops: again.result.ops,
-            bpf: again.result.bpf,
-            delivered: again.result.delivered,
-            lost: again.lost,
-            heap_bytes: again.result.heap_bytes,
-            heap_allocs: again.result.heap_allocs,
-            consumer_cpu_ns: again.result.consumer_cpu_ns,
-        })),
+    let warm = match (on_tree, &step) {
+        (true, Ok(_)) => Some(session.run(&[w], pace).map(pass)),
+        _ => None,
+    };
+    let stats_pass = match (&step, &warm) {
+        (Ok(_), None | Some(Ok(_))) => {
+            let _on = kernel::stats::on();
+            Some(session.run(&[w], pace).map(pass))
+        }
         _ => None,
     };
     let done = session.finish();
     let mut result = step?.result;
     result.warm = warm.transpose()?;
+    result.stats_pass = stats_pass.transpose()?;
+    if let Some(stats) = &result.stats_pass {
+        result.bpf = stats.bpf.clone();
+    }
+    let passes = 1 + u64::from(result.warm.is_some()) + u64::from(result.stats_pass.is_some());
+    let expected = if on_tree { passes * pace.ops() } else { 0 };
     let done = done?;
     result.teardown_s = Some(done.teardown_s);
-    // The first pass's: the summary counts both passes.
-    let warm_lost = result.warm.as_ref().map_or(0, |w| w.lost);
-    result.lost = Some(done.summary.lost().saturating_sub(warm_lost));
+    // The first pass's: the summary counts every pass.
+    let later_lost: u64 = [&result.warm, &result.stats_pass]
+        .into_iter()
+        .flatten()
+        .map(|p| p.lost)
+        .sum();
+    result.lost = Some(done.summary.lost().saturating_sub(later_lost));
     result.walks_full = Some(done.summary.walks_full);
     result.walks_cached = Some(done.summary.walks_cached);
     Ok(ProbeRun {

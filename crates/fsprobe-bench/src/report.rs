@@ -133,6 +133,14 @@ pub struct Row {
     pub warm_ratio_spread: Option<Spread>,
     #[serde(default)]
     pub warm_bpf_ns_per_op: Option<f64>,
+    /// The statistics passes' ns/op (run::RunResult::stats_pass): the
+    /// steady state with BPF statistics on, which `bpf_ns_per_op` then
+    /// comes from (`bpf_in_stats_pass`). Before they existed, the first
+    /// pass was timed with statistics on, and gave `bpf_ns_per_op`.
+    #[serde(default)]
+    pub stats_ns_per_op: Option<Spread>,
+    #[serde(default)]
+    pub bpf_in_stats_pass: bool,
     /// Per round, ns/op over the same round's baseline (min–max, median).
     #[serde(default)]
     pub ratio_spread: Option<Spread>,
@@ -179,6 +187,8 @@ impl Row {
             warm_ratio_to_baseline: None,
             warm_ratio_spread: None,
             warm_bpf_ns_per_op: None,
+            stats_ns_per_op: None,
+            bpf_in_stats_pass: false,
             consumer_cpu_ns_per_event: None,
             ratio_spread: None,
             bpf_ns_per_op: None,
@@ -236,6 +246,11 @@ impl Row {
         if self.status.is_empty() {
             self.status = "ok".into();
         }
+        let stats: Vec<f64> = (runs.iter())
+            .filter_map(|r| Some(r.stats_pass.as_ref()?.ns_per_op))
+            .collect();
+        self.stats_ns_per_op = Spread::of(&stats);
+        self.bpf_in_stats_pass = !stats.is_empty();
         self.finish_warm(baseline);
     }
 
@@ -318,6 +333,38 @@ mod tests {
         );
         // 2.4 ms of BPF time over 2,000 warm operations.
         assert_eq!(row.warm_bpf_ns_per_op, Some(1_200.0));
+    }
+
+    #[test]
+    fn the_statistics_passes_give_the_bpf_time_and_their_own_ns_per_op() {
+        let mut row = Row::status("fsprobe", "perf_buffer", Some(128), String::new());
+        row.runs = [(5_800.0, 800_000), (6_200.0, 1_200_000)]
+            .into_iter()
+            .map(|(stats_ns, bpf_ns)| {
+                let mut r = run(6_000.0, 4_000.0, 5_000.0, 0);
+                r.warm.as_mut().expect("warm").bpf.clear();
+                r.bpf = vec![ProgRun {
+                    name: "fsp_sys_exit".into(),
+                    run_time_ns: bpf_ns,
+                    run_cnt: 2_000,
+                }];
+                r.stats_pass = Some(WarmPass {
+                    ns_per_op: stats_ns,
+                    ops: 1_000,
+                    ..WarmPass::default()
+                });
+                r
+            })
+            .collect();
+        row.finish(Some(4_000.0), true);
+        assert!(row.bpf_in_stats_pass);
+        assert_eq!(row.stats_ns_per_op.map(|s| s.median), Some(6_000.0));
+        // 2 ms of BPF time over 2,000 operations; none in the warm passes.
+        assert_eq!(row.bpf_ns_per_op, Some(1_000.0));
+        assert_eq!(row.warm_bpf_ns_per_op, None);
+        // The timed passes are the same as without statistics passes.
+        assert_eq!(row.ns_per_op.map(|s| s.median), Some(6_000.0));
+        assert_eq!(row.warm_ns_per_op.map(|s| s.median), Some(5_000.0));
     }
 
     #[test]

@@ -40,8 +40,9 @@ pub struct RunResult {
     pub setup_s: Option<f64>,
     /// Seconds to stop it (fsprobe: `Probe::join`, i.e. detaching), not timed.
     pub teardown_s: Option<f64>,
-    /// The listener's BPF programs over the run (workload start to end);
-    /// empty without statistics or without BPF.
+    /// The listener's BPF programs (workload start to end) over the
+    /// statistics pass where there is one (`stats_pass`), else over the
+    /// run; empty without statistics or without BPF.
     #[serde(default)]
     pub bpf: Vec<ProgRun>,
     /// `memlock` of the listener's BPF maps at the end of the run.
@@ -62,12 +63,18 @@ pub struct RunResult {
     /// The achieved rate of a side load (the unrelated rename loop), per second.
     #[serde(default)]
     pub side_load_rate: Option<f64>,
-    /// fsprobe: the same operations again on the same probe (not timed).
+    /// fsprobe: the same operations again on the same probe.
     #[serde(default)]
     pub warm: Option<WarmPass>,
+    /// Listeners with BPF programs: the same operations once more, with
+    /// BPF statistics on (kernel/stats.rs); `bpf` comes from it. Its time
+    /// shows what the statistics themselves cost.
+    #[serde(default)]
+    pub stats_pass: Option<WarmPass>,
 }
 
-/// The workload's operations run a second time on the same probe: every
+/// The workload's operations run again on the same probe (the warm pass,
+/// and the statistics pass): every
 /// directory is then known to the path caches, so the time and the heap
 /// are what an event costs in steady state (the first pass also fills the
 /// caches, once per directory: a walk to the first known directory, a
@@ -80,7 +87,8 @@ pub struct WarmPass {
     pub ns_per_op: f64,
     #[serde(default)]
     pub ops: u64,
-    /// The listener's BPF programs over the warm pass.
+    /// The listener's BPF programs over this pass (empty when it ran
+    /// without statistics).
     #[serde(default)]
     pub bpf: Vec<ProgRun>,
     pub delivered: u64,

@@ -17,22 +17,39 @@ pub fn steady_state(s: &ScenarioResult) -> String {
     if warm.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, warm pass | first pass: ns/op, BPF ns/op |\n|---|---|---|---|---|---|---|\n",
-    );
+    let with_stats_pass = warm.iter().any(|(r, _)| r.bpf_in_stats_pass);
+    let mut out = String::from(match with_stats_pass {
+        true => {
+            "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline. A third pass, with BPF statistics on, gives the in-kernel time; its own ns/op shows what the statistics cost:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, statistics pass | ns/op, statistics pass | first pass ns/op |\n|---|---|---|---|---|---|---|---|\n"
+        }
+        false => {
+            "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, warm pass | first pass: ns/op, BPF ns/op |\n|---|---|---|---|---|---|---|\n"
+        }
+    });
     for (row, ns) in warm {
+        let first = row.ns_per_op.map_or("–".into(), |s| thousands(s.median));
+        let last = match with_stats_pass {
+            true => format!(
+                "{} | {} | {first}",
+                num(row.bpf_ns_per_op, 0),
+                row.stats_ns_per_op
+                    .map_or("–".into(), |s| thousands(s.median)),
+            ),
+            false => format!(
+                "{} | {first}, {}",
+                num(row.warm_bpf_ns_per_op, 0),
+                num(row.bpf_ns_per_op, 0)
+            ),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {}–{} | {} | {} | {} | {}, {} |",
+            "| {} | {} | {}–{} | {} | {} | {last} |",
             listener(row),
             thousands(ns.median),
             thousands(ns.min),
             thousands(ns.max),
             num(row.warm_ratio_to_baseline, 2),
             ratios(row.warm_ratio_spread),
-            num(row.warm_bpf_ns_per_op, 0),
-            row.ns_per_op.map_or("–".into(), |s| thousands(s.median)),
-            num(row.bpf_ns_per_op, 0),
         );
     }
     out
@@ -49,8 +66,14 @@ pub fn bpf_programs(s: &ScenarioResult) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "\nIn-kernel time per BPF program (bpf_stats over the run, divided by the run's operations; the syscall hooks also run for every other task's syscalls meanwhile, which shows in runs/op):\n\n| listener | program | ns/op | runs/op | ns/run |\n|---|---|---|---|---|\n",
+    let over = match rows.iter().any(|r| r.bpf_in_stats_pass) {
+        true => {
+            "over a pass of its own after the timed ones, with statistics on only for it (the steady state)"
+        }
+        false => "over the run",
+    };
+    let mut out = format!(
+        "\nIn-kernel time per BPF program (bpf_stats {over}, divided by the pass's operations; the syscall hooks also run for every other task's syscalls meanwhile, which shows in runs/op):\n\n| listener | program | ns/op | runs/op | ns/run |\n|---|---|---|---|---|\n",
     );
     for row in rows {
         let name = listener(row);

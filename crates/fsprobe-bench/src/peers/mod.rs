@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::kernel::progs::Progs;
-use crate::run::{self, Consumed, RunResult};
+use crate::run::{self, Consumed, RunResult, WarmPass};
 use crate::tree::Tree;
 use crate::workload::{Pace, Workload};
 use audit::Audit;
@@ -258,6 +258,25 @@ impl Peers {
             }
         });
         let cpu1 = self.consumer_cpu(kind, &f);
+        // A tool with BPF programs runs the operations once more, with
+        // BPF statistics on (kernel/stats.rs): its in-kernel time. The
+        // timed run above ran without them.
+        let mut stats_pass = None;
+        let mut lost_in_stats_pass = 0;
+        if let (Ok(_), false) = (&run, progs.is_empty()) {
+            let before = progress();
+            let lost_before = counts.lost.load(Ordering::SeqCst);
+            let _on = crate::kernel::stats::on();
+            stats_pass = run::measure(&[w], pace, &progs, |finished, ops| {
+                let seen = run::drain(finished, before + ops, Duration::from_secs(2), progress);
+                Consumed {
+                    delivered: seen - before,
+                    lost: None,
+                }
+            })
+            .ok();
+            lost_in_stats_pass = counts.lost.load(Ordering::SeqCst) - lost_before;
+        }
         let rss = crate::procfs::rss(Some(f.child.id())).map(|r| r.total);
         let map_bytes = match progs.is_empty() {
             true => None,
@@ -284,12 +303,22 @@ impl Peers {
         }
         // Some tools hold the last events until more arrive (perf trace
         // waits for a wakeup): they come out when it stops.
-        let late = progress().saturating_sub(r.delivered);
+        let stats_delivered = stats_pass.as_ref().map_or(0, |p| p.delivered);
+        if let Some(p) = stats_pass {
+            r.bpf = p.bpf;
+            r.stats_pass = Some(WarmPass {
+                ns_per_op: p.ns_per_op,
+                ops: p.ops,
+                delivered: p.delivered,
+                ..WarmPass::default()
+            });
+        }
+        let late = progress().saturating_sub(r.delivered + stats_delivered);
         if late > 0 {
             r.delivered += late;
             notes.push(format!("{late} event(s) came out only when it was stopped"));
         }
-        let reported_lost = counts.lost.load(Ordering::SeqCst) - lost0;
+        let reported_lost = counts.lost.load(Ordering::SeqCst) - lost0 - lost_in_stats_pass;
         match kind {
             PeerKind::Auditd => r.lost = self.end(kind, tree),
             PeerKind::Bpftrace | PeerKind::Opensnoop | PeerKind::PerfTrace => {
