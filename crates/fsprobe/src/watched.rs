@@ -472,8 +472,9 @@ mod tests {
         (keys, values)
     }
 
-    #[test]
-    fn the_set_grows_and_keeps_every_entry() {
+    /// A watched set with the default limit, its outer map, and the maps
+    /// it was made with (held for as long as the test runs).
+    fn watched_set() -> (Watched, MapHandle, (MapHandle, MapHandle)) {
         let (outer, counters) = (outer(), counters());
         let hints_map = crate::hints::create_map().unwrap();
         let watched = Watched::new(
@@ -483,6 +484,12 @@ mod tests {
             1 << 20,
         )
         .unwrap();
+        (watched, outer, (counters, hints_map))
+    }
+
+    #[test]
+    fn the_set_grows_and_keeps_every_entry() {
+        let (watched, outer, _maps) = watched_set();
         assert_eq!(watched.capacity(), FIRST_CAPACITY);
         let total = 3 * u64::from(FIRST_CAPACITY) / 2;
         for start in (0..total).step_by(BATCH as usize) {
@@ -514,15 +521,7 @@ mod tests {
 
     #[test]
     fn threads_inserting_at_once_across_resizes_lose_nothing() {
-        let (outer, counters) = (outer(), counters());
-        let hints_map = crate::hints::create_map().unwrap();
-        let watched = Watched::new(
-            MapHandle::try_from(&outer).unwrap(),
-            MapHandle::try_from(&counters).unwrap(),
-            Hints::map(&hints_map).unwrap(),
-            1 << 20,
-        )
-        .unwrap();
+        let (watched, outer, _maps) = watched_set();
         // Small batches, as the walk sends (a directory's subdirectories),
         // from two threads, up to three times the first capacity: two
         // resizes while the other thread inserts.
