@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn threads_inserting_at_once_across_resizes_lose_nothing() {
-        let (watched, outer, _maps) = watched_set();
+        let (watched, _outer, _maps) = watched_set();
         // Small batches, as the walk sends (a directory's subdirectories),
         // from two threads, up to three times the first capacity: two
         // resizes while the other thread inserts.
