@@ -12,7 +12,7 @@
 //! functions it calls, which libbpf appends to it
 //! (bpf_object__relocate_calls()) and the verifier reads: build.rs counts
 //! them in the object (build_calls.rs). A program's own section is a
-//! fraction of that (fsp_sys_exit: 2,983 of 18,063 instructions); weighed
+//! fraction of that (fsp_sys_exit: 2,983 of 17,965 instructions); weighed
 //! by their sections, the halves were fsp_sys_exit against fsp_sys_enter
 //! and both io_uring programs: 270 ms of verifying on one CPU while the
 //! other waited.
