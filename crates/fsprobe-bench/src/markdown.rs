@@ -206,7 +206,7 @@ pub fn render(r: &Results) -> String {
     if r.scenarios
         .iter()
         .flat_map(|s| &s.rows)
-        .any(|row| row.bpf_in_stats_pass)
+        .any(|row| row.bpf_in_stats_pass())
     {
         out.push_str("\nThe timed passes run without BPF statistics, as a listener runs in production: with them on, every run of a BPF program pays for two clock reads, and the syscall hooks run four times per open+close. BPF ns/op comes from one more pass of the same operations on the same listener, untimed, with statistics on only for it: the steady state, every directory already taught (its ns/op is in the steady-state table).\n");
     }

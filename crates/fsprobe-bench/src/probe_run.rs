@@ -38,11 +38,7 @@ impl ProbeRun {
     pub fn accounting_error(&self) -> Option<String> {
         let (s, ops) = (&self.summary, self.expected);
         // Counted by the consumer, by thread: the workload's events only.
-        let later: u64 = [&self.result.warm, &self.result.stats_pass]
-            .into_iter()
-            .flatten()
-            .map(|p| p.delivered)
-            .sum();
+        let later: u64 = self.result.later_passes().map(|p| p.delivered).sum();
         let delivered = self.result.delivered + later;
         if delivered + s.lost() != ops {
             return Some(format!(
@@ -308,11 +304,7 @@ pub fn measure(
     let done = done?;
     result.teardown_s = Some(done.teardown_s);
     // The first pass's: the summary counts every pass.
-    let later_lost: u64 = [&result.warm, &result.stats_pass]
-        .into_iter()
-        .flatten()
-        .map(|p| p.lost)
-        .sum();
+    let later_lost: u64 = result.later_passes().map(|p| p.lost).sum();
     result.lost = Some(done.summary.lost().saturating_sub(later_lost));
     result.walks_full = Some(done.summary.walks_full);
     result.walks_cached = Some(done.summary.walks_cached);

@@ -135,12 +135,10 @@ pub struct Row {
     pub warm_bpf_ns_per_op: Option<f64>,
     /// The statistics passes' ns/op (run::RunResult::stats_pass): the
     /// steady state with BPF statistics on, which `bpf_ns_per_op` then
-    /// comes from (`bpf_in_stats_pass`). Before they existed, the first
+    /// comes from (`bpf_in_stats_pass()`). Before they existed, the first
     /// pass was timed with statistics on, and gave `bpf_ns_per_op`.
     #[serde(default)]
     pub stats_ns_per_op: Option<Spread>,
-    #[serde(default)]
-    pub bpf_in_stats_pass: bool,
     /// Per round, ns/op over the same round's baseline (min–max, median).
     #[serde(default)]
     pub ratio_spread: Option<Spread>,
@@ -188,7 +186,6 @@ impl Row {
             warm_ratio_spread: None,
             warm_bpf_ns_per_op: None,
             stats_ns_per_op: None,
-            bpf_in_stats_pass: false,
             consumer_cpu_ns_per_event: None,
             ratio_spread: None,
             bpf_ns_per_op: None,
@@ -250,8 +247,13 @@ impl Row {
             .filter_map(|r| Some(r.stats_pass.as_ref()?.ns_per_op))
             .collect();
         self.stats_ns_per_op = Spread::of(&stats);
-        self.bpf_in_stats_pass = !stats.is_empty();
         self.finish_warm(baseline);
+    }
+
+    /// Whether `bpf_ns_per_op` comes from statistics passes (the steady
+    /// state), not from the first pass.
+    pub fn bpf_in_stats_pass(&self) -> bool {
+        self.stats_ns_per_op.is_some()
     }
 
     /// The warm passes' time and BPF time (`finish`).
@@ -357,7 +359,7 @@ mod tests {
             })
             .collect();
         row.finish(Some(4_000.0), true);
-        assert!(row.bpf_in_stats_pass);
+        assert!(row.bpf_in_stats_pass());
         assert_eq!(row.stats_ns_per_op.map(|s| s.median), Some(6_000.0));
         // 2 ms of BPF time over 2,000 operations; none in the warm passes.
         assert_eq!(row.bpf_ns_per_op, Some(1_000.0));

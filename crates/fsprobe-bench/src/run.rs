@@ -100,6 +100,13 @@ pub struct WarmPass {
     pub consumer_cpu_ns: Option<u64>,
 }
 
+impl RunResult {
+    /// The passes after the first (warm, statistics) that ran.
+    pub fn later_passes(&self) -> impl Iterator<Item = &WarmPass> {
+        [&self.warm, &self.stats_pass].into_iter().flatten()
+    }
+}
+
 /// Everything a consumer learns while the workload runs.
 pub struct Consumed {
     pub delivered: u64,

@@ -17,15 +17,19 @@ pub fn steady_state(s: &ScenarioResult) -> String {
     if warm.is_empty() {
         return String::new();
     }
-    let with_stats_pass = warm.iter().any(|(r, _)| r.bpf_in_stats_pass);
-    let mut out = String::from(match with_stats_pass {
+    let with_stats_pass = warm.iter().any(|(r, _)| r.bpf_in_stats_pass());
+    let table = match with_stats_pass {
         true => {
-            "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline. A third pass, with BPF statistics on, gives the in-kernel time; its own ns/op shows what the statistics cost:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, statistics pass | ns/op, statistics pass | first pass ns/op |\n|---|---|---|---|---|---|---|---|\n"
+            ". A third pass, with BPF statistics on, gives the in-kernel time; its own ns/op shows what the statistics cost:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, statistics pass | ns/op, statistics pass | first pass ns/op |\n|---|---|---|---|---|---|---|---|\n"
         }
         false => {
-            "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline:\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, warm pass | first pass: ns/op, BPF ns/op |\n|---|---|---|---|---|---|---|\n"
+            ":\n\n| listener | ns/op, warm pass (median) | min–max | × baseline | × per round | BPF ns/op, warm pass | first pass: ns/op, BPF ns/op |\n|---|---|---|---|---|---|---|\n"
         }
-    });
+    };
+    let mut out = String::from(
+        "\nThe steady state: each fsprobe run above runs the same operations a second time on the same probe (the warm pass), right after the first; every directory is then known to the path caches, which the first pass taught once per directory (a walk to the first known directory and a record that teaches it). Timed the same way, with the same baseline",
+    );
+    out.push_str(table);
     for (row, ns) in warm {
         let first = row.ns_per_op.map_or("–".into(), |s| thousands(s.median));
         let last = match with_stats_pass {
@@ -66,14 +70,14 @@ pub fn bpf_programs(s: &ScenarioResult) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let over = match rows.iter().any(|r| r.bpf_in_stats_pass) {
+    let over = match rows.iter().any(|r| r.bpf_in_stats_pass()) {
         true => {
-            "over a pass of its own after the timed ones, with statistics on only for it (the steady state)"
+            "over a pass of its own after the timed ones, with statistics on only for it (the steady state), divided by the pass's operations"
         }
-        false => "over the run",
+        false => "over the run, divided by the run's operations",
     };
     let mut out = format!(
-        "\nIn-kernel time per BPF program (bpf_stats {over}, divided by the pass's operations; the syscall hooks also run for every other task's syscalls meanwhile, which shows in runs/op):\n\n| listener | program | ns/op | runs/op | ns/run |\n|---|---|---|---|---|\n",
+        "\nIn-kernel time per BPF program (bpf_stats {over}; the syscall hooks also run for every other task's syscalls meanwhile, which shows in runs/op):\n\n| listener | program | ns/op | runs/op | ns/run |\n|---|---|---|---|---|\n",
     );
     for row in rows {
         let name = listener(row);
